@@ -1,0 +1,5 @@
+import sys
+
+from lakhnes.cli import main
+
+sys.exit(main())

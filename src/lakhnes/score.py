@@ -1,0 +1,267 @@
+"""NES scores: four monophonic voices with sample-accurate notes, and NES-MDB MIDI I/O.
+
+Times are in samples at 44.1 kHz (one NES-MDB MIDI tick). A voice's notes are a numpy
+structured array (``NOTE_DTYPE``) sorted by start; the per-frame volume (CC11) and timbre
+(CC12, pulse duty 0-3) curves are arrays of ``CTRL_DTYPE``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lakhnes.errors import InvalidInputError
+
+SAMPLE_RATE = 44100
+VOICES = ("P1", "P2", "TR", "NO")
+#: Inclusive MIDI pitch range of each voice (noise: NES-MDB noise types 1-16).
+PITCH_RANGE = {"P1": (33, 108), "P2": (33, 108), "TR": (21, 108), "NO": (1, 16)}
+#: General MIDI programs NES-MDB uses for the four tracks (noise on the drum channel).
+PROGRAMS = {"P1": 80, "P2": 81, "TR": 38, "NO": 121}
+#: Velocity a note gets when the source carries no dynamics (NES-MDB uses 1 for triangle).
+DEFAULT_VELOCITY = {"P1": 15, "P2": 15, "TR": 1, "NO": 15}
+CC_VOLUME, CC_TIMBRE = 11, 12
+MAX_MIDI_BYTES = 8 * 1024 * 1024
+#: Longest song accepted (samples): one hour.
+MAX_SAMPLES = 3600 * SAMPLE_RATE
+
+NOTE_DTYPE = np.dtype([("start", "<i8"), ("end", "<i8"), ("pitch", "<i2"), ("velocity", "<i2")])
+CTRL_DTYPE = np.dtype([("time", "<i8"), ("value", "<i2")])
+
+
+def _empty(dtype) -> np.ndarray:
+    return np.zeros(0, dtype=dtype)
+
+
+def _voice_dict(dtype) -> dict[str, np.ndarray]:
+    return {v: _empty(dtype) for v in VOICES}
+
+
+@dataclass
+class NesScore:
+    """An NES score: notes, volume and timbre curves per voice, and the end time (samples)."""
+
+    notes: dict[str, np.ndarray] = field(default_factory=lambda: _voice_dict(NOTE_DTYPE))
+    end: int = 0
+    volume: dict[str, np.ndarray] = field(default_factory=lambda: _voice_dict(CTRL_DTYPE))
+    timbre: dict[str, np.ndarray] = field(default_factory=lambda: _voice_dict(CTRL_DTYPE))
+    name: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return self.end / SAMPLE_RATE
+
+    @property
+    def num_notes(self) -> int:
+        return sum(len(n) for n in self.notes.values())
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, NesScore) or self.end != other.end:
+            return False
+        return all(
+            np.array_equal(a[v], b[v])
+            for a, b in ((self.notes, other.notes), (self.volume, other.volume), (self.timbre, other.timbre))
+            for v in VOICES
+        )
+
+    def check(self) -> None:
+        """Raise ``InvalidInputError`` unless every voice is sorted, monophonic and in range."""
+        for v in VOICES:
+            n = self.notes[v]
+            if not len(n):
+                continue
+            if np.any(n["end"] <= n["start"]):
+                i = int(np.argmax(n["end"] <= n["start"]))
+                raise InvalidInputError(f"voice {v}: empty note at sample {n['start'][i]}")
+            overlap = n["start"][1:] < n["end"][:-1]
+            if np.any(overlap):
+                i = int(np.argmax(overlap)) + 1
+                raise InvalidInputError(
+                    f"voice {v} is polyphonic: a note starts at sample {n['start'][i]} "
+                    f"({n['start'][i] / SAMPLE_RATE:.3f} s) before the previous one ends"
+                )
+            lo, hi = PITCH_RANGE[v]
+            bad = (n["pitch"] < lo) | (n["pitch"] > hi)
+            if np.any(bad):
+                i = int(np.argmax(bad))
+                raise InvalidInputError(
+                    f"voice {v}: pitch {n['pitch'][i]} at {n['start'][i] / SAMPLE_RATE:.3f} s "
+                    f"is outside {lo}-{hi}"
+                )
+
+    def slice(self, start: int, stop: int) -> "NesScore":
+        """The part of the score in [start, stop) samples, shifted to time 0 (notes clipped)."""
+        notes, volume, timbre = {}, {}, {}
+        for v in VOICES:
+            n = self.notes[v]
+            keep = n[(n["end"] > start) & (n["start"] < stop)].copy()
+            keep["start"] = np.maximum(keep["start"], start) - start
+            keep["end"] = np.minimum(keep["end"], stop) - start
+            notes[v] = keep
+            for src, dst in ((self.volume, volume), (self.timbre, timbre)):
+                c = src[v]
+                # keep the value in force at `start`, then the changes inside the window
+                before = c[c["time"] <= start]
+                inside = c[(c["time"] > start) & (c["time"] < stop)].copy()
+                head = before[-1:].copy()
+                head["time"] = start
+                both = np.concatenate([head, inside])
+                both["time"] -= start
+                dst[v] = both
+        return NesScore(notes, max(0, min(stop, self.end) - start), volume, timbre, self.name)
+
+
+def make_notes(start, end, pitch, velocity=15) -> np.ndarray:
+    """Build a ``NOTE_DTYPE`` array from columns (scalars broadcast)."""
+    start = np.asarray(start, dtype=np.int64)
+    out = np.zeros(start.shape[0], dtype=NOTE_DTYPE)
+    out["start"], out["end"], out["pitch"], out["velocity"] = start, end, pitch, velocity
+    return out
+
+
+# --------------------------------------------------------------------------- MIDI input
+
+
+def _load_symusic(src: str | os.PathLike | bytes, path: str | None):
+    import symusic
+
+    try:
+        if isinstance(src, (bytes, bytearray)):
+            data = bytes(src)
+        else:
+            size = os.path.getsize(src)
+            if size > MAX_MIDI_BYTES:
+                raise InvalidInputError(
+                    f"file too large ({size / 1e6:.1f} MB; the limit is {MAX_MIDI_BYTES / 1e6:.0f} MB)", path
+                )
+            data = Path(src).read_bytes()
+    except OSError as e:
+        raise InvalidInputError(f"cannot read file ({e.strerror or e})", path) from None
+    if not data:
+        raise InvalidInputError("empty file", path)
+    if len(data) > MAX_MIDI_BYTES:
+        raise InvalidInputError(f"file too large ({len(data) / 1e6:.1f} MB)", path)
+    if data[:4] != b"MThd":
+        raise InvalidInputError("not a MIDI file (no MThd header)", path)
+    try:
+        return symusic.Score.from_midi(data)
+    except Exception as e:  # symusic raises plain RuntimeError/ValueError on corrupt data
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InvalidInputError(f"corrupt MIDI ({msg})", path) from None
+
+
+def _raw(src) -> bytes:
+    return bytes(src) if isinstance(src, (bytes, bytearray)) else Path(src).read_bytes()
+
+
+def _names_nes_tracks(data: bytes) -> bool:
+    """Whether the MIDI names an NES track (symusic drops tracks without notes)."""
+    return any(b"\xff\x03\x02" + n in data for n in (b"p1", b"p2", b"tr", b"no"))
+
+
+def read_midi(src: str | os.PathLike | bytes, name: str | None = None) -> NesScore:
+    """Read NES-MDB MIDI (tracks ``p1``, ``p2``, ``tr``, ``no``) into an ``NesScore``.
+
+    ``src`` is a path or the file's bytes. Raises ``InvalidInputError`` naming the file.
+    """
+    path = None if isinstance(src, (bytes, bytearray)) else str(src)
+    if name is None:
+        name = Path(path).name.split(".")[0] if path else ""
+    sm = _load_symusic(src, path)
+    native = sm.ticks_per_quarter == 22050 and all(t.mspq == 500000 for t in sm.tempos)
+    if not native:
+        sm = sm.to("second")
+    tracks = {}
+    for t in sm.tracks:
+        key = t.name.strip().upper()
+        if key in VOICES:
+            if key in tracks:
+                raise InvalidInputError(f"two tracks named {t.name!r}", path)
+            tracks[key] = t
+    if not tracks and not _names_nes_tracks(_raw(src)):
+        found = ", ".join(repr(t.name) for t in sm.tracks) or "none"
+        raise InvalidInputError(f"no NES tracks (expected p1, p2, tr, no; found {found})", path)
+
+    def ticks(x) -> np.ndarray:
+        x = np.asarray(x)
+        return x.astype(np.int64) if native else np.round(x * SAMPLE_RATE).astype(np.int64)
+
+    score = NesScore(name=name)
+    last = 0
+    for v, t in tracks.items():
+        if len(t.notes):
+            a = t.notes.numpy()
+            start = ticks(a["time"])
+            end = ticks(a["time"] + a["duration"])
+            order = np.lexsort((a["pitch"], start))
+            notes = make_notes(start[order], end[order], a["pitch"][order], a["velocity"][order])
+            notes = notes[notes["end"] > notes["start"]]  # zero-length notes make no sound
+            score.notes[v] = notes
+            if len(notes):
+                last = max(last, int(notes["end"].max()))
+        if len(t.controls):
+            c = t.controls.numpy()
+            ct = ticks(c["time"])
+            order = np.argsort(ct, kind="stable")
+            for number, dst in ((CC_VOLUME, score.volume), (CC_TIMBRE, score.timbre)):
+                sel = order[c["number"][order] == number]
+                arr = np.zeros(len(sel), dtype=CTRL_DTYPE)
+                arr["time"], arr["value"] = ct[sel], c["value"][sel]
+                dst[v] = arr
+    ts = sm.time_signatures
+    marker = int(ticks([ts[-1].time])[0]) if len(ts) else 0
+    score.end = marker if marker > 0 else last
+    if score.end > MAX_SAMPLES or last > MAX_SAMPLES:
+        raise InvalidInputError(f"song too long ({max(score.end, last) / SAMPLE_RATE:.0f} s)", path)
+    try:
+        score.check()
+    except InvalidInputError as e:
+        raise e.with_path(path) from None
+    return score
+
+
+# -------------------------------------------------------------------------- MIDI output
+
+
+def to_symusic(score: NesScore):
+    """The score as a ``symusic.Score`` in NES-MDB layout (22050 ticks/beat at 120 bpm)."""
+    import symusic
+
+    sm = symusic.Score(22050)
+    sm.tempos.append(symusic.Tempo(0, qpm=120.0))
+    sm.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    if score.end > 0:
+        sm.time_signatures.append(symusic.TimeSignature(int(score.end), 1, 1))
+    for v in VOICES:
+        n = score.notes[v]
+        track = symusic.Track(name=v.lower(), program=PROGRAMS[v], is_drum=(v == "NO"))
+        if len(n):
+            track.notes = symusic.Note.from_numpy(
+                n["start"].astype(np.int32),
+                (n["end"] - n["start"]).astype(np.int32),
+                n["pitch"].astype(np.int8),
+                np.clip(n["velocity"], 1, 127).astype(np.int8),
+            )
+        ctrl = [(c, CC_VOLUME) for c in [score.volume[v]] if len(c)]
+        ctrl += [(c, CC_TIMBRE) for c in [score.timbre[v]] if len(c)]
+        if ctrl:
+            times = np.concatenate([c["time"] for c, _ in ctrl])
+            nums = np.concatenate([np.full(len(c), k) for c, k in ctrl])
+            vals = np.concatenate([c["value"] for c, _ in ctrl])
+            order = np.argsort(times, kind="stable")
+            track.controls = symusic.ControlChange.from_numpy(
+                times[order].astype(np.int32), nums[order].astype(np.uint8), vals[order].astype(np.uint8)
+            )
+        sm.tracks.append(track)
+    return sm
+
+
+def write_midi(score: NesScore, path: str | os.PathLike) -> None:
+    """Write NES-MDB-style MIDI atomically (temporary name, then rename)."""
+    from lakhnes.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        to_symusic(score).dump_midi(str(tmp))

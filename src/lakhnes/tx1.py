@@ -1,0 +1,191 @@
+"""TX1: NES scores ⇄ event sequences ⇄ LakhNES text ⇄ token ids.
+
+An *event array* is an ``int64`` array: a value ``>= 0`` is a note token id from
+:mod:`lakhnes.vocab` (``<S>``, NOTEON, NOTEOFF), a value ``< 0`` is a wait of ``-value``
+samples. Raw waits keep the exact timing (the LakhNES text files hold raw waits); token ids
+snap them to the 370 vocabulary waits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lakhnes import vocab as V
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import DEFAULT_VELOCITY, PITCH_RANGE, VOICES, NesScore, make_notes
+
+__all__ = [
+    "score_to_events", "events_to_score", "events_to_text", "text_to_events",
+    "events_to_ids", "ids_to_events", "song_ids", "score_to_text", "text_to_score",
+    "read_tx1", "check_ids",
+]
+
+
+def score_to_events(score: NesScore) -> np.ndarray:
+    """The TX1 events of a score, exactly as LakhNES' ``midi_to_tx1`` writes them.
+
+    Each note is a NOTEON at its start; a NOTEOFF follows at its end unless the next note of
+    the voice starts right then (legato). Events at one instant go P1, P2, TR, NO; a final
+    wait runs to the score's end.
+    """
+    times, voices, codes = [], [], []
+    for vi, v in enumerate(VOICES):
+        n = score.notes[v]
+        if not len(n):
+            continue
+        off = np.ones(len(n), dtype=bool)
+        off[:-1] = n["end"][:-1] != n["start"][1:]
+        times += [n["start"], n["end"][off]]
+        codes += [V.noteon_id(v, n["pitch"].astype(np.int64)), np.full(int(off.sum()), V.VOICE_OFF[v])]
+        voices.append(np.full(len(n) + int(off.sum()), vi, dtype=np.int8))
+    if not times:
+        return np.array([-score.end] if score.end > 0 else [], dtype=np.int64)
+    t = np.concatenate(times)
+    c = np.concatenate(codes).astype(np.int64)
+    order = np.lexsort((np.concatenate(voices), t))  # by time, then voice; stable
+    t, c = t[order], c[order]
+    gap = np.diff(t, prepend=0)
+    wait_at = np.flatnonzero(gap > 0)
+    out = np.insert(c, wait_at, -gap[wait_at])
+    if score.end > t[-1]:
+        out = np.append(out, -(score.end - t[-1]))
+    return out
+
+
+def events_to_score(events, end: int | None = None, name: str = "") -> NesScore:
+    """Rebuild a score from events. A NOTEON while a note sounds ends it (legato); the last
+    note of a voice without NOTEOFF runs to the end. ``<S>`` is ignored."""
+    ev = np.asarray(events, dtype=np.int64)
+    is_wait = ev < 0
+    time = np.cumsum(np.where(is_wait, -ev, 0))
+    total = int(time[-1]) if len(ev) else 0
+    end = total if end is None else int(end)
+    code = np.where(is_wait, 0, ev)
+    vidx = np.where(is_wait, -1, V.VOICE_OF[np.clip(code, 0, V.VOCAB_SIZE - 1)])
+    score = NesScore(end=end, name=name)
+    for vi, v in enumerate(VOICES):
+        sel = vidx == vi
+        tv, cv = time[sel], code[sel]
+        if not len(tv):
+            continue
+        on = np.flatnonzero(cv != V.VOICE_OFF[v])
+        nxt = np.append(tv[1:], max(end, total))
+        start, stop = tv[on], nxt[on]
+        pitch = V.PITCH_OF[cv[on]]
+        keep = stop > start
+        score.notes[v] = make_notes(start[keep], stop[keep], pitch[keep], DEFAULT_VELOCITY[v])
+    return score
+
+
+def events_to_text(events) -> str:
+    """Events → LakhNES TX1 text (one token a line, raw waits, trailing newline)."""
+    ev = np.asarray(events, dtype=np.int64)
+    toks = V.TOKENS
+    lines = [toks[e] if e >= 0 else f"WT_{-e}" for e in ev.tolist()]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def text_to_events(text: str, source: str | None = None) -> np.ndarray:
+    """TX1 text → events. Raises ``InvalidInputError`` naming the line and the symbol."""
+    out = []
+    lookup = V.TOKEN_TO_ID
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        tok = raw.strip()
+        if not tok:
+            continue
+        i = lookup.get(tok)
+        if i is not None and not V.IS_WAIT[i]:
+            out.append(i)
+            continue
+        if tok.startswith("WT_"):
+            num = tok[3:]
+            if not num.lstrip("-").isdigit():
+                raise InvalidInputError(f"line {lineno}: wait {tok!r} is not a whole number of samples", source)
+            w = int(num)
+            if w <= 0:
+                raise InvalidInputError(f"line {lineno}: wait {tok!r} must be positive", source)
+            out.append(-w)
+            continue
+        raise InvalidInputError(f"line {lineno}: {_why_unknown(tok)}", source)
+    return np.array(out, dtype=np.int64)
+
+
+def _why_unknown(tok: str) -> str:
+    parts = tok.split("_")
+    if len(parts) == 3 and parts[0] in VOICES and parts[1] == "NOTEON":
+        lo, hi = PITCH_RANGE[parts[0]]
+        if parts[2].lstrip("-").isdigit():
+            return f"pitch in {tok!r} is outside the {parts[0]} range {lo}-{hi}"
+        return f"pitch in {tok!r} is not a number"
+    return f"unknown symbol {tok!r}"
+
+
+def events_to_ids(events) -> np.ndarray:
+    """Events → token ids (uint16). Each wait snaps to the nearest vocabulary wait; waits
+    longer than the longest (100000 samples) become several wait tokens."""
+    ev = np.asarray(events, dtype=np.int64)
+    w = np.where(ev < 0, -ev, 0)
+    big = w > V.MAX_WAIT
+    if np.any(big):
+        reps = np.where(big, w // V.MAX_WAIT + (w % V.MAX_WAIT > 0), 1)
+        ev = np.repeat(ev, reps)
+        first = np.cumsum(reps) - reps
+        rest = np.where(big, w - (reps - 1) * V.MAX_WAIT, 0)
+        w = np.where(np.repeat(big, reps), V.MAX_WAIT, np.repeat(w, reps))
+        w[first[big] + reps[big] - 1] = rest[big]
+    ids = np.where(ev < 0, V.WAIT_BASE + V.snap_wait(w), ev)
+    return ids.astype(np.uint16)
+
+
+def ids_to_events(ids) -> np.ndarray:
+    """Token ids → events (waits take their vocabulary length; ``<S>`` dropped)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= V.VOCAB_SIZE):
+        raise InvalidInputError(f"token id outside 0-{V.VOCAB_SIZE - 1}")
+    ids = ids[ids != V.START]
+    return np.where(V.IS_WAIT[ids], -V.WAIT_OF[ids], ids)
+
+
+def song_ids(events) -> np.ndarray:
+    """A song as LakhNES trained on it: leading/trailing waits trimmed, wrapped in ``<S>``."""
+    ids = events_to_ids(events)
+    notes = np.flatnonzero(~V.IS_WAIT[ids])
+    body = ids[notes[0] : notes[-1] + 1] if len(notes) else ids[:0]
+    return np.concatenate([[V.START], body, [V.START]]).astype(np.uint16)
+
+
+def check_ids(ids) -> None:
+    """Raise ``InvalidInputError`` if ids are not playable TX1: a NOTEOFF for a silent voice."""
+    sounding = [False] * 4
+    for k, i in enumerate(np.asarray(ids).tolist()):
+        vi = int(V.VOICE_OF[i])
+        if vi < 0:
+            continue
+        if V.IS_NOTEOFF[i]:
+            if not sounding[vi]:
+                raise InvalidInputError(f"token {k}: {V.TOKENS[i]} while {VOICES[vi]} is silent")
+            sounding[vi] = False
+        else:
+            sounding[vi] = True
+
+
+def score_to_text(score: NesScore) -> str:
+    return events_to_text(score_to_events(score))
+
+
+def text_to_score(text: str, name: str = "", source: str | None = None) -> NesScore:
+    return events_to_score(text_to_events(text, source), name=name)
+
+
+def read_tx1(path) -> NesScore:
+    """Read a ``.tx1.txt`` file into a score."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInputError(f"cannot read TX1 text ({e})", str(p)) from None
+    if not text.strip():
+        raise InvalidInputError("empty TX1 file", str(p))
+    return text_to_score(text, name=p.name.split(".")[0], source=str(p))
