@@ -78,11 +78,10 @@ def events_to_score(events, end: int | None = None, name: str = "") -> NesScore:
 
 
 def events_to_text(events) -> str:
-    """Events → LakhNES TX1 text (one token a line, raw waits, trailing newline)."""
-    ev = np.asarray(events, dtype=np.int64)
+    """Events → LakhNES TX1 text: one token a line, raw waits, no trailing newline (the
+    published files' exact bytes)."""
     toks = V.TOKENS
-    lines = [toks[e] if e >= 0 else f"WT_{-e}" for e in ev.tolist()]
-    return "\n".join(lines) + "\n" if lines else ""
+    return "\n".join([toks[e] if e >= 0 else f"WT_{-e}" for e in np.asarray(events, dtype=np.int64).tolist()])
 
 
 def text_to_events(text: str, source: str | None = None) -> np.ndarray:

@@ -1,0 +1,73 @@
+"""Synthesizer speed: real-time factor over a folder of NES-MDB MIDI, and peak memory of a long song.
+
+    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/bench_synth.py /tmp/data/nesmdb_midi/test
+
+Reads every file first (not timed), then times ``lakhnes.synth.render`` (filters on) over all
+of them, best of ``--repeat`` passes. Then renders a 10-minute song (the first file looped)
+and reports the peak traced memory (tracemalloc) of that render.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from lakhnes.score import SAMPLE_RATE, VOICES, NesScore, read_midi
+from lakhnes.synth import render
+
+
+def looped(score: NesScore, seconds: float) -> NesScore:
+    """The score repeated back to back until it lasts at least ``seconds``."""
+    reps = int(np.ceil(seconds * SAMPLE_RATE / score.end))
+    out = NesScore(end=score.end * reps, name=f"{score.name}x{reps}")
+    for v in VOICES:
+        for src, dst, key in ((score.notes, out.notes, ("start", "end")), (score.volume, out.volume, ("time",)),
+                              (score.timbre, out.timbre, ("time",))):
+            parts = []
+            for r in range(reps):
+                a = src[v].copy()
+                for k in key:
+                    a[k] += r * score.end
+                parts.append(a)
+            dst[v] = np.concatenate(parts)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", help="folder of NES-MDB .mid files (e.g. the test split)")
+    ap.add_argument("--repeat", type=int, default=2, help="timed passes (best is kept)")
+    ap.add_argument("--long-seconds", type=float, default=600.0)
+    args = ap.parse_args()
+    files = sorted(Path(args.folder).rglob("*.mid"))
+    scores = [read_midi(f) for f in files]
+    audio_s = sum(s.end for s in scores) / SAMPLE_RATE
+    best = float("inf")
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        for s in scores:
+            render(s)
+        best = min(best, time.perf_counter() - t0)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"{len(scores)} songs, {audio_s / 60:.1f} min of audio rendered in {best:.2f} s "
+          f"(best of {args.repeat}): {audio_s / best:.0f}x real time")
+    song = looped(max(scores, key=lambda s: s.num_notes / max(s.end, 1)), args.long_seconds)
+    render(song)  # warm
+    t0 = time.perf_counter()
+    tracemalloc.start()
+    render(song)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"{song.seconds / 60:.1f}-minute song ({song.num_notes} notes): peak memory {peak / 2**20:.0f} MiB "
+          f"({peak / song.end:.0f} bytes/sample), {time.perf_counter() - t0:.2f} s with tracing")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""``lakhnes decode``: TX1 text → NES-MDB MIDI."""
+
+from __future__ import annotations
+
+from lakhnes.cli.encode import convert
+
+
+def register(sub) -> None:
+    p = sub.add_parser("decode", help=".tx1.txt files or folders → NES-MDB MIDI")
+    p.add_argument("inputs", nargs="+", metavar="IN", help=".tx1.txt files or folders (searched recursively)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
+    p.set_defaults(func=run)
+
+
+def _decode(job) -> None:
+    src, dst = job
+    from lakhnes.score import write_midi
+    from lakhnes.tx1 import read_tx1
+
+    write_midi(read_tx1(src), dst)
+
+
+def run(args) -> int:
+    return convert(args, _decode, (".tx1.txt", ".txt"), ".mid")

@@ -1,0 +1,75 @@
+"""``lakhnes encode``: NES-MDB MIDI → LakhNES TX1 text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lakhnes.cli.common import MIDI_SUFFIXES, fail, summary, usage_error
+
+
+def register(sub) -> None:
+    p = sub.add_parser("encode", help="NES-MDB MIDI files or folders → .tx1.txt (TX1 event text)")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="MIDI files or folders (searched recursively)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
+    p.set_defaults(func=run)
+
+
+def _encode(job) -> None:
+    src, dst = job
+    from lakhnes.io import write_text_atomic
+    from lakhnes.score import read_midi
+    from lakhnes.tx1 import score_to_text
+
+    write_text_atomic(dst, score_to_text(read_midi(src)))
+
+
+def plan(inputs: list[str], out: Path, suffixes, new_suffix: str) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Pair each input file with its output path (folders keep their sub-folder layout)."""
+    jobs, missing = [], []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir():
+            for f in sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(suffixes)):
+                rel = f.relative_to(p)
+                jobs.append((str(f), out / rel.parent / (_stem(f.name, suffixes) + new_suffix)))
+        elif p.is_file():
+            jobs.append((str(p), out / (_stem(p.name, suffixes) + new_suffix)))
+        else:
+            missing.append(s)
+    return jobs, missing
+
+
+def _stem(name: str, suffixes) -> str:
+    low = name.lower()
+    for s in sorted(suffixes, key=len, reverse=True):
+        if low.endswith(s):
+            return name[: -len(s)]
+    return Path(name).stem
+
+
+def convert(args, func, suffixes, new_suffix: str) -> int:
+    from lakhnes.batch import run_batch
+
+    if args.workers is not None and args.workers < 1:
+        return usage_error("--workers must be at least 1")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        return usage_error(f"{out}: output must be a folder")
+    jobs, missing = plan(args.inputs, out, suffixes, new_suffix)
+    failed = 0
+    for m in missing:
+        fail(f"{m}: no such file or folder")
+        failed += 1
+    ok = 0
+    for _, _, err in run_batch(func, jobs, workers=args.workers, desc=args.command):
+        if err:
+            fail(err)
+            failed += 1
+        else:
+            ok += 1
+    return summary(ok, failed)
+
+
+def run(args) -> int:
+    return convert(args, _encode, MIDI_SUFFIXES, ".tx1.txt")

@@ -1,0 +1,71 @@
+"""``lakhnes eval``: perplexity of a model (or an n-gram baseline) on a prepared split."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lakhnes.cli.common import fail, usage_error
+
+RESULTS = "results/evals"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="test/valid perplexity of a model, unigram or 5gram (LakhNES protocol)")
+    p.add_argument("model", metavar="MODEL|unigram|5gram",
+                   help="run dir, checkpoint dir, .safetensors, saved n-gram dir; or unigram / 5gram "
+                        "(trained on --data's train split, then scored)")
+    p.add_argument("--data", required=True, metavar="DIR", help="prepared data folder (lakhnes prepare)")
+    p.add_argument("--split", default="test", choices=["test", "valid", "train"])
+    p.add_argument("--json", metavar="OUT", help="also write the result JSON here")
+    p.add_argument("--results", default=RESULTS, metavar="DIR",
+                   help=f"folder of result JSONs that `lakhnes report` gathers (default {RESULTS}; '' for none)")
+    p.add_argument("--name", help="model name in the results (default: from MODEL)")
+    p.add_argument("--streams", type=int, default=10, help="parallel streams (default 10)")
+    p.add_argument("--tgt-len", type=int, default=128, help="segment length (default 128)")
+    p.add_argument("--mem-len", type=int, default=896, help="Transformer-XL memory length (default 896)")
+    p.add_argument("--save", metavar="RUN", help="for unigram/5gram: also save the trained model here")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.set_defaults(func=run)
+
+
+def default_name(model: str) -> str:
+    p = Path(model)
+    if not p.exists():
+        return model
+    if p.is_file():
+        p = p.parent
+    if p.name.startswith(("best", "latest", "step", "ckpt", "checkpoint")) and p.parent.name:
+        return f"{p.parent.name}/{p.name}"  # a checkpoint inside a run
+    return p.name
+
+
+def run(args) -> int:
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.evaluate import evaluate, write_result
+    from lakhnes.models.ngram import parse_name
+
+    if args.streams < 1 or args.tgt_len < 1 or args.mem_len < 0:
+        return usage_error("--streams and --tgt-len must be >= 1, --mem-len >= 0")
+    if not Path(args.model).exists() and parse_name(args.model) is None:
+        return usage_error(f"{args.model}: no such model file or folder (nor unigram / Ngram)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    name = args.name or default_name(args.model)
+    try:
+        res = evaluate(args.model, args.data, args.split, streams=args.streams, tgt_len=args.tgt_len,
+                       mem_len=args.mem_len, save_ngram=args.save)
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
+    res["name"] = name
+    print(f"{name} on {args.split}: {res['targets']} tokens scored, NLL {res['nll']:.4f} nats, "
+          f"PPL {res['ppl']:.3f}  ({res['tokens_per_s']:.0f} tokens/s)")
+    if args.json:
+        write_result(res, args.json)
+    if args.results:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+        write_result(res, Path(args.results) / f"{slug}.{args.split}.json")
+    return 0

@@ -1,0 +1,59 @@
+"""``lakhnes serve``: the studio, a local web page to generate and hear chiptunes."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from lakhnes.cli.common import fail, usage_error
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="start the studio: a local web page to generate, hear and download songs")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("-m", "--model", default=None, metavar="MODEL",
+                   help="run folder, checkpoint folder or .safetensors file (default: the shipped model)")
+    p.add_argument("-o", "--output", default="lakhnes-studio", metavar="DIR",
+                   help="folder for the generated songs (default: ./lakhnes-studio)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="longest song a request may ask for")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    try:
+        import uvicorn
+
+        from lakhnes.studio.app import create_app
+        from lakhnes.studio.modes import Limits
+    except ImportError as e:
+        return usage_error(f"the studio needs FastAPI and uvicorn ({e.name} is missing): "
+                           "pip install 'lakhnes[studio]'")
+    if not 0 < args.port < 65536:
+        return usage_error(f"--port {args.port} is outside 1-65535")
+    if args.max_seconds < 1:
+        return usage_error("--max-seconds must be at least 1")
+    device = args.device
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from lakhnes.errors import InvalidInputError
+
+    try:
+        app = create_app(args.model, args.output, device=device, limits=Limits(max_seconds=args.max_seconds))
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
+    if not _is_loopback(args.host):
+        print(f"warning: listening on {args.host}: anyone who can reach this machine can use the studio")
+    print(f"LakhNES Studio: http://{args.host}:{args.port}/  (API docs: /docs; Ctrl+C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

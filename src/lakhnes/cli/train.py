@@ -1,0 +1,84 @@
+"""``lakhnes train``: train a language model on a prepared token folder (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lakhnes.cli.common import fail, usage_error
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a Transformer-XL (or LSTM) on prepared tokens",
+                       description="Train a language model; re-running into a run folder (or --resume) "
+                                   "continues exactly where it stopped.")
+    p.add_argument("--config", default="small", help="size preset: tiny, small or paper (default small)")
+    p.add_argument("--data", help="prepared folder (lakhnes prepare ...)")
+    p.add_argument("-o", "--output", metavar="RUN", help="run folder (checkpoints, logs)")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    p.add_argument("--model", default="transformer_xl", choices=["transformer_xl", "lstm"])
+    p.add_argument("--init", metavar="CKPT", help="start from this model (fine-tuning: fresh optimizer and schedule)")
+    p.add_argument("--steps", type=int, help="optimizer steps (the cosine schedule ends there)")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--batch", type=int, help="parallel streams per process")
+    p.add_argument("--accum", type=int, help="split each batch into this many chunks (gradient accumulation)")
+    p.add_argument("--tgt-len", type=int, help="segment length (default: the preset's)")
+    p.add_argument("--mem-len", type=int, help="Transformer-XL memory length (default: the preset's)")
+    p.add_argument("--warmup", type=int, help="warmup steps")
+    p.add_argument("--eval-every", type=int, help="validate every N steps")
+    p.add_argument("--eval-segments", type=int, help="segments per validation (0: the whole valid split)")
+    p.add_argument("--patience", type=int, help="early stopping after N validations without improvement")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="LakhNES data augmentation (default on)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-minutes", type=float, help="stop with a checkpoint after M minutes of training time")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+OPTION_KEYS = {"steps": "steps", "lr": "lr", "batch": "batch_size", "accum": "accum_steps", "tgt_len": "tgt_len",
+               "warmup": "warmup_steps", "eval_every": "eval_every", "eval_segments": "eval_segments",
+               "patience": "patience", "augment": "augment", "seed": "seed", "max_minutes": "max_minutes",
+               "threads": "threads"}
+
+
+def run(args) -> int:
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.train import preset_config, train
+
+    if args.resume and args.output and Path(args.resume) != Path(args.output):
+        return usage_error("give the run folder once (--resume RUN or -o RUN)")
+    out = args.resume or args.output
+    if not out:
+        return usage_error("name the run folder with -o RUN (or --resume RUN)")
+    resuming = (Path(out) / "latest.json").exists()
+    if args.resume and not resuming:
+        return usage_error(f"{out}: no checkpoint to resume")
+    overrides = {OPTION_KEYS[k]: v for k, v in vars(args).items() if k in OPTION_KEYS and v is not None}
+    if args.compile:
+        overrides["compile"] = True
+    try:
+        if resuming:
+            stored = json.loads((Path(out) / "train_config.json").read_text())
+            print(f"resuming {out} (config from its train_config.json)")
+            from lakhnes.train import TrainConfig
+
+            cfg = TrainConfig.from_dict(stored)
+        else:
+            if not args.data:
+                return usage_error("--data DIR is required for a new run")
+            cfg = preset_config(args.config, args.model, data=args.data, init=args.init, **overrides)
+            if args.mem_len is not None and "mem_len" in cfg.model:
+                cfg.model["mem_len"] = args.mem_len
+            if args.tgt_len is not None and "tgt_len" in cfg.model:
+                cfg.model["tgt_len"] = args.tgt_len
+        summary = train(cfg, out, progress=not args.no_progress, resume_overrides=overrides)
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
+    print(f"{out}: step {summary['step']} ({summary['stopped']}), best valid ppl {summary['best_valid_ppl']:.3f} "
+          f"at step {summary['best_step']}")
+    return 0

@@ -1,0 +1,180 @@
+"""Test perplexity on a prepared split, with the protocol LakhNES used for Transformer-XL.
+
+Protocol (the same tokens for every model):
+
+1. The split's songs (each ``<S> … <S>``, leading/trailing waits trimmed, songs under 10
+   tokens dropped: the prepared shard) are concatenated: N tokens.
+2. They are cut into ``streams`` (10) contiguous parallel streams, in order; stream s holds
+   ``N // streams`` tokens, plus one for the first ``N % streams`` streams (nothing dropped).
+3. Within each stream every token except the first is a prediction target, predicted from
+   the tokens before it *in that stream*: N - streams targets, each scored exactly once.
+4. Neural models read the streams as a batch in segments of ``tgt_len`` (128) tokens,
+   carrying their state: Transformer-XL a memory of ``mem_len`` (896) hidden states per
+   layer, the LSTM its (h, c). N-gram models use the previous n-1 ids of the same stream.
+5. NLL = mean negative log-likelihood per target (nats); PPL = exp(NLL).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lakhnes.datasets import load_split
+from lakhnes.errors import InvalidInputError
+from lakhnes.io import atomic_path
+from lakhnes.models import ngram
+from lakhnes.vocab import VOCAB_SIZE
+
+STREAMS, TGT_LEN, MEM_LEN = 10, 128, 896
+
+
+def protocol_text(n_tokens: int, streams: int) -> str:
+    return (f"{n_tokens} tokens in {streams} streams; every token but the first of each stream is a "
+            f"target: {n_tokens - streams} targets, each scored once")
+
+
+def layout_streams(tokens, streams: int = STREAMS) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``tokens`` into ``streams`` contiguous rows (padded with 0 at the end): ids
+    [streams, L] and each row's length (lengths differ by at most one)."""
+    t = np.asarray(tokens, dtype=np.int64)
+    n = len(t)
+    if streams < 1:
+        raise InvalidInputError(f"--streams must be at least 1, not {streams}")
+    if n < 2 * streams:
+        raise InvalidInputError(f"{n} tokens are too few for {streams} streams")
+    lengths = np.full(streams, n // streams, dtype=np.int64)
+    lengths[: n % streams] += 1
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    rows = np.zeros((streams, int(lengths.max())), dtype=np.int64)
+    for s in range(streams):
+        rows[s, : lengths[s]] = t[starts[s] : starts[s + 1]]
+    return rows, lengths
+
+
+def _result(nll_sum: float, targets: int, n: int, streams: int, seconds: float, **extra) -> dict:
+    nll = nll_sum / targets
+    return {"tokens": n, "streams": streams, "targets": targets, "nll": nll, "ppl": math.exp(nll),
+            "bits_per_token": nll / math.log(2), "seconds": seconds,
+            "tokens_per_s": targets / seconds if seconds > 0 else None, **extra}
+
+
+@torch.inference_mode()
+def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_len: int = TGT_LEN,
+                mem_len: int | None = MEM_LEN, progress: bool = False) -> dict:
+    """Score a torch language model (the shared contract: ``forward(x, state)``) on ``tokens``.
+
+    ``mem_len`` sets a Transformer-XL's memory length for this evaluation (ignored by models
+    without ``config.mem_len`` memory, e.g. the LSTM; None keeps the model's own)."""
+    if tgt_len < 1:
+        raise InvalidInputError(f"--tgt-len must be at least 1, not {tgt_len}")
+    rows, lengths = layout_streams(tokens, streams)
+    n = int(lengths.sum())
+    model.eval()
+    uses_mem = hasattr(model, "init_state") and isinstance(model.init_state(1), list)
+    old_mem = getattr(model.config, "mem_len", None)
+    if uses_mem and mem_len is not None:
+        model.config.mem_len = int(mem_len)
+    device = next(model.parameters()).device
+    x_all = torch.from_numpy(rows).to(device)
+    valid = torch.from_numpy(np.arange(rows.shape[1])[None] < lengths[:, None]).to(device)
+    total, targets = 0.0, 0
+    state = model.init_state(streams, device)
+    t0 = time.perf_counter()
+    steps = range(0, rows.shape[1] - 1, tgt_len)
+    try:
+        for i in tqdm(steps, desc="eval", unit="seg", disable=not progress, leave=False):
+            j = min(i + tgt_len, rows.shape[1] - 1)
+            logits, state = model(x_all[:, i:j], state)
+            y, keep = x_all[:, i + 1 : j + 1], valid[:, i + 1 : j + 1]
+            nll = F.cross_entropy(logits.double().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+            total += float(nll[keep.reshape(-1)].sum())
+            targets += int(keep.sum())
+    finally:
+        if uses_mem and mem_len is not None:
+            model.config.mem_len = old_mem
+    assert targets == n - streams
+    return _result(total, targets, n, streams, time.perf_counter() - t0, tgt_len=tgt_len,
+                   mem_len=int(mem_len if (uses_mem and mem_len is not None) else (old_mem or 0)))
+
+
+def evaluate_ngram(model: ngram.NGramLM, tokens, *, streams: int = STREAMS, progress: bool = False) -> dict:
+    """Score an n-gram model on the same targets as :func:`evaluate_lm`."""
+    rows, lengths = layout_streams(tokens, streams)
+    t0 = time.perf_counter()
+    total = 0.0
+    for s in tqdm(range(streams), desc="eval", unit="stream", disable=not progress, leave=False):
+        total += model.stream_nll(rows[s, : lengths[s]])
+    n = int(lengths.sum())
+    return _result(total, n - streams, n, streams, time.perf_counter() - t0, order=model.order)
+
+
+def _read_config(path: Path) -> dict:
+    for d in (path, path.parent):
+        f = d / "config.json"
+        if f.is_file():
+            try:
+                return json.loads(f.read_text())
+            except ValueError:
+                return {}
+    return {}
+
+
+def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = STREAMS,
+             tgt_len: int = TGT_LEN, mem_len: int = MEM_LEN, save_ngram: str | None = None,
+             progress: bool = True, log=print) -> dict:
+    """Evaluate a model path (run dir, checkpoint dir, .safetensors, saved n-gram) or a named
+    n-gram (``unigram``, ``5gram``: trained on ``data_dir``'s train split first)."""
+    tokens = np.asarray(load_split(data_dir, split).tokens)
+    try:
+        layout_streams(tokens[: 2 * streams] if len(tokens) >= 2 * streams else tokens, streams)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{split} split: {e.reason}", str(data_dir)) from None
+    order = ngram.parse_name(model_spec) if not Path(model_spec).exists() else None
+    info: dict = {"model": model_spec, "split": split, "data": str(data_dir)}
+    if order is not None or ngram.is_ngram_dir(model_spec):
+        if order is not None:
+            t0 = time.perf_counter()
+            m = ngram.NGramLM.train(np.asarray(load_split(data_dir, "train").tokens), order)
+            log(f"trained {model_spec} on {data_dir} train ({m.train_tokens} tokens) in "
+                f"{time.perf_counter() - t0:.1f} s")
+            if save_ngram:
+                m.save(save_ngram, {"data": str(data_dir), "train_split": "train"})
+            info["model_type"] = "unigram" if order == 1 else f"{order}gram"
+        else:
+            m = ngram.NGramLM.load(model_spec)
+            info["model_type"] = "unigram" if m.order == 1 else f"{m.order}gram"
+        info.update(parameters=m.num_parameters(), smoothing=m.config.smoothing, epochs=1)
+        log(protocol_text(len(tokens), streams))
+        res = evaluate_ngram(m, tokens, streams=streams, progress=progress)
+    else:
+        from lakhnes.models import load_model
+
+        model = load_model(model_spec)
+        cfg = _read_config(Path(model_spec))
+        info.update(model_type=cfg.get("model_type", type(model).__name__), parameters=model.num_parameters())
+        for k in ("epoch", "epochs", "step", "preset", "augment", "best_valid_ppl"):
+            if k in cfg:
+                info[k] = cfg[k]
+        log(protocol_text(len(tokens), streams))
+        res = evaluate_lm(model, tokens, streams=streams, tgt_len=tgt_len, mem_len=mem_len, progress=progress)
+    return {**info, **res}
+
+
+def write_result(result: dict, path: str | os.PathLike) -> Path:
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
+    return p
+
+
+def uniform_nll() -> float:
+    """NLL of a model that predicts every id with probability 1/631 (PPL = 631)."""
+    return math.log(VOCAB_SIZE)

@@ -1,0 +1,330 @@
+"""Sampling NES music from a language model: from scratch, continuing a prime, a new melody on a
+given rhythm, and new voices around kept ones.
+
+Decoding is incremental: the prompt is fed in chunks of the model's ``tgt_len`` to fill the
+Transformer-XL memory, then each new token costs one ``model(x[B, 1], state)`` step (memory capped
+at ``mem_len``). ``num`` songs are ``num`` streams of one batch. Every step masks the ids that would
+make invalid TX1 (see :mod:`lakhnes.constraints`), then applies temperature, top-k and top-p.
+
+Length: ``seconds`` counts sampled wait time (vocabulary waits, exact samples); ``<S>`` (end of
+song) is masked throughout, so a song always runs to its requested length, and its last wait is cut
+so that it ends exactly there. ``tokens`` asks for a number of tokens instead.
+Seeds: ``seed`` fixes the whole batch (same seed and ``num`` → the same songs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from lakhnes import tx1
+from lakhnes import vocab as V
+from lakhnes.constraints import Constraint, keep_plan, parse_keep, quantize, state_after
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
+
+__all__ = ["sample", "continue_song", "accompany_rhythm", "accompany_voices", "load_default_model",
+           "load_source", "set_threads"]
+
+Progress = Callable[[int, int], None] | None
+#: tokens per second of music after which only waits are allowed (NES-MDB peaks near 200/s)
+MAX_TOKEN_RATE = 400
+
+
+def load_default_model(device="cpu"):
+    """The shipped model (``src/lakhnes/assets/default``)."""
+    from lakhnes.models import default_model_path, load_model
+
+    path = default_model_path()
+    if not (path / "config.json").exists() or not (path / "model.safetensors").exists():
+        raise InvalidInputError("no shipped model here (needs config.json + model.safetensors); "
+                                "pass -m MODEL (a run or checkpoint folder)", str(path))
+    return load_model(path, device=device)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's CPU threads (default: every core this process may use, at most 8)."""
+    if threads is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, min(8, cores))
+    torch.set_num_threads(int(threads))
+    return int(threads)
+
+
+def load_source(path, seed: int = 0) -> NesScore:
+    """A song to prime or accompany: NES-MDB MIDI, TX1 text, or any MIDI (mapped onto the NES
+    voices with :func:`lakhnes.lakh.general_midi_to_nes` when it has no NES tracks)."""
+    from pathlib import Path
+
+    from lakhnes.score import read_midi
+
+    p = Path(path)
+    low = p.name.lower()
+    if low.endswith(".tx1.txt"):
+        return tx1.read_tx1(p)
+    if not low.endswith((".mid", ".midi")):
+        raise InvalidInputError("not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file", str(p))
+    try:
+        return read_midi(p)
+    except InvalidInputError as e:
+        if not e.reason.startswith("no NES tracks"):
+            raise
+    from lakhnes.lakh import general_midi_to_nes
+
+    return general_midi_to_nes(p, seed=seed)
+
+
+# ----------------------------------------------------------------------------- sampling core
+
+
+def _check_sampling(temperature, top_k, top_p, num):
+    if not temperature >= 0:
+        raise InvalidInputError(f"temperature must be >= 0 (0 = greedy), not {temperature}")
+    if top_k is not None and top_k < 0:
+        raise InvalidInputError(f"top_k must be >= 0 (0 = off), not {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise InvalidInputError(f"top_p must be in (0, 1], not {top_p}")
+    if num < 1:
+        raise InvalidInputError(f"num must be >= 1, not {num}")
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _generator(seed, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
+
+
+def pick(logits, allowed, *, temperature=0.95, top_k=32, top_p=None, generator=None) -> torch.Tensor:
+    """Sample one id per row of ``logits`` [B, V] among ``allowed`` [B, V] (each row has one)."""
+    logits = logits.float().masked_fill(~allowed, float("-inf"))
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    idx = None
+    if top_k and top_k < logits.size(-1):
+        logits, idx = torch.topk(logits, top_k, dim=-1)
+    elif top_p is not None and top_p < 1:
+        logits, idx = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(logits, -1)
+    if top_p is not None and top_p < 1:  # probs are sorted here: keep the smallest head with mass >= top_p
+        probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_p, 0.0)
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return (choice if idx is None else idx.gather(-1, choice)).squeeze(-1)
+
+
+def _chunk_len(model) -> int:
+    return max(1, int(getattr(model.config, "tgt_len", 256)))
+
+
+def _feed(model, ids: torch.Tensor, state):
+    """Feed ids [B, T] in chunks of ``tgt_len``; the logits after the last one [B, V], and the state."""
+    n = _chunk_len(model)
+    logits = None
+    for a in range(0, ids.size(1), n):
+        out, state = model(ids[:, a : a + n], state)
+        logits = out[:, -1]
+    return logits, state
+
+
+def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, top_p, seed,
+            progress: Progress, total: int, done_of) -> list[np.ndarray]:
+    """Feed ``prefix`` to every stream, then sample under ``con`` until all streams finish.
+    Returns each stream's sampled ids (``done_of(con)`` gives the progress count)."""
+    dev = _device(model)
+    B = con.B
+    gen = _generator(seed, dev)
+    x = torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=dev)[None].expand(B, -1)
+    out = []
+    with torch.inference_mode():
+        logits, state = _feed(model, x, model.init_state(B, dev))
+        step = 0
+        while not con.all_done():
+            tok = pick(logits, con.mask(), temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+            con.update(tok)
+            out.append(tok)
+            step += 1
+            if progress is not None and step % 32 == 0:
+                progress(min(total, done_of(con)), total)
+            if con.all_done():
+                break
+            step_logits, state = model(tok[:, None], state)
+            logits = step_logits[:, -1]
+    if progress is not None:
+        progress(total, total)
+    ids = torch.stack(out, 1).cpu().numpy() if out else np.zeros((B, 0), dtype=np.int64)
+    lengths = con.length.cpu().numpy()
+    return [ids[b, : lengths[b]] for b in range(B)]
+
+
+def _song(events: np.ndarray, end: int, name: str) -> NesScore:
+    """Events cut at ``end`` (the last wait shortened), as a score ending at ``end``."""
+    ev = np.asarray(events, dtype=np.int64)
+    waits = np.where(ev < 0, -ev, 0)
+    time = np.cumsum(waits)
+    over = np.flatnonzero(time > end)
+    if len(over):
+        k = over[0]
+        ev = ev[: k + 1].copy()
+        ev[k] = -(end - (time[k] + ev[k]))  # time[k] + ev[k] is the time before this wait
+        if ev[k] == 0:
+            ev = ev[:k]
+    score = tx1.events_to_score(ev, end=end, name=name)
+    return score
+
+
+def _elapsed(con: Constraint) -> int:
+    return int(con.elapsed.clamp(max=con.limit).float().mean()) if con.limit else int(con.elapsed.float().mean())
+
+
+def _steps(con: Constraint) -> int:
+    return int(con.steps.float().mean())
+
+
+def _length_args(seconds, tokens):
+    if tokens is not None:
+        if int(tokens) < 1:
+            raise InvalidInputError(f"tokens must be >= 1, not {tokens}")
+        return None, int(tokens)
+    if not seconds > 0:
+        raise InvalidInputError(f"seconds must be > 0, not {seconds}")
+    return int(round(seconds * SAMPLE_RATE)), None
+
+
+def _free(model, prefix_ids, prefix_events, *, seconds, tokens, temperature, top_k, top_p, seed, num,
+          progress, name) -> list[NesScore]:
+    """Sample after ``prefix_ids`` (fed to the model); songs = ``prefix_events`` + new music."""
+    _check_sampling(temperature, top_k, top_p, num)
+    limit, max_tokens = _length_args(seconds, tokens)
+    sounding, last = state_after(prefix_ids)
+    budget = None if limit is None else MAX_TOKEN_RATE * limit // SAMPLE_RATE + 64
+    con = Constraint(num, _device(model), limit=limit, max_tokens=max_tokens, budget=budget,
+                     sounding=sounding, last=last)
+    total, done_of = (limit, _elapsed) if limit is not None else (max_tokens, _steps)
+    new = _decode(model, prefix_ids, con, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                  progress=progress, total=total, done_of=done_of)
+    head = -np.asarray(prefix_events, dtype=np.int64)
+    start = int(head[head > 0].sum())
+    songs = []
+    for b, ids in enumerate(new):
+        ev = tx1.ids_to_events(ids)
+        gen_len = int(-ev[ev < 0].sum())
+        end = start + (gen_len if limit is None else min(limit, gen_len))
+        label = f"{name}_{b + 1}" if num > 1 else name
+        songs.append(_song(np.concatenate([prefix_events, ev]).astype(np.int64), end, label))
+    return songs
+
+
+def sample(model, *, seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
+           top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
+           progress: Progress = None) -> list[NesScore]:
+    """``num`` new songs from ``<S>``: ``seconds`` of music each (or ``tokens`` tokens)."""
+    return _free(model, np.array([V.START]), np.zeros(0, dtype=np.int64), seconds=seconds, tokens=tokens,
+                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress,
+                 name="sample")
+
+
+def prime_events(prime: NesScore, prime_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """The prime's events before ``prime_seconds`` (all of it if None), ending with a wait up to
+    the cut; notes sounding at the cut stay on (the model decides when they stop). And the cut."""
+    cut = prime.end if prime_seconds is None else min(prime.end, int(round(prime_seconds * SAMPLE_RATE)))
+    if cut <= 0:
+        raise InvalidInputError("the prime is empty (0 seconds)", prime.name or None)
+    ev = tx1.score_to_events(prime)
+    waits = np.where(ev < 0, -ev, 0)
+    at = np.cumsum(waits) - waits  # time each event starts
+    ev = ev[at < cut]
+    waits = np.where(ev < 0, -ev, 0)
+    reach = int(waits.sum())
+    if reach > cut:  # shorten the last wait to the cut
+        ev = ev.copy()
+        ev[-1] += reach - cut
+    elif reach < cut:
+        ev = np.append(ev, -(cut - reach))
+    return ev.astype(np.int64), cut
+
+
+def continue_song(model, prime: NesScore, *, prime_seconds: float | None = None, only_new: bool = False,
+                  seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
+                  top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
+                  progress: Progress = None) -> list[NesScore]:
+    """Continue the first ``prime_seconds`` of ``prime`` by ``seconds`` of music.
+
+    The model reads the prime (its waits snapped to the vocabulary) through its memory; each song
+    is the prime as written (exact timing) followed by the continuation, or only the continuation
+    with ``only_new``.
+    """
+    ev, cut = prime_events(prime, prime_seconds)
+    ids = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
+    songs = _free(model, ids, ev, seconds=seconds, tokens=tokens, temperature=temperature, top_k=top_k,
+                  top_p=top_p, seed=seed, num=num, progress=progress, name=(prime.name or "prime") + "_cont")
+    if only_new:
+        songs = [NesScore(s.slice(cut, s.end).notes, s.end - cut, name=s.name) for s in songs]
+    return songs
+
+
+def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_k: int | None = 32,
+                     top_p: float | None = None, seed: int | None = None, num: int = 1,
+                     progress: Progress = None) -> list[NesScore]:
+    """New pitches on ``rhythm``: every wait, NOTEOFF and noise event is taken from it (snapped to
+    the vocabulary); at each P1/P2/TR NOTEON the model picks the pitch, sampling among that
+    voice's NOTEON ids."""
+    _check_sampling(temperature, top_k, top_p, num)
+    ev = quantize(rhythm)
+    if not len(ev):
+        raise InvalidInputError("the rhythm song is empty", rhythm.name or None)
+    template = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
+    voice = V.VOICE_OF[template]
+    at = np.flatnonzero(V.IS_NOTEON[template] & (voice >= 0) & (voice < 3))
+    dev = _device(model)
+    gen = _generator(seed, dev)
+    masks = torch.zeros(3, V.VOCAB_SIZE, dtype=torch.bool, device=dev)
+    for vi in range(3):
+        masks[vi, torch.as_tensor(V.noteon_ids(VOICES[vi]), device=dev)] = True
+    ids = torch.as_tensor(template, device=dev)[None].repeat(num, 1)
+    state, pos = model.init_state(num, dev), 0
+    with torch.inference_mode():
+        for k, p in enumerate(at.tolist()):
+            logits, state = _feed(model, ids[:, pos:p], state)
+            allowed = masks[int(voice[p])].expand(num, -1)
+            ids[:, p] = pick(logits, allowed, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+            pos = p
+            if progress is not None and k % 32 == 0:
+                progress(k, len(at))
+    if progress is not None:
+        progress(len(at), len(at))
+    end = int(-ev[ev < 0].sum())
+    base = rhythm.name or "rhythm"
+    return [tx1.events_to_score(tx1.ids_to_events(row), end=end, name=f"{base}_rhythm" + (f"_{b + 1}" if num > 1 else ""))
+            for b, row in enumerate(ids.cpu().numpy())]
+
+
+def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95, top_k: int | None = 32,
+                     top_p: float | None = None, seed: int | None = None, num: int = 1,
+                     progress: Progress = None) -> list[NesScore]:
+    """Keep voices ``keep`` (e.g. ``["P1", "NO"]`` or ``"P1,NO"``) of ``source`` exactly as written
+    (on the vocabulary's time grid) and let the model write the other voices around them.
+
+    The kept events are forced at their times; the model may not wait past the next one, may not
+    speak for a kept voice, and the songs end at the source's end.
+    """
+    _check_sampling(temperature, top_k, top_p, num)
+    plan = keep_plan(source, parse_keep(keep))
+    if plan.end <= 0:
+        raise InvalidInputError("the source song is empty", source.name or None)
+    budget = 2 * len(plan.times) + MAX_TOKEN_RATE * plan.end // SAMPLE_RATE + 64
+    con = Constraint(num, _device(model), plan=plan, budget=budget)
+    new = _decode(model, np.array([V.START]), con, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                  progress=progress, total=plan.end, done_of=lambda c: int(c.elapsed.float().mean()))
+    base = (source.name or "source") + "_with_" + "".join(v.lower() for v in plan.keep)
+    return [tx1.events_to_score(tx1.ids_to_events(ids), end=plan.end, name=base + (f"_{b + 1}" if num > 1 else ""))
+            for b, ids in enumerate(new)]

@@ -1,0 +1,8 @@
+"""LakhNES Studio: a local web page (FastAPI) to generate, hear, see and download chiptunes."""
+
+
+def create_app(*args, **kwargs):
+    """See :func:`lakhnes.studio.app.create_app` (imported lazily: FastAPI is an optional extra)."""
+    from lakhnes.studio.app import create_app as _create_app
+
+    return _create_app(*args, **kwargs)

@@ -1,0 +1,195 @@
+"""The studio's web app: one page and the JSON API behind it (OpenAPI docs at ``/docs``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import VOICES
+from lakhnes.studio import modes
+from lakhnes.studio.jobs import JobQueue, QueueFull
+from lakhnes.studio.songs import ID_RE, SongStore
+
+STATIC = Path(__file__).parent / "static"
+MEDIA = {".wav": "audio/wav", ".mid": "audio/midi", ".txt": "text/plain; charset=utf-8",
+         ".json": "application/json"}
+
+
+class RenderRequest(BaseModel):
+    mute: list[str] = []
+
+
+def _model_name(model, model_path) -> str:
+    """E.g. ``TransformerXL run1 (3.2M parameters)``."""
+    name = f"{type(model).__name__} {Path(model_path).name if model_path else ''}".strip()
+    count = getattr(model, "num_parameters", None)
+    return f"{name} ({count() / 1e6:.1f}M parameters)" if callable(count) else name
+
+
+def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
+               model=None, device: str = "cpu", limits: modes.Limits | None = None) -> FastAPI:
+    """The studio app. ``model`` (an already loaded model) wins over ``model_path``; with
+    neither, the shipped default model is loaded. Songs are written under ``out_dir``."""
+    limits = limits or modes.Limits()
+    if model is None:
+        from lakhnes.models import default_model_path, load_model
+
+        model_path = model_path or default_model_path()
+        if not Path(model_path).exists():
+            raise InvalidInputError("no such model (train one, or pass -m MODEL)", str(model_path))
+        model = load_model(model_path, device=device)
+    store = SongStore(out_dir or "lakhnes-studio")
+    model_name = _model_name(model, model_path)
+
+    def run_job(job, report):
+        def progress(done, total):
+            report(0.9 * done / max(total, 1), "generating")
+
+        report(0.0, "generating")
+        results = modes.generate(model, job.mode, job.params, job.payload, progress=progress)
+        songs = []
+        for k, (score, highlight) in enumerate(results):
+            report(0.9 + 0.1 * k / len(results), "rendering")
+            meta = {"mode": job.mode, "params": job.params, "source": job.source, "model": model_name}
+            songs.append(store.add(score, meta, highlight))
+        return songs
+
+    jobs = JobQueue(run_job, max_waiting=limits.max_waiting)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        jobs.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="LakhNES Studio",
+        summary="Write NES chiptunes with a Transformer-XL and hear them on the NES sound chip.",
+        description="The JSON API behind the studio page. Submit a job with `POST /api/jobs`, poll "
+        "`GET /api/jobs/{id}` until its status is `done`, then fetch its songs' files.",
+        version="1",
+    )
+    app.state.jobs, app.state.store, app.state.limits, app.state.model = jobs, store, limits, model
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError):
+        e = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
+        return JSONResponse({"detail": f"{where}: {e.get('msg', 'invalid value')}"}, status_code=400)
+
+    @app.middleware("http")
+    async def _cap_body(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if request.method == "POST" and size and size.isdigit() and int(size) > limits.max_upload_bytes + 65536:
+            return JSONResponse({"detail": f"upload too large (the limit is "
+                                 f"{limits.max_upload_bytes // 1024} KB)"}, status_code=413)
+        return await call_next(request)
+
+    # ------------------------------------------------------------------ page
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # ------------------------------------------------------------------ API
+    @app.get("/api/info", summary="Model, modes and limits")
+    def info():
+        return {
+            "model": model_name,
+            "voices": list(VOICES),
+            "modes": [{"id": k, "label": label, "needs_file": f} for k, (label, f) in modes.MODES.items()],
+            "limits": {"max_seconds": limits.max_seconds, "max_num": limits.max_num,
+                       "max_upload_bytes": limits.max_upload_bytes},
+        }
+
+    @app.post("/api/jobs", status_code=202, summary="Start a generation job")
+    async def create_job(
+        mode: str = Form(..., description="new, continue, rhythm or accompany"),
+        seconds: float = Form(10.0, description="seconds of new music (rhythm/accompany: of the upload used)"),
+        temperature: float = Form(0.95),
+        top_k: int = Form(32, description="0 turns top-k off"),
+        top_p: float | None = Form(None),
+        seed: int | None = Form(None),
+        num: int = Form(1, description="how many songs"),
+        prime_seconds: float | None = Form(None, description="continue: seconds of the upload to prime with"),
+        keep: str = Form("", description="accompany: voices to keep, comma separated (P1,P2,TR,NO)"),
+        file: UploadFile | None = File(None, description="MIDI (.mid) or TX1 (.tx1.txt), at most 2 MB"),
+    ):
+        keep_list = [v.strip().upper() for v in keep.split(",") if v.strip()]
+        try:
+            params = modes.check_params(mode, seconds=seconds, temperature=temperature, top_k=top_k,
+                                        top_p=top_p, seed=seed, num=num, prime_seconds=prime_seconds,
+                                        keep=keep_list, limits=limits)
+        except InvalidInputError as e:
+            raise HTTPException(400, str(e)) from None
+        score = source = None
+        if file is not None and file.filename:
+            source = modes.clean_name(file.filename)
+            data = await file.read(limits.max_upload_bytes + 1)
+            if len(data) > limits.max_upload_bytes:
+                raise HTTPException(413, f"{source}: file too large (the limit is "
+                                    f"{limits.max_upload_bytes // 1024} KB)")
+            try:
+                score = modes.load_upload(data, source, limits)
+            except InvalidInputError as e:
+                raise HTTPException(400, str(e)) from None
+        if modes.MODES[mode][1] and score is None:
+            raise HTTPException(400, f"mode {mode!r} needs a MIDI or TX1 file")
+        try:
+            job = jobs.submit(mode, params, score, source)
+        except QueueFull as e:
+            raise HTTPException(429, str(e)) from None
+        return jobs.public(job)
+
+    @app.get("/api/jobs/{job_id}", summary="A job's status, progress and, when done, its songs")
+    def get_job(job_id: str):
+        job = jobs.get(job_id) if ID_RE.match(job_id) else None
+        if job is None:
+            raise HTTPException(404, "no such job")
+        return jobs.public(job)
+
+    @app.get("/api/songs", summary="The session's songs, newest first (no notes)")
+    def list_songs():
+        return store.list()
+
+    @app.get("/api/songs/{song_id}", summary="One song: metadata, notes and file URLs")
+    def get_song(song_id: str):
+        try:
+            return store.get(song_id)
+        except KeyError:
+            raise HTTPException(404, "no such song") from None
+
+    @app.post("/api/songs/{song_id}/render", summary="Render the song with some voices muted")
+    def render(song_id: str, req: RenderRequest):
+        t = time.perf_counter()
+        try:
+            name = store.render(song_id, req.mute)
+        except KeyError:
+            raise HTTPException(404, "no such song") from None
+        except InvalidInputError as e:
+            raise HTTPException(400, str(e)) from None
+        return {"url": f"/api/files/{song_id}/{name}", "mute": [v for v in VOICES if v in req.mute],
+                "seconds_taken": round(time.perf_counter() - t, 3)}
+
+    @app.get("/api/files/{song_id}/{name}", summary="A song's file (WAV, MIDI, TX1, JSON)")
+    def get_file(song_id: str, name: str, download: bool = False):
+        try:
+            path = store.file_path(song_id, name)
+        except KeyError:
+            raise HTTPException(404, "no such file") from None
+        media = MEDIA.get(path.suffix, "application/octet-stream")
+        nice = f"lakhnes-{song_id}{name[4:] if name.startswith('song') else '-' + name}"
+        return FileResponse(path, media_type=media, filename=nice if download else None,
+                            content_disposition_type="attachment" if download else "inline")
+
+    return app

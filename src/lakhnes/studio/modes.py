@@ -1,0 +1,128 @@
+"""The studio's four modes: option checks, upload validation and the generation call."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
+
+#: mode → (label, needs an uploaded file)
+MODES = {
+    "new": ("New song", False),
+    "continue": ("Continue my MIDI", True),
+    "rhythm": ("New melody for my rhythm", True),
+    "accompany": ("Accompany my voice", True),
+}
+UPLOAD_SUFFIXES = (".mid", ".midi", ".tx1.txt")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one request may ask for."""
+
+    max_seconds: float = 120.0  # music generated (or taken from the upload) per song
+    max_num: int = 4  # songs per job
+    max_upload_bytes: int = 2 * 1024 * 1024
+    max_waiting: int = 16  # jobs queued behind the running one
+
+
+def check_params(mode: str, *, seconds: float, temperature: float, top_k: int, top_p: float | None,
+                 seed: int | None, num: int, prime_seconds: float | None, keep: list[str],
+                 limits: Limits) -> dict:
+    """Validated generation options; raises ``InvalidInputError`` naming the bad option."""
+    if mode not in MODES:
+        raise InvalidInputError(f"mode: unknown mode {mode!r} (choose from {', '.join(MODES)})")
+    if not 1.0 <= seconds <= limits.max_seconds:
+        raise InvalidInputError(f"seconds: {seconds:g} is outside 1-{limits.max_seconds:g}")
+    if not 0.05 <= temperature <= 2.0:
+        raise InvalidInputError(f"temperature: {temperature:g} is outside 0.05-2")
+    if not 0 <= top_k <= 631:
+        raise InvalidInputError(f"top_k: {top_k} is outside 0-631 (0 turns it off)")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise InvalidInputError(f"top_p: {top_p:g} is outside (0, 1]")
+    if seed is not None and not 0 <= seed < 2**31:
+        raise InvalidInputError(f"seed: {seed} is outside 0-{2**31 - 1}")
+    if not 1 <= num <= limits.max_num:
+        raise InvalidInputError(f"num: {num} is outside 1-{limits.max_num}")
+    if prime_seconds is not None and not 0.5 <= prime_seconds <= limits.max_seconds:
+        raise InvalidInputError(f"prime_seconds: {prime_seconds:g} is outside 0.5-{limits.max_seconds:g}")
+    bad = [v for v in keep if v not in VOICES]
+    if bad:
+        raise InvalidInputError(f"keep: unknown voice {bad[0]!r} (voices are {', '.join(VOICES)})")
+    keep = [v for v in VOICES if v in keep]
+    if mode == "accompany" and not 1 <= len(keep) <= 3:
+        raise InvalidInputError("keep: choose one to three voices to keep")
+    if seed is None:  # pick one, so that every song can be made again
+        seed = secrets.randbelow(2**31)
+    params = {"seconds": seconds, "temperature": temperature, "top_k": top_k, "top_p": top_p,
+              "seed": seed, "num": num}
+    if mode == "continue":
+        params["prime_seconds"] = prime_seconds if prime_seconds is not None else 8.0
+    if mode == "accompany":
+        params["keep"] = keep
+    return params
+
+
+def clean_name(filename: str | None) -> str:
+    """An uploaded file's name, safe to show and store (no folders, no odd characters)."""
+    name = Path(str(filename or "upload").replace("\\", "/")).name
+    name = re.sub(r"[^\w.\- ]+", "_", name).strip(" .")[:100]
+    return name or "upload"
+
+
+def load_upload(data: bytes, filename: str, limits: Limits) -> NesScore:
+    """Read an uploaded file with the CLI's checks (NES-MDB MIDI, TX1 text, or any MIDI mapped
+    onto the NES voices); errors name ``filename``."""
+    from lakhnes.generate import load_source
+
+    if not data:
+        raise InvalidInputError("empty file", filename)
+    if len(data) > limits.max_upload_bytes:
+        raise InvalidInputError(f"file too large (the limit is {limits.max_upload_bytes // 1024} KB)", filename)
+    low = filename.lower()
+    suffix = next((s for s in UPLOAD_SUFFIXES if low.endswith(s)), None)
+    if suffix is None:
+        if data[:4] != b"MThd":
+            raise InvalidInputError("not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file", filename)
+        suffix = ".mid"
+    with tempfile.TemporaryDirectory(prefix="lakhnes-upload-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            score = load_source(path)
+        except InvalidInputError as e:
+            raise InvalidInputError(e.reason, filename) from None
+    if not score.num_notes:
+        raise InvalidInputError("the song has no notes", filename)
+    score.name = filename.split(".")[0]
+    return score
+
+
+def generate(model, mode: str, params: dict, source: NesScore | None, progress=None):
+    """Run one mode; return ``[(score, highlight), ...]`` where ``highlight`` marks the part
+    that came from the upload: ``{"span": [start_s, end_s] | None, "voices": [...]}``."""
+    from lakhnes import generate as G
+
+    kw = {k: params[k] for k in ("temperature", "top_k", "top_p", "seed", "num")}
+    seconds = params["seconds"]
+    if mode == "new":
+        scores = G.sample(model, seconds=seconds, progress=progress, **kw)
+        return [(s, None) for s in scores]
+    if source is None:
+        raise InvalidInputError(f"mode {mode!r} needs an uploaded MIDI or TX1 file")
+    if mode == "continue":
+        prime = min(params["prime_seconds"], source.end / SAMPLE_RATE)
+        scores = G.continue_song(model, source, prime_seconds=prime, seconds=seconds, progress=progress, **kw)
+        return [(s, {"span": [0.0, round(prime, 4)], "voices": []}) for s in scores]
+    part = source.slice(0, min(source.end, int(seconds * SAMPLE_RATE)))
+    if mode == "rhythm":
+        scores = G.accompany_rhythm(model, part, progress=progress, **kw)
+        return [(s, {"span": None, "voices": ["NO"]}) for s in scores]
+    keep = params["keep"]
+    scores = G.accompany_voices(model, part, keep, progress=progress, **kw)
+    return [(s, {"span": None, "voices": keep}) for s in scores]

@@ -1,0 +1,153 @@
+"""The studio's song folder: each song's files, its notes as JSON, history, muted renders.
+
+Layout: ``OUT/songs/<id>/`` holds ``song.mid``, ``song.tx1.txt``, ``song.wav``, ``song.json``
+(metadata + notes) and cached muted renders ``mute-<VOICES>.wav``. A song folder is written
+under a hidden temporary name and renamed when complete. Files are served only by
+:meth:`SongStore.file_path`, which checks ids and names against strict patterns and that the
+resolved path lies inside the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import SAMPLE_RATE, VOICES, NesScore, read_midi
+
+ID_RE = re.compile(r"^[0-9a-f]{12}$")
+#: every file name a song folder may hold
+NAME_RE = re.compile(r"^(song\.(wav|mid|tx1\.txt|json)|mute-(P1|P2|TR|NO)(-(P1|P2|TR|NO)){0,3}\.wav)$")
+DOWNLOADS = {"wav": "song.wav", "mid": "song.mid", "tx1": "song.tx1.txt"}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def notes_json(score: NesScore) -> dict:
+    """The score's notes for the page: per voice, columns in seconds (4 decimals) and pitches."""
+    voices = {}
+    for v in VOICES:
+        n = score.notes[v]
+        voices[v] = {
+            "start": np.round(n["start"] / SAMPLE_RATE, 4).tolist(),
+            "end": np.round(n["end"] / SAMPLE_RATE, 4).tolist(),
+            "pitch": n["pitch"].astype(int).tolist(),
+        }
+    return {"seconds": round(score.end / SAMPLE_RATE, 4), "voices": voices}
+
+
+def mute_name(mute) -> str:
+    """The cached render's file name for a set of muted voices (``song.wav`` when none)."""
+    mute = set(mute)
+    bad = sorted(mute - set(VOICES))
+    if bad:
+        raise InvalidInputError(f"unknown voice {bad[0]!r} (voices are {', '.join(VOICES)})")
+    if not mute:
+        return "song.wav"
+    if mute == set(VOICES):
+        raise InvalidInputError("cannot mute all four voices")
+    return "mute-" + "-".join(v for v in VOICES if v in mute) + ".wav"
+
+
+class SongStore:
+    """The songs under ``out_dir/songs``; thread-safe for one process."""
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.root = Path(out_dir).resolve() / "songs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._render_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writing
+    def add(self, score: NesScore, meta: dict, highlight: dict | None = None) -> dict:
+        """Write a new song (MIDI, TX1, WAV, JSON) atomically; return its metadata."""
+        from lakhnes import synth
+        from lakhnes.io import write_text_atomic
+        from lakhnes.score import write_midi
+        from lakhnes.tx1 import score_to_text
+
+        song_id = new_id()
+        tmp = self.root / f".tmp-{song_id}"
+        tmp.mkdir()
+        try:
+            write_midi(score, tmp / "song.mid")
+            write_text_atomic(tmp / "song.tx1.txt", score_to_text(score))
+            synth.write_wav(synth.render(score), tmp / "song.wav")
+            info = {
+                "id": song_id,
+                "created": time.time(),
+                "seconds": round(score.end / SAMPLE_RATE, 3),
+                "num_notes": score.num_notes,
+                **meta,
+                "highlight": highlight or {"span": None, "voices": []},
+                "notes": notes_json(score),
+            }
+            (tmp / "song.json").write_text(json.dumps(info))
+            os.replace(tmp, self.root / song_id)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return self.public(info)
+
+    def render(self, song_id: str, mute) -> str:
+        """Render the song with ``mute`` voices silenced (cached); return the file name."""
+        from lakhnes import synth
+
+        name = mute_name(mute)
+        path = self.file_path(song_id, "song.mid").with_name(name)
+        with self._render_lock:
+            if not path.exists():
+                score = read_midi(path.with_name("song.mid"))
+                synth.write_wav(synth.render(score, mute=tuple(mute)), path)
+        return name
+
+    # ------------------------------------------------------------------ reading
+    def song_dir(self, song_id: str) -> Path:
+        if not isinstance(song_id, str) or not ID_RE.match(song_id):
+            raise KeyError(song_id)
+        d = self.root / song_id
+        if not d.is_dir() or d.resolve().parent != self.root:
+            raise KeyError(song_id)
+        return d
+
+    def file_path(self, song_id: str, name: str) -> Path:
+        """The path of one of a song's files; ``KeyError`` unless it exists inside the folder."""
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise KeyError(name)
+        d = self.song_dir(song_id)
+        p = (d / name).resolve()
+        if p.parent != d.resolve() or not p.is_relative_to(self.root) or not p.is_file():
+            raise KeyError(name)
+        return p
+
+    def get(self, song_id: str, notes: bool = True) -> dict:
+        info = json.loads(self.file_path(song_id, "song.json").read_text())
+        return self.public(info, notes)
+
+    def list(self) -> list[dict]:
+        """Every song, newest first, without notes."""
+        out = []
+        for d in self.root.iterdir():
+            if ID_RE.match(d.name):
+                try:
+                    out.append(self.get(d.name, notes=False))
+                except (KeyError, OSError, ValueError):
+                    continue  # a damaged folder is left out of the history
+        return sorted(out, key=lambda s: s["created"], reverse=True)
+
+    @staticmethod
+    def public(info: dict, notes: bool = True) -> dict:
+        """Metadata as the API returns it: with file URLs, and the notes when asked."""
+        sid = info["id"]
+        out = {k: v for k, v in info.items() if notes or k != "notes"}
+        out["files"] = {k: f"/api/files/{sid}/{name}" for k, name in DOWNLOADS.items()}
+        return out

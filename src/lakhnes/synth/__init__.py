@@ -1,0 +1,129 @@
+"""NES audio: render an ``NesScore`` the way the 2A03 APU plays it, and write WAV files.
+
+``render`` builds each channel as a whole-song numpy array (``channels``), mixes them with
+the chip's non-linear mixer and applies the console's output filters (``mixer``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import numpy as np
+
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
+from lakhnes.synth import channels, mixer
+
+__all__ = ["render", "write_wav", "DEFAULT_DUTY", "parse_mute"]
+
+#: Pulse duty (0-3 = 12.5/25/50/75 %) used where a score carries no timbre (e.g. TX1).
+DEFAULT_DUTY = 2
+#: Samples rendered at a time (keeps the working arrays in cache and memory flat).
+BLOCK = 1 << 15
+
+
+def parse_mute(mute: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Voices to silence, from ``"P2,NO"`` or an iterable of names (any case)."""
+    if not mute:
+        return ()
+    items = mute.split(",") if isinstance(mute, str) else list(mute)
+    out = []
+    for m in items:
+        v = str(m).strip().upper()
+        if not v:
+            continue
+        if v not in VOICES:
+            raise InvalidInputError(f"cannot mute {m!r}: voices are {', '.join(VOICES)}")
+        out.append(v)
+    return tuple(out)
+
+
+def _check_options(sample_rate, duty) -> None:
+    if not isinstance(sample_rate, (int, np.integer)) or not 8000 <= sample_rate <= 192000:
+        raise InvalidInputError(f"sample rate must be a whole number of Hz in 8000-192000, not {sample_rate!r}")
+    if duty is not None and duty not in (0, 1, 2, 3):
+        raise InvalidInputError(f"duty must be 0-3 (12.5/25/50/75 %), not {duty!r}")
+
+
+def _scaled(a: np.ndarray, field: str, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return a
+    a = a.copy()
+    a[field] = np.round(a[field] * scale).astype(np.int64)
+    return a
+
+
+def render(
+    score: NesScore,
+    sample_rate: int = SAMPLE_RATE,
+    duty: int | None = None,
+    filters: bool = True,
+    mute: str | Iterable[str] = (),
+) -> np.ndarray:
+    """Render a score to mono float32 audio, ``round(score.end * sample_rate / 44100)`` samples.
+
+    Pulse volume is each note's velocity, updated by the score's CC11 curve; pulse duty comes
+    from its CC12 curve (``DEFAULT_DUTY`` where it has none), or ``duty`` for every note.
+    Triangle notes are on/off. Noise uses its velocity/CC11 volume and LFSR mode 0 (mode 1
+    where a noise CC12 value of 1 asks for it). ``filters`` switches the console's high-pass
+    (90, 440 Hz) and low-pass (14 kHz) filters; without them the output is the mixer's
+    unipolar level, as the chip produces it. ``mute`` silences voices (``"P2,NO"``).
+
+    Raises ``InvalidInputError`` for out-of-range pitches (naming the voice, time and pitch),
+    polyphonic voices, bad options, or a score with neither notes nor length.
+    """
+    _check_options(sample_rate, duty)
+    muted = parse_mute(mute)
+    score.check()
+    end = int(score.end)
+    if end <= 0:
+        last = [int(score.notes[v]["end"].max()) for v in VOICES if len(score.notes[v])]
+        if not last:
+            raise InvalidInputError("empty score: no notes and no length to render", score.name or None)
+        end = max(last)
+    scale = sample_rate / SAMPLE_RATE
+    n = int(round(end * scale))
+    oscs = {}
+    for v in VOICES:
+        if v in muted or not len(score.notes[v]) and v != "TR":
+            continue
+        notes = _scaled(_scaled(score.notes[v], "start", scale), "end", scale)
+        vol = _scaled(score.volume[v], "time", scale)
+        tim = _scaled(score.timbre[v], "time", scale)
+        pitch, gain = notes["pitch"], mixer.SCALE[v]
+        if v in ("P1", "P2"):
+            seg = channels.segments(
+                notes, channels.pulse_rates(pitch, sample_rate), n, vol,
+                tim if duty is None else None, DEFAULT_DUTY if duty is None else duty,
+            )
+            oscs[v] = channels.pulse(seg, gain)
+        elif v == "TR":
+            seg = channels.segments(notes, channels.triangle_rates(pitch, sample_rate), n, gated=False)
+            oscs[v] = channels.triangle(seg, gain)
+        else:
+            seg = channels.segments(notes, channels.noise_rates(pitch, sample_rate), n, vol, tim, 0)
+            oscs[v] = channels.noise(seg, gain)
+    out = np.zeros(n, dtype=np.float32)
+    ramp = np.arange(min(n, BLOCK), dtype=np.float64)
+    state = None
+    for c0 in range(0, n, BLOCK):
+        c1 = min(n, c0 + BLOCK)
+        mixed = mixer.mix_scaled(*(oscs[v].block(c0, c1, ramp) if v in oscs else None for v in VOICES))
+        if mixed is None:
+            mixed = np.zeros(c1 - c0)
+        if filters:
+            mixed, state = mixer.output_filters(mixed, sample_rate, state=state)
+        out[c0:c1] = mixed
+    return out
+
+
+def write_wav(audio: np.ndarray, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono audio (float, -1..1; clipped) as a 16-bit PCM WAV, atomically."""
+    import soundfile as sf
+
+    from lakhnes.io import atomic_path
+
+    pcm = np.round(np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), pcm, int(sample_rate), subtype="PCM_16", format="WAV")

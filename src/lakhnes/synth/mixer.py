@@ -1,0 +1,78 @@
+"""The APU's non-linear mixer and the NES's output filters."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+from scipy import signal
+
+#: First-order output filters of the NES (NESdev "APU Mixer"): high-pass 90 Hz and 440 Hz, low-pass 14 kHz.
+HIGH_PASS_HZ = (90.0, 440.0)
+LOW_PASS_HZ = 14000.0
+
+
+#: Channel scales that ``mix_scaled`` expects: its inputs are ``level * scale``.
+SCALE = {"P1": 1.0, "P2": 1.0, "TR": 100.0 / 8227.0, "NO": 100.0 / 12241.0}
+
+
+def mix(p1: np.ndarray, p2: np.ndarray, tr: np.ndarray, no: np.ndarray) -> np.ndarray:
+    """Mixer output (0 to about 0.63) from channel levels 0-15 (DMC silent).
+
+    ``pulse = 95.88 / (8128 / (p1 + p2) + 100)`` and
+    ``tnd = 159.79 / (1 / (tr / 8227 + no / 12241) + 100)``, each 0 when its inputs are 0.
+    """
+    return mix_scaled(
+        np.asarray(p1, dtype=np.float64) + p2, None,
+        np.asarray(tr, dtype=np.float64) * SCALE["TR"] + np.asarray(no, dtype=np.float64) * SCALE["NO"], None,
+    )
+
+
+def mix_scaled(p1, p2, tr, no) -> np.ndarray:
+    """``mix`` for inputs already scaled by ``SCALE`` (None = silent), computed in place as
+    ``0.9588 (1 - 81.28 / (81.28 + p))`` and ``1.5979 (1 - 1 / (1 + u))`` with
+    ``p = p1 + p2`` and ``u = 100 (tr / 8227 + no / 12241)``: the same curves, no 0/0."""
+    p = p1 if p1 is not None else p2
+    if p1 is not None and p2 is not None:
+        p = p1 + p2
+    u = tr if tr is not None else no
+    if tr is not None and no is not None:
+        u = tr + no
+    out = None
+    if p is not None:
+        p += 81.28
+        np.divide(-0.9588 * 81.28, p, out=p)
+        p += 0.9588
+        out = p
+    if u is not None:
+        u += 1.0
+        np.divide(-1.5979, u, out=u)
+        u += 1.5979
+        out = u if out is None else out + u
+    return out
+
+
+@cache
+def filter_coefficients(sample_rate: int, high_pass: bool = True, low_pass: bool = True):
+    """(b, a) of the chained first-order filters (bilinear transform), as one IIR filter."""
+    b, a = np.array([1.0]), np.array([1.0])
+    stages = [("highpass", f) for f in HIGH_PASS_HZ] if high_pass else []
+    if low_pass and LOW_PASS_HZ < sample_rate / 2:
+        stages.append(("lowpass", LOW_PASS_HZ))
+    for kind, hz in stages:
+        bb, aa = signal.butter(1, hz, btype=kind, fs=sample_rate)
+        b, a = np.convolve(b, bb), np.convolve(a, aa)
+    return b, a
+
+
+def output_filters(x: np.ndarray, sample_rate: int, high_pass: bool = True, low_pass: bool = True, state=None):
+    """Apply the NES output filters to a block; returns ``(y, state)``, ``state`` to pass
+    with the next block. A first block starts the filter settled on its first sample's
+    level, so a constant start (a held triangle step) does not click."""
+    b, a = filter_coefficients(sample_rate, high_pass, low_pass)
+    if len(b) == 1 or not len(x):
+        return x, state
+    if state is None:
+        state = signal.lfilter_zi(b, a) * float(x[0])
+    y, state = signal.lfilter(b, a, x.astype(np.float64, copy=False), zi=state)
+    return y, state

@@ -1,0 +1,548 @@
+"""One training loop for every language model in :mod:`lakhnes.models`.
+
+AdamW with linear warmup and cosine decay, gradient clipping, gradient accumulation (the
+batch is split into chunks, each with its own memory), bf16 autocast on CUDA, optional
+``torch.compile``, validation perplexity with early stopping, and ``torchrun`` data
+parallelism (DDP; gloo on CPU) with no code change.
+
+A run folder holds ``train_config.json``, ``log.csv``, ``checkpoints/step_NNNNNNNN/`` and
+the pointers ``latest.json`` / ``best.json``. A checkpoint is a folder written under a
+temporary name and renamed: ``config.json`` + ``model.safetensors`` (a loadable model),
+``optimizer.safetensors`` + ``optimizer.json``, ``state.json`` (step, data position, early
+stopping, logs) and ``state_rank{R}.safetensors`` (RNG states and the model memories).
+Nothing is pickled. Training into a run folder that has a checkpoint resumes it exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lakhnes.augment import AugmentConfig
+from lakhnes.datasets import load_manifest, load_split
+from lakhnes.errors import InvalidInputError
+from lakhnes.io import write_text_atomic
+from lakhnes.models import build_model, load_model, make_config, model_type_of, save_model
+from lakhnes.streams import SongStreams
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored as ``train_config.json`` in the run folder."""
+
+    data: str = ""
+    model_type: str = "transformer_xl"
+    model: dict = field(default_factory=dict)  # model config (from a preset, or the --init model)
+    init: str | None = None
+    batch_size: int = 8  # streams per process
+    tgt_len: int = 0  # 0: the model's tgt_len (128 when it has none)
+    accum_steps: int = 1  # the batch is split into this many chunks
+    steps: int = 10000
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.02
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 0.25
+    augment: bool = True
+    seed: int = 0
+    eval_every: int = 250
+    eval_batch: int = 8
+    eval_segments: int = 0  # 0: the whole valid split
+    patience: int = 0  # stop after this many evaluations without improvement (0: never)
+    log_every: int = 10
+    save_every: int = 0  # 0: at each evaluation
+    keep_last: int = 2
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time, all sessions
+    compile: bool = False
+    threads: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+#: Training settings that go with each model preset.
+TRAIN_PRESETS = {
+    "tiny": dict(batch_size=2, steps=200, lr=3e-3, warmup_steps=10, eval_every=50, eval_batch=2,
+                 eval_segments=8, log_every=10),
+    "small": dict(batch_size=8, steps=6000, lr=5e-4, warmup_steps=200, eval_every=250, eval_batch=8,
+                  eval_segments=60, patience=8, log_every=10),
+    "paper": dict(batch_size=8, steps=200000, lr=2.5e-4, warmup_steps=2000, eval_every=2000, eval_batch=8,
+                  eval_segments=0, patience=5, log_every=50),
+}
+
+
+def preset_config(name: str, model_type: str = "transformer_xl", **overrides) -> TrainConfig:
+    """A TrainConfig for a named size: model preset + its training settings + overrides."""
+    if name not in TRAIN_PRESETS:
+        raise InvalidInputError(f"unknown config {name!r} (known: {', '.join(TRAIN_PRESETS)})")
+    model = dataclasses.asdict(make_config(model_type, name))
+    return TrainConfig(model_type=model_type, model=model, **{**TRAIN_PRESETS[name], **overrides})
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate for the step with 0-based index ``step``: linear warmup, then cosine."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    t = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# ----------------------------------------------------------------------------- state files
+
+
+def _flat_state(state) -> list[torch.Tensor]:
+    """A model state (tensor, or nested lists/tuples of tensors) as a flat list."""
+    if state is None:
+        return []
+    if torch.is_tensor(state):
+        return [state]
+    return [t for s in state for t in _flat_state(s)]
+
+
+def _unflat_state(template, flat: list[torch.Tensor]):
+    """Rebuild a state shaped like ``template`` from the tensors of ``_flat_state``."""
+    it = iter(flat)
+
+    def build(t):
+        if torch.is_tensor(t):
+            return next(it)
+        return type(t)(build(s) for s in t)
+
+    return build(template)
+
+
+def _detach(state):
+    if torch.is_tensor(state):
+        return state.detach()
+    return type(state)(_detach(s) for s in state)
+
+
+def save_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    save_file(tensors, str(folder / "optimizer.safetensors"))
+    (folder / "optimizer.json").write_text(json.dumps({"param_groups": sd["param_groups"], "scalars": scalars}))
+
+
+def load_optimizer(opt: torch.optim.Optimizer, folder: Path, device) -> None:
+    from safetensors.torch import load_file
+
+    meta = json.loads((folder / "optimizer.json").read_text())
+    state: dict[int, dict] = {}
+    for key, v in list(load_file(str(folder / "optimizer.safetensors"), device=str(device)).items()) + list(
+        meta["scalars"].items()
+    ):
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    out = {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"rng.cuda.{i}"] = s
+    return out
+
+
+def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["rng.cpu"].cpu())
+    cuda = [tensors[k].cpu() for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; starts the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def evaluate(model, split, *, batch_size: int, tgt_len: int, max_segments: int | None = None, device="cpu"):
+    """Mean negative log-likelihood (nats/token) and perplexity of ``split``, read as
+    ``batch_size`` streams with memory. Returns ``(nll, ppl, n_tokens)``."""
+    model = getattr(model, "module", model)
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    total = len(split.tokens)
+    batch_size = max(1, min(batch_size, total // (tgt_len + 1)))
+    streams = SongStreams(split, batch_size, tgt_len, shuffle=False)
+    state = model.init_state(batch_size, device)
+    nll, n = 0.0, 0
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        for x, y in streams.one_pass(max_segments or None):
+            logits, state = model(torch.from_numpy(x).to(device), state)
+            yt = torch.from_numpy(y).to(device)
+            nll += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), yt.reshape(-1), reduction="sum").item()
+            n += yt.numel()
+    model.train(was_training)
+    mean = nll / max(n, 1)
+    return mean, math.exp(min(mean, 50.0)), n
+
+
+class _StopFlag:
+    """SIGTERM / first Ctrl-C ask the loop to stop after the current step (with a checkpoint)."""
+
+    def __init__(self):
+        self.set = False
+        self._old = {}
+
+    def __enter__(self):
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, sig, frame):
+        self.set = True
+        signal.signal(sig, self._old.get(sig, signal.SIG_DFL))  # a second signal acts at once
+
+    def __exit__(self, *exc):
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+
+
+LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "tokens",
+              "tokens_per_s", "elapsed_s"]
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class Trainer:
+    """Holds a run: model, optimizer, data streams, memories and bookkeeping."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, *, progress: bool = True,
+                 resume_overrides: dict | None = None):
+        self.run = Path(run_dir)
+        self.progress = progress
+        self.rank, self.world, local = _distributed()
+        if torch.cuda.is_available():
+            self.device = torch.device("cuda", local)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        ckpt = self._latest_checkpoint()
+        if ckpt is not None:  # resume: the stored config, with only the stopping budget overridable
+            stored = json.loads((self.run / "train_config.json").read_text())
+            allowed = {"steps", "max_minutes", "patience", "compile", "threads"}
+            cfg = TrainConfig.from_dict({**stored, **{k: v for k, v in (resume_overrides or {}).items()
+                                                      if k in allowed and v is not None}})
+        self.resumed_from = ckpt
+        self.cfg = cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed + self.rank)
+        if not cfg.data:
+            raise InvalidInputError("no training data given (--data)")
+        load_manifest(cfg.data)
+        self.train_split = load_split(cfg.data, "train")
+        self.valid_split = load_split(cfg.data, "valid")
+
+        if cfg.init and ckpt is None:
+            model = load_model(cfg.init, device="cpu").train()
+            cfg.model_type, cfg.model = model_type_of(model), dataclasses.asdict(model.config)
+        else:
+            model = build_model(cfg.model_type, cfg.model)
+        self.model = model.to(self.device)
+        self.tgt_len = cfg.tgt_len or getattr(model.config, "tgt_len", 0) or 128
+        if cfg.batch_size % cfg.accum_steps:
+            raise InvalidInputError(f"batch size {cfg.batch_size} is not a multiple of --accum {cfg.accum_steps}")
+        self.chunk = cfg.batch_size // cfg.accum_steps
+        self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99))
+        aug = AugmentConfig() if cfg.augment else None
+        self.streams = SongStreams(self.train_split, cfg.batch_size, self.tgt_len, seed=cfg.seed, augment=aug,
+                                   rank=self.rank, world_size=self.world)
+        self.mems = [model.init_state(self.chunk, self.device) for _ in range(cfg.accum_steps)]
+        self.step, self.tokens, self.elapsed = 0, 0, 0.0
+        self.best_ppl, self.best_step, self.bad_evals = float("inf"), None, 0
+        self.log_acc = [0.0, 0]
+        if ckpt is not None:
+            self._load_checkpoint(ckpt)
+        elif self.rank == 0:
+            self.run.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.run / "train_config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+            for f in ("log.csv", "summary.json"):
+                (self.run / f).unlink(missing_ok=True)
+        self.net = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+
+    # --------------------------------------------------------------------- checkpoints
+    def _latest_checkpoint(self) -> Path | None:
+        f = self.run / "latest.json"
+        if not f.exists():
+            return None
+        p = self.run / json.loads(f.read_text())["path"]
+        return p if (p / "state.json").exists() else None
+
+    def _state_json(self) -> dict:
+        return {
+            "step": self.step, "tokens": self.tokens, "elapsed_s": self.elapsed,
+            "streams": self.streams.state_dict(), "best_ppl": self.best_ppl, "best_step": self.best_step,
+            "bad_evals": self.bad_evals, "log_acc": self.log_acc, "world_size": self.world,
+        }
+
+    def save_checkpoint(self, valid_ppl: float | None = None) -> Path:
+        """Write a checkpoint folder atomically and point ``latest.json`` (and maybe ``best.json``) at it."""
+        from safetensors.torch import save_file
+
+        name = f"step_{self.step:08d}"
+        final = self.run / "checkpoints" / name
+        tmp = self.run / "checkpoints" / f".tmp_{name}"
+        if self.rank == 0:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        _barrier(self.world)
+        flat = [t for m in self.mems for t in _flat_state(m)]
+        save_file({**_rng_tensors(), **{f"mem.{i}": t.contiguous() for i, t in enumerate(flat)}},
+                  str(tmp / f"state_rank{self.rank}.safetensors"))
+        _barrier(self.world)
+        if self.rank == 0:
+            meta = {"step": self.step, "valid_ppl": valid_ppl, "train": dataclasses.asdict(self.cfg)}
+            save_model(self.model, tmp, metadata=meta)
+            save_optimizer(self.opt, tmp)
+            (tmp / "state.json").write_text(json.dumps(self._state_json(), indent=2))
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            rel = str(final.relative_to(self.run))
+            write_text_atomic(self.run / "latest.json", json.dumps({"path": rel, "step": self.step}) + "\n")
+            if valid_ppl is not None and self.best_step == self.step:
+                write_text_atomic(self.run / "best.json",
+                                  json.dumps({"path": rel, "step": self.step, "valid_ppl": valid_ppl}) + "\n")
+            self._rotate()
+        _barrier(self.world)
+        return final
+
+    def _rotate(self) -> None:
+        keep = {f"step_{self.best_step:08d}"} if self.best_step is not None else set()
+        found = sorted(p for p in (self.run / "checkpoints").glob("step_*") if p.is_dir())
+        keep |= {p.name for p in found[-self.cfg.keep_last:]}
+        for p in found:
+            if p.name not in keep:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _load_checkpoint(self, ckpt: Path) -> None:
+        from safetensors.torch import load_file
+        from safetensors.torch import load_model as st_load
+
+        st = json.loads((ckpt / "state.json").read_text())
+        if st.get("world_size", 1) != self.world:
+            raise InvalidInputError(f"checkpoint was written by {st['world_size']} processes, now {self.world}",
+                                    str(ckpt))
+        st_load(self.model, str(ckpt / "model.safetensors"), device=str(self.device))
+        load_optimizer(self.opt, ckpt, self.device)
+        extra = load_file(str(ckpt / f"state_rank{self.rank}.safetensors"), device=str(self.device))
+        _set_rng(extra)
+        flat = [extra[f"mem.{i}"] for i in range(sum(1 for k in extra if k.startswith("mem.")))]
+        per = len(flat) // max(1, len(self.mems))
+        self.mems = [_unflat_state(m, flat[i * per:(i + 1) * per]) for i, m in enumerate(self.mems)]
+        self.step, self.tokens, self.elapsed = st["step"], st["tokens"], st["elapsed_s"]
+        self.streams.load_state_dict(st["streams"])
+        self.best_ppl, self.best_step, self.bad_evals = st["best_ppl"], st["best_step"], st["bad_evals"]
+        self.log_acc = st["log_acc"]
+        if self.rank == 0:
+            self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        f = self.run / "log.csv"
+        if not f.exists():
+            return
+        rows = [r for r in csv.DictReader(f.open()) if int(r["step"]) <= self.step]
+        with f.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    # --------------------------------------------------------------------- logging
+    def _log(self, row: dict) -> None:
+        if self.rank:
+            return
+        f = self.run / "log.csv"
+        new = not f.exists()
+        with f.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, LOG_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        if self._tb is not None:
+            for k in ("train_loss", "valid_loss", "valid_ppl", "lr", "tokens_per_s"):
+                if row.get(k, "") != "":
+                    self._tb.add_scalar(k, float(row[k]), row["step"])
+
+    def _tensorboard(self):
+        if self.rank:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:  # tensorboard not installed
+            return None
+        return SummaryWriter(str(self.run / "tensorboard"))
+
+    # --------------------------------------------------------------------- training
+    def train_step(self) -> float:
+        """One optimizer step over the next segment of every stream; returns the mean loss."""
+        cfg, dev = self.cfg, self.device
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(cfg, self.step)
+        x, y = self.streams.next_batch()
+        x, y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+        total = 0.0
+        for c in range(cfg.accum_steps):
+            sl = slice(c * self.chunk, (c + 1) * self.chunk)
+            sync = c == cfg.accum_steps - 1 or self.world == 1
+            ctx = self.net.no_sync() if not sync and hasattr(self.net, "no_sync") else _nullctx()
+            with ctx, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                logits, state = self.net(x[sl], self.mems[c])
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y[sl].reshape(-1))
+                (loss / cfg.accum_steps).backward()
+            self.mems[c] = _detach(state)
+            total += loss.item() / cfg.accum_steps
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += x.numel() * self.world
+        return total
+
+    def fit(self, until: int | None = None) -> dict:
+        """Train to ``cfg.steps`` (or ``until``, or the time budget, or early stopping);
+        checkpoint on the way and at the end. Returns a summary dict."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        stop_at = min(cfg.steps, until) if until else cfg.steps
+        self._tb = self._tensorboard()
+        self.model.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or self.rank != 0,
+                   desc="train", unit="step", dynamic_ncols=True)
+        reason = "steps"
+        t_start, tok_start = time.perf_counter(), self.tokens
+        last_ppl = None
+        with _StopFlag() as flag:
+            while self.step < stop_at:
+                t0 = time.perf_counter()
+                loss = self.train_step()
+                self.elapsed += time.perf_counter() - t0
+                self.log_acc = [self.log_acc[0] + loss, self.log_acc[1] + 1]
+                tps = (self.tokens - tok_start) / max(time.perf_counter() - t_start, 1e-9)
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == stop_at:
+                    mean = self.log_acc[0] / max(self.log_acc[1], 1)
+                    self.log_acc = [0.0, 0]
+                    bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{tps:.0f}", lr=f"{lr_at(cfg, self.step - 1):.2e}")
+                    self._log(self._row(train_loss=mean, tokens_per_s=tps))
+                do_eval = self.step % cfg.eval_every == 0 or self.step >= cfg.steps
+                out_of_time = cfg.max_minutes > 0 and self.elapsed >= cfg.max_minutes * 60
+                if do_eval:
+                    last_ppl = self._evaluate(bar)
+                    if cfg.patience and self.bad_evals >= cfg.patience:
+                        reason = "early_stop"
+                save = do_eval or (cfg.save_every and self.step % cfg.save_every == 0)
+                if out_of_time:
+                    reason = "time"
+                elif flag.set:
+                    reason = "signal"
+                elif self.step >= stop_at and stop_at < cfg.steps:
+                    reason = "until"
+                if save or reason != "steps" or self.step >= stop_at:
+                    self.save_checkpoint(last_ppl if do_eval else None)
+                if reason != "steps":
+                    break
+        bar.close()
+        if self._tb is not None:
+            self._tb.close()
+        summary = {"step": self.step, "stopped": reason, "best_valid_ppl": self.best_ppl,
+                   "best_step": self.best_step, "tokens": self.tokens, "elapsed_s": round(self.elapsed, 1),
+                   "parameters": self.model.num_parameters()}
+        if self.rank == 0:
+            write_text_atomic(self.run / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _row(self, **kw) -> dict:
+        return {"step": self.step, "epoch": self.streams.epoch, "lr": f"{lr_at(self.cfg, self.step - 1):.6g}",
+                "tokens": self.tokens, "elapsed_s": f"{self.elapsed:.1f}",
+                **{k: (f"{v:.5g}" if isinstance(v, float) else v) for k, v in kw.items()}}
+
+    def _evaluate(self, bar) -> float:
+        cfg = self.cfg
+        nll, ppl, _ = evaluate(self.model, self.valid_split, batch_size=cfg.eval_batch, tgt_len=self.tgt_len,
+                               max_segments=cfg.eval_segments or None, device=self.device)
+        if ppl < self.best_ppl:
+            self.best_ppl, self.best_step, self.bad_evals = ppl, self.step, 0
+        else:
+            self.bad_evals += 1
+        self._log(self._row(valid_loss=nll, valid_ppl=ppl))
+        bar.write(f"step {self.step}: valid ppl {ppl:.3f} (best {self.best_ppl:.3f} at step {self.best_step})")
+        return ppl
+
+
+class _nullctx:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, until: int | None = None, progress: bool = True,
+          resume_overrides: dict | None = None) -> dict:
+    """Train, or resume if ``run_dir`` holds a checkpoint (then its stored config is used, with
+    ``resume_overrides`` for steps/max_minutes/patience), and return the summary."""
+    return Trainer(cfg, run_dir, progress=progress, resume_overrides=resume_overrides).fit(until=until)

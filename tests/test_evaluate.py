@@ -1,0 +1,184 @@
+"""The evaluation protocol: token accounting, exact perplexities, memory, one target set for all models."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lakhnes.cli import main
+from lakhnes.datasets import ShardWriter, load_split, write_manifest
+from lakhnes.evaluate import evaluate_lm, evaluate_ngram, layout_streams, uniform_nll
+from lakhnes.models import build_model, save_model
+from lakhnes.models.ngram import NGramLM
+
+torch.set_num_threads(1)
+
+
+class Uniform(nn.Module):
+    """A model that gives every id the same score."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("C", (), {"mem_len": 0})()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def init_state(self, batch_size, device=None):
+        return None
+
+    def forward(self, x, state=None):
+        return torch.zeros(*x.shape, 631) + self.w, state
+
+
+class BigramTorch(nn.Module):
+    """A torch wrapper of an n-gram bigram: logits[t] = log p(. | x[t]); p(. | nothing) for the
+    first token of a stream is never needed (the first token is not a target)."""
+
+    def __init__(self, m: NGramLM):
+        super().__init__()
+        table = np.stack([m.distribution([i]) for i in range(631)])
+        self.logp = nn.Parameter(torch.from_numpy(np.log(table)), requires_grad=False)
+        self.config = type("C", (), {})()
+
+    def init_state(self, batch_size, device=None):
+        return None
+
+    def forward(self, x, state=None):
+        return self.logp[x], state
+
+
+def _tokens(n=997, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.tile(rng.integers(0, 631, 37), n // 37 + 1)[:n] ^ (rng.random(n) < 0.1)
+
+
+def test_layout_keeps_every_token_once():
+    t = np.arange(103)
+    rows, lengths = layout_streams(t, 10)
+    assert lengths.tolist() == [11, 11, 11] + [10] * 7
+    back = np.concatenate([rows[s, : lengths[s]] for s in range(10)])
+    assert np.array_equal(back, t)
+    with pytest.raises(ValueError, match="too few"):
+        layout_streams(np.arange(15), 10)
+
+
+def test_uniform_model_has_ppl_631():
+    r = evaluate_lm(Uniform(), _tokens(), streams=10, tgt_len=16)
+    assert r["targets"] == 997 - 10 and r["tokens"] == 997
+    assert r["nll"] == pytest.approx(uniform_nll(), rel=1e-12)
+    assert r["ppl"] == pytest.approx(631.0, rel=1e-9)
+
+
+def test_torch_and_ngram_paths_score_the_same_targets():
+    t = _tokens(1500, seed=1)
+    m = NGramLM.train(_tokens(5000, seed=1), 2)
+    a = evaluate_ngram(m, t, streams=7)
+    for tgt_len in (5, 128):
+        b = evaluate_lm(BigramTorch(m), t, streams=7, tgt_len=tgt_len)
+        assert b["targets"] == a["targets"] == 1500 - 7
+        assert b["nll"] == pytest.approx(a["nll"], rel=1e-6)
+
+
+def test_lstm_state_is_carried_across_segments():
+    torch.manual_seed(0)
+    m = build_model("lstm", "tiny")
+    t = _tokens(300)
+    a = evaluate_lm(m, t, streams=3, tgt_len=4)
+    b = evaluate_lm(m, t, streams=3, tgt_len=200)
+    assert a["targets"] == b["targets"] == 297
+    assert a["nll"] == pytest.approx(b["nll"], rel=1e-5)
+
+
+def _txl(**kw):
+    torch.manual_seed(0)
+    return build_model("transformer_xl", dict(n_layer=2, n_head=4, d_model=64, d_inner=128, tgt_len=8,
+                                              mem_len=8, dropout=0.0, pre_norm=True, **kw))
+
+
+def test_txl_long_memory_equals_one_segment():
+    m = _txl().eval()
+    t = _tokens(120)
+    whole = evaluate_lm(m, t, streams=2, tgt_len=60, mem_len=0)
+    pieces = evaluate_lm(m, t, streams=2, tgt_len=7, mem_len=64)
+    assert pieces["targets"] == whole["targets"] == 118
+    assert pieces["nll"] == pytest.approx(whole["nll"], rel=1e-4)
+    assert m.config.mem_len == 8  # restored
+
+
+def test_txl_memory_lowers_perplexity_on_a_pattern():
+    """After A the next id depends on the id before A: a 2-token context decides every target."""
+    pat = np.array([0, 1, 0, 2, 0, 3]) + 380
+    seq = torch.from_numpy(np.tile(pat, 40))
+    m = _txl()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        b = torch.stack([seq[o : o + 17] for o in torch.randint(0, 100, (16,), generator=g)])
+        logits, _ = m(b[:, :-1])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, 631), b[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    test = np.tile(pat, 10)
+    without = evaluate_lm(m, test, streams=2, tgt_len=2, mem_len=0)
+    with_mem = evaluate_lm(m, test, streams=2, tgt_len=2, mem_len=16)
+    assert without["targets"] == with_mem["targets"] == 58
+    assert with_mem["ppl"] < without["ppl"] - 0.1
+
+
+@pytest.fixture()
+def prepared(tmp_path, nesmdb_fixture_files):
+    from lakhnes import tx1
+    from lakhnes.score import read_midi
+
+    d = tmp_path / "data"
+    ids = [tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files]
+    ids = [s for s in ids if len(s) >= 10]  # as `prepare` keeps them
+    for split, songs in (("train", ids[:-2]), ("valid", ids[-2:-1]), ("test", ids[-1:])):
+        w = ShardWriter(d, split)
+        for k, s in enumerate(songs):
+            w.add(f"song{k}", s)
+        w.close()
+    write_manifest(d, {})
+    return d
+
+
+def test_cli_eval_ngram_and_lstm(prepared, tmp_path, capsys):
+    res = tmp_path / "results"
+    n_test = len(load_split(prepared, "test").tokens)
+    assert main(["eval", "5gram", "--data", str(prepared), "--results", str(res),
+                 "--save", str(tmp_path / "ng")]) == 0
+    out = capsys.readouterr()
+    assert f"{n_test - 10} tokens scored" in out.out and "PPL" in out.out
+    assert "every token but the first of each stream is a target" in out.out
+    r5 = json.loads((res / "5gram.test.json").read_text())
+    assert r5["targets"] == n_test - 10 and r5["ppl"] > 1
+    # the saved model scores identically
+    assert main(["eval", str(tmp_path / "ng"), "--data", str(prepared), "--results", "",
+                 "--json", str(tmp_path / "again.json")]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["nll"] == pytest.approx(r5["nll"], rel=1e-12)
+    assert main(["eval", "unigram", "--data", str(prepared), "--results", str(res)]) == 0
+    r1 = json.loads((res / "unigram.test.json").read_text())
+    assert r1["targets"] == r5["targets"] and r5["ppl"] < r1["ppl"]
+    torch.manual_seed(0)
+    save_model(build_model("lstm", "tiny"), tmp_path / "lstm_run", {"step": 0})
+    assert main(["eval", str(tmp_path / "lstm_run"), "--data", str(prepared), "--split", "valid",
+                 "--results", str(res), "--tgt-len", "32"]) == 0
+    rl = json.loads((res / "lstm_run.valid.json").read_text())
+    assert rl["model_type"] == "lstm" and rl["split"] == "valid"
+    assert rl["ppl"] == pytest.approx(631, rel=0.05)  # untrained: close to uniform
+    assert math.isfinite(rl["tokens_per_s"])
+
+
+def test_cli_eval_errors(prepared, tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nope"), "--data", str(prepared)]) == 2
+    assert "no such model" in capsys.readouterr().err
+    assert main(["eval", "5gram", "--data", str(tmp_path), "--results", ""]) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "test" in err
+    assert main(["eval", "5gram", "--data", str(prepared), "--streams", "0"]) == 2
