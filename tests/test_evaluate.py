@@ -173,6 +173,19 @@ def test_cli_eval_ngram_and_lstm(prepared, tmp_path, capsys):
     assert rl["model_type"] == "lstm" and rl["split"] == "valid"
     assert rl["ppl"] == pytest.approx(631, rel=0.05)  # untrained: close to uniform
     assert math.isfinite(rl["tokens_per_s"])
+    assert rl["step"] == 0 or "step" not in rl
+    # the report gathers every result into one table, worst test PPL first
+    assert main(["eval", "5gram", "--data", str(prepared), "--split", "valid", "--results", str(res)]) == 0
+    table = tmp_path / "table.md"
+    assert main(["report", str(res), "-o", str(table)]) == 0
+    md = table.read_text()
+    rows = json.loads(table.with_suffix(".json").read_text())
+    assert [r["model"] for r in rows] == ["unigram", "5gram", "lstm_run"]
+    assert rows[1]["valid_ppl"] == pytest.approx(
+        json.loads((res / "5gram.valid.json").read_text())["ppl"]) and rows[1]["test_ppl"] == r5["ppl"]
+    assert "| model | type | parameters | epochs | valid PPL | test PPL |" in md
+    assert f"| 5gram | 5gram (interpolated modified Kneser-Ney) | {r5['parameters'] / 1e3:.1f} k n-grams" in md
+    assert main(["report", str(tmp_path / "empty_dir_missing")]) == 2
 
 
 def test_cli_eval_errors(prepared, tmp_path, capsys):

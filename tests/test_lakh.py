@@ -122,8 +122,11 @@ def test_every_example_is_valid_tx1_and_clipped():
 
 
 def test_duplicate_parts_and_out_of_range_parts_dropped():
-    parts = lakh.read_parts(midi([("a", False, MELODY), ("a copy", False, MELODY),
-                                  ("sub", False, line([5, 10, 12] * 10))]))
+    data = midi([("a", False, MELODY), ("a copy", False, MELODY), ("sub", False, line([5, 10, 12] * 10))])
+    sm = symusic.Score.from_midi(data)
+    for n in sm.tracks[1].notes:
+        n.velocity = 50  # a louder or softer copy is still the same part
+    parts = lakh.read_parts(bytes(sm.dumps_midi()))
     assert len(parts.melodic) == 1
 
 
@@ -276,6 +279,11 @@ def test_cli_writes_shards_and_listenable_midi(tmp_path, capsys):
     bad = parser.parse_args(["lakh", str(tmp_path / "missing"), "-o", str(tmp_path / "x"), "--quiet"])
     assert bad.func(bad) == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
+    from lakhnes.cli import main  # the real entry point dispatches `prepare lakh` here
+
+    assert main(["prepare", "lakh", str(src), "-o", str(tmp_path / "via_main"), "--max-per-file", "2",
+                 "--seed", "4", "-j", "1", "--quiet"]) == 0
+    assert _outputs(tmp_path / "via_main") == _outputs(tmp_path / "out")
 
 
 def test_general_midi_to_nes(tmp_path, nesmdb_fixture_files):

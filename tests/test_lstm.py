@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lakhnes.models import build_model, load_model, presets, save_model
-from lakhnes.models.lstm import LSTMConfig, LSTMLM
+from lakhnes.models.lstm import LSTMLM, LSTMConfig
 
 
 def _tiny(seed=0) -> LSTMLM:

@@ -87,6 +87,7 @@ def test_page_static_files_and_openapi(studio):
               "/api/files/{song_id}/{name}"):
         assert p in paths
     assert studio.get("/docs").status_code == 200
+    assert "/openapi.json" in studio.get("/reference").text  # offline API reference
     info = studio.get("/api/info").json()
     assert info["limits"]["max_seconds"] == 4 and info["limits"]["max_upload_bytes"] == 2 * 1024 * 1024
     assert [m["id"] for m in info["modes"]] == ["new", "continue", "rhythm", "accompany"]
@@ -156,6 +157,20 @@ def test_accompany_keeps_the_chosen_voice(studio, fixtures):
     assert out.notes["P1"]["pitch"].tolist() == src.notes["P1"]["pitch"].tolist()
 
 
+def test_any_midi_is_mapped_onto_the_nes_voices(studio):
+    import symusic
+
+    sm = symusic.Score(480)
+    piano = symusic.Track(name="Piano", program=0)
+    for k, pitch in enumerate([60, 64, 67, 72, 67, 64, 60, 55]):
+        piano.notes.append(symusic.Note(k * 240, 200, pitch, 90))
+    sm.tracks.append(piano)
+    job = run_job(studio, {"mode": "continue", "seconds": "1", "prime_seconds": "1", "seed": "6"},
+                  {"file": ("piano.mid", sm.dumps_midi(), "audio/midi")})
+    out = midi_of(studio, job["songs"][0])
+    assert out.notes["P1"]["pitch"][:4].tolist() == [60, 64, 67, 72]  # the melody went to P1
+
+
 def test_several_songs_and_history(studio):
     job = run_job(studio, {"mode": "new", "seconds": "1", "num": "2", "seed": "5"})
     ids = [s["id"] for s in job["songs"]]
@@ -183,6 +198,7 @@ def test_several_songs_and_history(studio):
         ("huge.mid", b"MThd" + bytes(3 * 1024 * 1024), 413, "upload too large"),
         ("../../etc/evil.mid", b"nope", 400, "evil.mid: not a MIDI file"),
     ],
+    ids=["empty", "not-midi", "corrupt", "wrong-type", "bad-tx1", "too-big", "huge", "path-in-name"],
 )
 def test_bad_uploads_are_refused_with_the_reason(studio, name, data, status, message):
     r = studio.post("/api/jobs", data={"mode": "continue", "seconds": "1"}, files={"file": (name, data)})
@@ -266,8 +282,17 @@ def test_symlinks_out_of_the_folder_are_not_served(studio, a_song, tmp_path):
 
 def test_store_file_path_checks_names(tmp_path):
     store = SongStore(tmp_path)
-    for song_id, name in [("../songs", "song.wav"), ("abc", "song.wav"), ("0" * 12, "song.wav"),
-                          ("0" * 12, "../x"), ("0" * 12, "/etc/passwd"), (None, "song.wav"), ("0" * 12, None)]:
+    d = tmp_path / "songs" / ("0" * 12)
+    d.mkdir()
+    for name in ("song.wav", "song.wav\n", "notes.txt"):
+        (d / name).write_bytes(b"x")
+    (tmp_path / "songs" / ("0" * 12 + "\n")).mkdir()
+    (tmp_path / "songs" / ("0" * 12 + "\n") / "song.wav").write_bytes(b"x")
+    assert store.file_path("0" * 12, "song.wav") == d / "song.wav"
+    bad = [("../songs", "song.wav"), ("abc", "song.wav"), ("1" * 12, "song.wav"), ("0" * 12, "../x"),
+           ("0" * 12, "/etc/passwd"), (None, "song.wav"), ("0" * 12, None), ("0" * 12, "notes.txt"),
+           ("0" * 12 + "\n", "song.wav"), ("0" * 12, "song.wav\n")]
+    for song_id, name in bad:
         with pytest.raises(KeyError):
             store.file_path(song_id, name)
     assert mute_name(["NO", "P1"]) == "mute-P1-NO.wav" and mute_name([]) == "song.wav"
@@ -306,6 +331,20 @@ def test_mute_rerenders_on_the_server(studio, a_song):
     assert bad.status_code == 400 and "all four" in bad.json()["detail"]
     assert studio.post(f"/api/songs/{sid}/render", json={"mute": ["XX"]}).status_code == 400
     assert studio.post("/api/songs/000000000000/render", json={"mute": ["P1"]}).status_code == 404
+
+
+def test_cross_site_posts_and_foreign_hosts_are_refused(studio, tiny_model_dir, tmp_path):
+    r = studio.post("/api/jobs", data={"mode": "new", "seconds": "1"}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and r.json()["detail"] == "cross-site request refused"
+    same = studio.post("/api/jobs", data={"mode": "bogus"}, headers={"Origin": "http://testserver"})
+    assert same.status_code == 400  # same origin: reaches the option checks
+    from lakhnes.cli.serve import LOOPBACK_NAMES
+
+    app = create_app(tiny_model_dir, tmp_path, trusted_hosts=LOOPBACK_NAMES)
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    assert client.get("/api/info").status_code == 200
+    assert client.get("/api/info", headers={"Host": "rebind.example:8000"}).status_code == 400
+    app.state.jobs.close()
 
 
 def test_unknown_ids_are_404(studio):

@@ -116,15 +116,29 @@ def evaluate_ngram(model: ngram.NGramLM, tokens, *, streams: int = STREAMS, prog
     return _result(total, n - streams, n, streams, time.perf_counter() - t0, order=model.order)
 
 
-def _read_config(path: Path) -> dict:
-    for d in (path, path.parent):
-        f = d / "config.json"
-        if f.is_file():
-            try:
-                return json.loads(f.read_text())
-            except ValueError:
-                return {}
-    return {}
+def run_metadata(model_path, data_dir) -> dict:
+    """What a torch checkpoint says about its training: step, augmentation, epochs (tokens seen
+    divided by the tokens of ``data_dir``'s train split)."""
+    from lakhnes.models import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(model_path)
+    out: dict = {"checkpoint": str(ckpt)}
+    try:
+        cfg = json.loads((ckpt / "config.json").read_text())
+        state = json.loads((ckpt / "state.json").read_text()) if (ckpt / "state.json").exists() else {}
+    except ValueError:
+        return out
+    train = cfg.get("train") or {}
+    for k in ("step", "valid_ppl"):
+        if cfg.get(k) is not None:
+            out["train_" + k if k == "valid_ppl" else k] = cfg[k]
+    if "augment" in train:
+        out["augment"] = bool(train["augment"])
+    if state.get("tokens"):
+        n_train = int(load_split(data_dir, "train").offsets[-1])
+        out["train_tokens_seen"] = int(state["tokens"])
+        out["epochs"] = round(state["tokens"] / n_train, 3)
+    return out
 
 
 def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = STREAMS,
@@ -155,14 +169,11 @@ def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = S
         log(protocol_text(len(tokens), streams))
         res = evaluate_ngram(m, tokens, streams=streams, progress=progress)
     else:
-        from lakhnes.models import load_model
+        from lakhnes.models import load_model, model_type_of
 
         model = load_model(model_spec)
-        cfg = _read_config(Path(model_spec))
-        info.update(model_type=cfg.get("model_type", type(model).__name__), parameters=model.num_parameters())
-        for k in ("epoch", "epochs", "step", "preset", "augment", "best_valid_ppl"):
-            if k in cfg:
-                info[k] = cfg[k]
+        info.update(model_type=model_type_of(model), parameters=model.num_parameters(),
+                    **run_metadata(model_spec, data_dir))
         log(protocol_text(len(tokens), streams))
         res = evaluate_lm(model, tokens, streams=streams, tgt_len=tgt_len, mem_len=mem_len, progress=progress)
     return {**info, **res}

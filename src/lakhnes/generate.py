@@ -26,12 +26,19 @@ from lakhnes.constraints import Constraint, keep_plan, parse_keep, quantize, sta
 from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 
-__all__ = ["sample", "continue_song", "accompany_rhythm", "accompany_voices", "load_default_model",
-           "load_source", "set_threads"]
+__all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices", "load_default_model",
+           "load_source", "load_model", "set_threads"]
 
 Progress = Callable[[int, int], None] | None
 #: tokens per second of music after which only waits are allowed (NES-MDB peaks near 200/s)
 MAX_TOKEN_RATE = 400
+
+
+def load_model(path, device="cpu"):
+    """A model from a run folder, checkpoint folder or ``.safetensors`` file (no pickle)."""
+    from lakhnes.models import load_model as _load
+
+    return _load(path, device=device)
 
 
 def load_default_model(device="cpu"):
@@ -136,8 +143,32 @@ def _feed(model, ids: torch.Tensor, state):
     return logits, state
 
 
+class Stepper:
+    """One token per step after a prompt: ``step(ids[B]) -> logits [B, V]``.
+
+    The prompt goes through ``model.forward`` in ``tgt_len`` chunks (filling the memory); then a
+    Transformer-XL steps through :class:`lakhnes.txl_cache.CachedSteps` (cached keys/values),
+    any other model through ``model(x[B, 1], state)``.
+    """
+
+    def __init__(self, model, prompt: torch.Tensor, cache: bool = True):
+        from lakhnes import txl_cache
+
+        self.model = model
+        self.logits, self.state = _feed(model, prompt, model.init_state(prompt.size(0), prompt.device))
+        self.cached = txl_cache.CachedSteps(model, self.state) if cache and txl_cache.supports(model) else None
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.cached is not None:
+            self.logits = self.cached.step(ids)
+        else:
+            out, self.state = self.model(ids[:, None], self.state)
+            self.logits = out[:, -1]
+        return self.logits
+
+
 def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, top_p, seed,
-            progress: Progress, total: int, done_of) -> list[np.ndarray]:
+            progress: Progress, total: int, done_of, cache: bool = True) -> list[np.ndarray]:
     """Feed ``prefix`` to every stream, then sample under ``con`` until all streams finish.
     Returns each stream's sampled ids (``done_of(con)`` gives the progress count)."""
     dev = _device(model)
@@ -146,9 +177,9 @@ def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, t
     x = torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=dev)[None].expand(B, -1)
     out = []
     with torch.inference_mode():
-        logits, state = _feed(model, x, model.init_state(B, dev))
-        step = 0
-        while not con.all_done():
+        steps = Stepper(model, x, cache=cache)
+        logits, step = steps.logits, 0
+        while True:
             tok = pick(logits, con.mask(), temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
             con.update(tok)
             out.append(tok)
@@ -157,8 +188,7 @@ def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, t
                 progress(min(total, done_of(con)), total)
             if con.all_done():
                 break
-            step_logits, state = model(tok[:, None], state)
-            logits = step_logits[:, -1]
+            logits = steps.step(tok)
     if progress is not None:
         progress(total, total)
     ids = torch.stack(out, 1).cpu().numpy() if out else np.zeros((B, 0), dtype=np.int64)
@@ -200,26 +230,33 @@ def _length_args(seconds, tokens):
     return int(round(seconds * SAMPLE_RATE)), None
 
 
-def _free(model, prefix_ids, prefix_events, *, seconds, tokens, temperature, top_k, top_p, seed, num,
-          progress, name) -> list[NesScore]:
-    """Sample after ``prefix_ids`` (fed to the model); songs = ``prefix_events`` + new music."""
+def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: int | None = None,
+                  temperature: float = 0.95, top_k: int | None = 32, top_p: float | None = None,
+                  seed: int | None = None, num: int = 1, progress: Progress = None,
+                  cache: bool = True) -> list[np.ndarray]:
+    """The token ids ``num`` streams sample after the ids ``prefix`` (fed to the model first):
+    until ``seconds`` of waits (the last wait may overshoot) or ``tokens`` ids."""
     _check_sampling(temperature, top_k, top_p, num)
     limit, max_tokens = _length_args(seconds, tokens)
-    sounding, last = state_after(prefix_ids)
+    prefix = np.asarray(prefix, dtype=np.int64)
+    sounding, last = state_after(prefix)
     budget = None if limit is None else MAX_TOKEN_RATE * limit // SAMPLE_RATE + 64
     con = Constraint(num, _device(model), limit=limit, max_tokens=max_tokens, budget=budget,
                      sounding=sounding, last=last)
     total, done_of = (limit, _elapsed) if limit is not None else (max_tokens, _steps)
-    new = _decode(model, prefix_ids, con, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                  progress=progress, total=total, done_of=done_of)
-    head = -np.asarray(prefix_events, dtype=np.int64)
-    start = int(head[head > 0].sum())
+    return _decode(model, prefix, con, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                   progress=progress, total=total, done_of=done_of, cache=cache)
+
+
+def _songs(new, prefix_events, limit: int | None, name: str) -> list[NesScore]:
+    """Scores of ``prefix_events`` + each stream's ids, cut at ``limit`` samples of new music."""
+    start = int(-prefix_events[prefix_events < 0].sum())
     songs = []
     for b, ids in enumerate(new):
         ev = tx1.ids_to_events(ids)
         gen_len = int(-ev[ev < 0].sum())
         end = start + (gen_len if limit is None else min(limit, gen_len))
-        label = f"{name}_{b + 1}" if num > 1 else name
+        label = f"{name}_{b + 1}" if len(new) > 1 else name
         songs.append(_song(np.concatenate([prefix_events, ev]).astype(np.int64), end, label))
     return songs
 
@@ -228,9 +265,10 @@ def sample(model, *, seconds: float = 30.0, tokens: int | None = None, temperatu
            top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
            progress: Progress = None) -> list[NesScore]:
     """``num`` new songs from ``<S>``: ``seconds`` of music each (or ``tokens`` tokens)."""
-    return _free(model, np.array([V.START]), np.zeros(0, dtype=np.int64), seconds=seconds, tokens=tokens,
-                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress,
-                 name="sample")
+    new = sample_tokens(model, seconds=seconds, tokens=tokens, temperature=temperature, top_k=top_k,
+                        top_p=top_p, seed=seed, num=num, progress=progress)
+    limit = _length_args(seconds, tokens)[0]
+    return _songs(new, np.zeros(0, dtype=np.int64), limit, "sample")
 
 
 def prime_events(prime: NesScore, prime_seconds: float | None = None) -> tuple[np.ndarray, int]:
@@ -265,8 +303,9 @@ def continue_song(model, prime: NesScore, *, prime_seconds: float | None = None,
     """
     ev, cut = prime_events(prime, prime_seconds)
     ids = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
-    songs = _free(model, ids, ev, seconds=seconds, tokens=tokens, temperature=temperature, top_k=top_k,
-                  top_p=top_p, seed=seed, num=num, progress=progress, name=(prime.name or "prime") + "_cont")
+    new = sample_tokens(model, prefix=ids, seconds=seconds, tokens=tokens, temperature=temperature,
+                        top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress)
+    songs = _songs(new, ev, _length_args(seconds, tokens)[0], (prime.name or "prime") + "_cont")
     if only_new:
         songs = [NesScore(s.slice(cut, s.end).notes, s.end - cut, name=s.name) for s in songs]
     return songs
@@ -291,17 +330,19 @@ def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_
     for vi in range(3):
         masks[vi, torch.as_tensor(V.noteon_ids(VOICES[vi]), device=dev)] = True
     ids = torch.as_tensor(template, device=dev)[None].repeat(num, 1)
-    state, pos = model.init_state(num, dev), 0
     with torch.inference_mode():
-        for k, p in enumerate(at.tolist()):
-            logits, state = _feed(model, ids[:, pos:p], state)
-            allowed = masks[int(voice[p])].expand(num, -1)
-            ids[:, p] = pick(logits, allowed, temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
-            pos = p
-            if progress is not None and k % 32 == 0:
-                progress(k, len(at))
+        steps = Stepper(model, ids[:, :1])
+        last = int(at[-1]) if len(at) else 0
+        for p in range(1, last + 1):
+            logits = steps.logits if p == 1 else steps.step(ids[:, p - 1])
+            vi = int(voice[p])
+            if V.IS_NOTEON[template[p]] and vi < 3:
+                ids[:, p] = pick(logits, masks[vi].expand(num, -1), temperature=temperature, top_k=top_k,
+                                 top_p=top_p, generator=gen)
+            if progress is not None and p % 64 == 0:
+                progress(p, last)
     if progress is not None:
-        progress(len(at), len(at))
+        progress(last, last)
     end = int(-ev[ev < 0].sum())
     base = rhythm.name or "rhythm"
     return [tx1.events_to_score(tx1.ids_to_events(row), end=end, name=f"{base}_rhythm" + (f"_{b + 1}" if num > 1 else ""))

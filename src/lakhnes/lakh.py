@@ -161,8 +161,8 @@ def read_parts(src, path: str | None = None, *, limits: bool = True) -> Parts:
         notes = make_notes(start[keep][order], end[keep][order], pitch[keep][order], volume)
         if not len(notes):
             continue
-        key = (track.is_drum, notes[["start", "end", "pitch"]].tobytes())
-        if key in seen:  # exact duplicate part
+        key = (track.is_drum, notes["start"].tobytes(), notes["end"].tobytes(), notes["pitch"].tobytes())
+        if key in seen:  # exact duplicate part (same notes; velocity is not part of TX1)
             continue
         seen.add(key)
         if track.is_drum:

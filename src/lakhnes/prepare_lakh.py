@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lakhnes import lakh, tx1, vocab
-from lakhnes.datasets import MIN_SONG_TOKENS, ShardWriter, load_split, write_manifest
+from lakhnes.datasets import MIN_SONG_TOKENS, ShardWriter, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
 from lakhnes.score import SAMPLE_RATE
@@ -158,21 +158,36 @@ def _run_chunk(pool, jobs, tmp: Path, bar) -> dict:
     return done
 
 
+def _npy_header(fh, dtype, n: int) -> None:
+    np.lib.format.write_array_header_1_0(fh, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": (n,)})
+
+
 def _merge(chunk_dirs: list[Path], out: Path) -> dict:
-    """Concatenate the chunks' shards into ``out`` (streaming); return tokens/songs per split."""
+    """Concatenate the chunks' shards into ``out``, one chunk in memory at a time (the same
+    layout as ``ShardWriter``); return songs and tokens per split."""
     stats = {}
     for split in SPLITS:
-        w = ShardWriter(out, split)
-        try:
+        songs = tokens = 0
+        for d in chunk_dirs:
+            o = np.load(d / f"{split}.offsets.npy", mmap_mode="r")
+            songs, tokens = songs + len(o) - 1, tokens + int(o[-1])
+        with atomic_path(out / f"{split}.npy") as t, open(t, "wb") as fh:
+            _npy_header(fh, np.uint16, tokens)
             for d in chunk_dirs:
-                part = load_split(d, split)
-                for k in range(len(part)):
-                    w.add(part.names[k], np.asarray(part.song(k)))
-            stats[split] = {"songs": len(w.names), "tokens": w.num_tokens}
-            w.close()
-        except BaseException:
-            w.abort()
-            raise
+                fh.write(np.load(d / f"{split}.npy").astype(np.uint16, copy=False).tobytes())
+        with atomic_path(out / f"{split}.offsets.npy") as t, open(t, "wb") as fh:
+            _npy_header(fh, np.int64, songs + 1)
+            base = 0
+            fh.write(np.zeros(1, dtype=np.int64).tobytes())
+            for d in chunk_dirs:
+                o = np.load(d / f"{split}.offsets.npy")
+                fh.write((o[1:].astype(np.int64) + base).tobytes())
+                base += int(o[-1])
+        with atomic_path(out / f"{split}.names.txt") as t, open(t, "w") as fh:
+            for d in chunk_dirs:
+                with open(d / f"{split}.names.txt") as src:
+                    shutil.copyfileobj(src, fh)
+        stats[split] = {"songs": songs, "tokens": tokens}
     return stats
 
 

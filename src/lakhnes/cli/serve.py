@@ -6,6 +6,9 @@ import ipaddress
 
 from lakhnes.cli.common import fail, usage_error
 
+#: Host headers accepted when serving on a loopback address (refuses DNS-rebinding pages)
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="start the studio: a local web page to generate, hear and download songs")
@@ -16,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", default="lakhnes-studio", metavar="DIR",
                    help="folder for the generated songs (default: ./lakhnes-studio)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest song a request may ask for")
     p.set_defaults(func=run)
 
@@ -38,16 +42,27 @@ def run(args) -> int:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.threads is not None:
+        if args.threads < 1:
+            return usage_error("--threads must be at least 1")
+        from lakhnes.generate import set_threads
+
+        set_threads(args.threads)
     from lakhnes.errors import InvalidInputError
 
     try:
-        app = create_app(args.model, args.output, device=device, limits=Limits(max_seconds=args.max_seconds))
+        app = create_app(args.model, args.output, device=device, limits=Limits(max_seconds=args.max_seconds),
+                         trusted_hosts=LOOPBACK_NAMES if _is_loopback(args.host) else None)
     except InvalidInputError as e:
         fail(str(e))
         return 1
+    except OSError as e:
+        fail(f"{args.output}: cannot use the output folder ({e.strerror or e})")
+        return 1
     if not _is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the studio")
-    print(f"LakhNES Studio: http://{args.host}:{args.port}/  (API docs: /docs; Ctrl+C to stop)")
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    print(f"LakhNES Studio: {url}/  (API: {url}/reference; songs go to {args.output}/songs; Ctrl+C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

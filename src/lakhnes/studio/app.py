@@ -6,12 +6,14 @@ import os
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from lakhnes.errors import InvalidInputError
 from lakhnes.score import VOICES
@@ -25,20 +27,33 @@ MEDIA = {".wav": "audio/wav", ".mid": "audio/midi", ".txt": "text/plain; charset
 
 
 class RenderRequest(BaseModel):
-    mute: list[str] = []
+    mute: list[str] = []  # voices to silence: any of P1, P2, TR, NO (not all four)
+
+
+def _errors(*codes: int) -> dict:
+    """OpenAPI entries for the error statuses an endpoint may answer (body ``{"detail": "..."}``)."""
+    what = {400: "bad option or file (the reason, naming the file)", 403: "cross-site request",
+            404: "unknown id or file", 413: "upload over the size limit", 429: "too many jobs waiting"}
+    return {c: {"description": what[c]} for c in codes}
 
 
 def _model_name(model, model_path) -> str:
     """E.g. ``TransformerXL run1 (3.2M parameters)``."""
     name = f"{type(model).__name__} {Path(model_path).name if model_path else ''}".strip()
     count = getattr(model, "num_parameters", None)
-    return f"{name} ({count() / 1e6:.1f}M parameters)" if callable(count) else name
+    if not callable(count):
+        return name
+    n = count()
+    return f"{name} ({n / 1e6:.1f}M parameters)" if n >= 1e6 else f"{name} ({n / 1e3:.0f}k parameters)"
 
 
 def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
-               model=None, device: str = "cpu", limits: modes.Limits | None = None) -> FastAPI:
+               model=None, device: str = "cpu", limits: modes.Limits | None = None,
+               trusted_hosts: list[str] | None = None) -> FastAPI:
     """The studio app. ``model`` (an already loaded model) wins over ``model_path``; with
-    neither, the shipped default model is loaded. Songs are written under ``out_dir``."""
+    neither, the shipped default model is loaded. Songs are written under ``out_dir``.
+    ``trusted_hosts`` limits the ``Host`` header (e.g. loopback names, against DNS rebinding);
+    POSTs from another origin (a cross-site form or script) are always refused."""
     limits = limits or modes.Limits()
     if model is None:
         from lakhnes.models import default_model_path, load_model
@@ -87,17 +102,27 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         return JSONResponse({"detail": f"{where}: {e.get('msg', 'invalid value')}"}, status_code=400)
 
     @app.middleware("http")
-    async def _cap_body(request: Request, call_next):
+    async def _guard(request: Request, call_next):
+        origin = request.headers.get("origin")
+        if request.method == "POST" and origin and urlsplit(origin).netloc != request.headers.get("host"):
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
         size = request.headers.get("content-length")
         if request.method == "POST" and size and size.isdigit() and int(size) > limits.max_upload_bytes + 65536:
             return JSONResponse({"detail": f"upload too large (the limit is "
                                  f"{limits.max_upload_bytes // 1024} KB)"}, status_code=413)
         return await call_next(request)
 
+    if trusted_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)
+
     # ------------------------------------------------------------------ page
     @app.get("/", include_in_schema=False)
     def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/reference", include_in_schema=False)
+    def reference():  # the API reference, drawn from /openapi.json without network (/docs needs it)
+        return FileResponse(STATIC / "reference.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -112,10 +137,12 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                        "max_upload_bytes": limits.max_upload_bytes},
         }
 
-    @app.post("/api/jobs", status_code=202, summary="Start a generation job")
+    @app.post("/api/jobs", status_code=202, summary="Start a generation job",
+              responses=_errors(400, 403, 413, 429))
     async def create_job(
         mode: str = Form(..., description="new, continue, rhythm or accompany"),
-        seconds: float = Form(10.0, description="seconds of new music (rhythm/accompany: of the upload used)"),
+        seconds: float | None = Form(None, description="seconds of new music (rhythm/accompany: of the "
+                                     "upload used); default 10 or the limit"),
         temperature: float = Form(0.95),
         top_k: int = Form(32, description="0 turns top-k off"),
         top_p: float | None = Form(None),
@@ -125,7 +152,12 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         keep: str = Form("", description="accompany: voices to keep, comma separated (P1,P2,TR,NO)"),
         file: UploadFile | None = File(None, description="MIDI (.mid) or TX1 (.tx1.txt), at most 2 MB"),
     ):
+        """Checks the options and the uploaded file at once, then queues the job: one job runs at
+        a time. Answers the job (`id`, `status`, `position` in the queue); poll
+        `GET /api/jobs/{id}`. `continue`, `rhythm` and `accompany` need a file; without a
+        `seed` one is picked and recorded."""
         keep_list = [v.strip().upper() for v in keep.split(",") if v.strip()]
+        seconds = min(10.0, limits.max_seconds) if seconds is None else seconds
         try:
             params = modes.check_params(mode, seconds=seconds, temperature=temperature, top_k=top_k,
                                         top_p=top_p, seed=seed, num=num, prime_seconds=prime_seconds,
@@ -151,26 +183,34 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
             raise HTTPException(429, str(e)) from None
         return jobs.public(job)
 
-    @app.get("/api/jobs/{job_id}", summary="A job's status, progress and, when done, its songs")
+    @app.get("/api/jobs/{job_id}", summary="A job's status, progress and, when done, its songs",
+             responses=_errors(404))
     def get_job(job_id: str):
-        job = jobs.get(job_id) if ID_RE.match(job_id) else None
+        """`status` is queued, running, done or failed (`error` says why); `progress` runs
+        0-1; when done, `songs` holds each song's metadata, notes and file URLs."""
+        job = jobs.get(job_id) if ID_RE.fullmatch(job_id) else None
         if job is None:
             raise HTTPException(404, "no such job")
         return jobs.public(job)
 
     @app.get("/api/songs", summary="The session's songs, newest first (no notes)")
     def list_songs():
+        """Every song in the studio's folder, newest first."""
         return store.list()
 
-    @app.get("/api/songs/{song_id}", summary="One song: metadata, notes and file URLs")
+    @app.get("/api/songs/{song_id}", summary="One song: metadata, notes and file URLs", responses=_errors(404))
     def get_song(song_id: str):
+        """`notes.voices[V]` holds columns `start`, `end` (seconds) and `pitch`;
+        `highlight` marks what came from the upload (`span` in seconds, or kept `voices`)."""
         try:
             return store.get(song_id)
         except KeyError:
             raise HTTPException(404, "no such song") from None
 
-    @app.post("/api/songs/{song_id}/render", summary="Render the song with some voices muted")
+    @app.post("/api/songs/{song_id}/render", summary="Render the song with some voices muted",
+              responses=_errors(400, 403, 404))
     def render(song_id: str, req: RenderRequest):
+        """Renders on the NES synth once (then cached) and answers the WAV's `url`."""
         t = time.perf_counter()
         try:
             name = store.render(song_id, req.mute)
@@ -181,8 +221,11 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         return {"url": f"/api/files/{song_id}/{name}", "mute": [v for v in VOICES if v in req.mute],
                 "seconds_taken": round(time.perf_counter() - t, 3)}
 
-    @app.get("/api/files/{song_id}/{name}", summary="A song's file (WAV, MIDI, TX1, JSON)")
+    @app.get("/api/files/{song_id}/{name}", summary="A song's file (WAV, MIDI, TX1, JSON)",
+             responses=_errors(404))
     def get_file(song_id: str, name: str, download: bool = False):
+        """`name`: song.wav, song.mid, song.tx1.txt, song.json or a muted render
+        (mute-P1-NO.wav); `download=true` asks the browser to save it."""
         try:
             path = store.file_path(song_id, name)
         except KeyError:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
+from lakhnes.vocab import VOCAB_SIZE
 
 #: mode → (label, needs an uploaded file)
 MODES = {
@@ -41,8 +42,8 @@ def check_params(mode: str, *, seconds: float, temperature: float, top_k: int, t
         raise InvalidInputError(f"seconds: {seconds:g} is outside 1-{limits.max_seconds:g}")
     if not 0.05 <= temperature <= 2.0:
         raise InvalidInputError(f"temperature: {temperature:g} is outside 0.05-2")
-    if not 0 <= top_k <= 631:
-        raise InvalidInputError(f"top_k: {top_k} is outside 0-631 (0 turns it off)")
+    if not 0 <= top_k <= VOCAB_SIZE:
+        raise InvalidInputError(f"top_k: {top_k} is outside 0-{VOCAB_SIZE} (0 turns it off)")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise InvalidInputError(f"top_p: {top_p:g} is outside (0, 1]")
     if seed is not None and not 0 <= seed < 2**31:

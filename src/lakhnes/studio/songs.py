@@ -112,7 +112,7 @@ class SongStore:
 
     # ------------------------------------------------------------------ reading
     def song_dir(self, song_id: str) -> Path:
-        if not isinstance(song_id, str) or not ID_RE.match(song_id):
+        if not isinstance(song_id, str) or not ID_RE.fullmatch(song_id):
             raise KeyError(song_id)
         d = self.root / song_id
         if not d.is_dir() or d.resolve().parent != self.root:
@@ -121,7 +121,7 @@ class SongStore:
 
     def file_path(self, song_id: str, name: str) -> Path:
         """The path of one of a song's files; ``KeyError`` unless it exists inside the folder."""
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise KeyError(name)
         d = self.song_dir(song_id)
         p = (d / name).resolve()
@@ -137,7 +137,7 @@ class SongStore:
         """Every song, newest first, without notes."""
         out = []
         for d in self.root.iterdir():
-            if ID_RE.match(d.name):
+            if ID_RE.fullmatch(d.name):
                 try:
                     out.append(self.get(d.name, notes=False))
                 except (KeyError, OSError, ValueError):

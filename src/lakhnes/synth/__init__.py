@@ -105,7 +105,7 @@ def render(
             seg = channels.segments(notes, channels.noise_rates(pitch, sample_rate), n, vol, tim, 0)
             oscs[v] = channels.noise(seg, gain)
     out = np.zeros(n, dtype=np.float32)
-    ramp = np.arange(min(n, BLOCK), dtype=np.float64)
+    ramp = np.arange(min(n, BLOCK) + 1, dtype=np.float64)
     state = None
     for c0 in range(0, n, BLOCK):
         c1 = min(n, c0 + BLOCK)

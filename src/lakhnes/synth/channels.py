@@ -1,12 +1,16 @@
-"""The APU's four tone channels as whole-song numpy operations.
+"""The APU's tone channels (pulse, triangle, noise) as numpy array operations.
 
 A voice is cut into *segments* wherever a note starts or ends or a control changes; each
 segment holds a step rate (waveform steps per output sample, 0 while silent), a volume 0-15
-and a waveform shape. The phase is the running sum of the per-sample step rates, so it carries
-on unbroken from note to note, as the chip's sequencers do. Each output sample is the
-waveform's mean over the steps that sample covers (a box filter that removes most aliasing),
-computed as a difference of the waveform's running integral. An ``Oscillator`` renders any
-block of samples on its own (phase carried), so a song is rendered in cache-sized blocks.
+and a waveform shape (duty, LFSR mode). The phase runs on from segment to segment, so it is
+unbroken across notes, as the chip's sequencers are. Each output sample is the waveform's
+mean over the span of steps that sample covers (a box filter that removes most aliasing).
+
+An ``Oscillator`` renders any block of samples on its own (the phase is known at every
+segment start), so a song is rendered in cache-sized blocks with flat memory. A block is
+computed one of two equivalent ways: sample by sample as differences of the waveform's
+running integral (fixed cost per sample), or, for slow waveforms, edge by edge: the level is
+constant between waveform edges and only samples an edge cuts need blending.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def segments(
 
 
 class Oscillator:
-    """One channel's waveform over a song, rendered block by block (float64).
+    """One channel's waveform over a song, rendered block by block (float64 arrays).
 
     ``tables[k]`` is one period of shape ``k`` (levels per step; all the same length); the
     output is ``level * volume * scale``. With ``hold`` the volume is ignored and a stopped
@@ -85,8 +89,12 @@ class Oscillator:
     is silent while its rate is 0.
     """
 
+    #: steps per sample up to which a block is integrated edge by edge (else sample by sample)
+    edge_limit = 0.1
+
     def __init__(self, seg: Segments, tables, hold: bool = False, scale: float = 1.0):
         self.tables = np.atleast_2d(np.asarray(tables, dtype=np.float64))
+        self.key = self.tables.tobytes()  # names the waveform in the tiled-table cache
         self.size = self.tables.shape[1]
         self.bounds, self.rate = seg.bounds, seg.rate
         self.shape = np.clip(seg.shape, 0, len(self.tables) - 1)
@@ -95,6 +103,7 @@ class Oscillator:
         self.phase = np.mod(np.concatenate([[0.0], np.cumsum(seg.rate * np.diff(seg.bounds))]), self.size)
         moving = seg.rate > 0
         amp = np.full(len(seg.rate), scale) if hold else seg.volume * scale
+        self.amp = np.where(moving, amp, 0.0)
         self.gain = np.divide(amp, seg.rate, out=np.zeros(len(seg.rate)), where=moving)
         self.level = np.zeros(len(seg.rate))
         if hold and not moving.all():
@@ -102,29 +111,25 @@ class Oscillator:
             step = np.floor(self.phase[still]).astype(np.int64) % self.size
             self.level[still] = self.tables[self.shape[still], step] * scale
         self.silent = not np.any(self.gain) and not np.any(self.level)
-        self._cum = self._val = None
-
-    def _tables(self):
-        """Running integral ``cum[k]`` (steps 0..k-1) and values ``val[k]`` of each shape over
-        one period plus one step (so a phase that rounds up to a full period still indexes)."""
-        if self._cum is None:
-            val = np.concatenate([self.tables, self.tables[:, :1]], axis=1)
-            cum = np.zeros_like(val)
-            np.cumsum(val[:, :-1], axis=1, out=cum[:, 1:])
-            self._cum, self._val = cum, val
-        return self._cum, self._val
 
     def block(self, c0: int, c1: int, ramp: np.ndarray) -> np.ndarray | None:
-        """Output for samples ``[c0, c1)`` (None if silent); ``ramp`` is ``arange(>= c1 - c0)``."""
+        """Output for samples ``[c0, c1)`` (None if silent); ``ramp`` is ``arange(> c1 - c0)``.
+
+        Where the waveform takes fewer steps than there are samples (most notes), the output
+        is integrated between the waveform's edges (work per edge); otherwise per sample."""
         if self.silent:
             return None
         b = self.bounds
         i0 = int(np.searchsorted(b, c0, side="right")) - 1
         i1 = int(np.searchsorted(b, c1, side="left"))
+        if not self.amp[i0:i1].any() and not self.level[i0:i1].any():
+            return None
         edges = b[i0 : i1 + 1] - c0
         edges[0], edges[-1] = 0, c1 - c0
         lengths = np.diff(edges)
         rate = self.rate[i0:i1]
+        if rate @ lengths <= self.edge_limit * (c1 - c0):
+            return self._by_edges(i0, i1, c0, edges, lengths, ramp)
         # phase at the start of each piece, continuous through the block
         x0 = (self.phase[i0] + rate[0] * (c0 - b[i0])) % self.size
         xs = np.empty(len(rate))
@@ -135,57 +140,120 @@ class Oscillator:
         x1 = np.repeat(rate, lengths)
         x1 *= ramp[: c1 - c0]
         x1 += np.repeat(xs + rate * (1 - edges[:-1]), lengths)
-        cum, val = self._tables()
-        size = self.size
+        cum, val = _tiled(self.tables, self.key, int(xs[-1] + rate[-1] * lengths[-1]) + 2)
         if self.uniform:
             k = int(self.shape[0])
-            area = _integral(x1, size, cum[k], val[k])
-            first = _integral(np.array([x0]), size, cum[k], val[k])[0]
+            area = _integral(x1, cum[k], val[k])
+            first = _integral(np.array([x0]), cum[k], val[k])[0]
         else:
             shape = self.shape[i0:i1]
             off = np.repeat(shape * cum.shape[1], lengths)
             cf, vf = cum.ravel(), val.ravel()
-            area = _integral(x1, size, cf, vf, off)
-            first = _integral(np.array([x0]), size, cf, vf, off[:1])[0]
+            area = _integral(x1, cf, vf, off)
+            first = _integral(np.array([x0]), cf, vf, off[:1])[0]
             # a sample where the shape changes: measure it with the new shape at both ends
             at = edges[1:-1][shape[1:] != shape[:-1]]
-            fix = _integral(x1[at], size, cf, vf, off[at]) - _integral(x1[at - 1], size, cf, vf, off[at])
-        area[1:] -= area[:-1].copy()
-        area[0] -= first
+            fix = _integral(x1[at], cf, vf, off[at]) - _integral(x1[at - 1], cf, vf, off[at])
+        out = np.empty_like(area)
+        np.subtract(area[1:], area[:-1], out=out[1:])
+        out[0] = area[0] - first
         if not self.uniform and len(at):
-            area[at] = fix
-        area *= np.repeat(self.gain[i0:i1], lengths)
+            out[at] = fix
+        gain = self.gain[i0:i1]
+        if np.all(gain == gain[0]):
+            out *= gain[0]
+        else:
+            out *= np.repeat(gain, lengths)
+        area = out
         level = self.level[i0:i1]
         if level.any():
             area += np.repeat(level, lengths)
         return area
 
+    def _by_edges(self, i0, i1, c0, edges, lengths, ramp) -> np.ndarray:
+        """Box-filtered output from the waveform's edges: between edges the level is constant;
+        a sample an edge falls in gets the difference of the running integral (piecewise
+        linear) at its two ends."""
+        size, flat = self.size, self.tables.ravel()
+        rate, amp = self.rate[i0:i1], self.amp[i0:i1]
+        row = self.shape[i0:i1] * size
+        start = edges[:-1]
+        xp = (self.phase[i0:i1] + rate * (c0 + start - self.bounds[i0:i1])) % size  # phase at piece starts
+        first = xp.astype(np.int64)
+        moving = rate > 0
+        count = np.where(moving, np.maximum(np.ceil(xp + rate * lengths).astype(np.int64) - 1 - first, 0), 0)
+        value = np.where(moving, amp * flat[row + first % size], self.level[i0:i1])
+        # every step boundary m in (xp, xq) of each piece, kept where the level changes
+        total = int(count.sum())
+        piece = np.repeat(np.arange(len(rate)), count)
+        m = np.arange(total) + np.repeat(first + 1 - (np.cumsum(count) - count), count)
+        base = row[piece] if len(self.tables) > 1 else 0
+        level = flat[base + m % size]
+        keep = level != flat[base + (m - 1) % size]
+        piece, m, level = piece[keep], m[keep], level[keep]
+        times = start[piece] + (m - xp[piece]) / rate[piece]
+        # breakpoints in time order: each piece's start, then its edges
+        kept = np.bincount(piece, minlength=len(rate))
+        at_start = np.arange(len(rate)) + np.cumsum(kept) - kept
+        t = np.empty(len(rate) + len(piece) + 1)
+        v = np.empty(len(t) - 1)
+        t[at_start], v[at_start] = start, value
+        at_edge = np.arange(len(piece)) + np.repeat(np.arange(1, len(rate) + 1), kept)
+        t[at_edge], v[at_edge] = times, level * amp[piece]
+        t[-1] = edges[-1]
+        # each sample takes the level at its start; samples an edge cuts get their exact mean
+        out = np.repeat(v, np.diff(np.ceil(t).astype(np.int64)))
+        cut = np.floor(times[times % 1.0 > 0]).astype(np.int64)  # sorted
+        if len(cut):
+            cut = cut[np.concatenate([[True], cut[1:] != cut[:-1]])]
+            integral = np.zeros(len(t))
+            np.cumsum(v * np.diff(t), out=integral[1:])
+            ends = np.concatenate([cut, cut + 1]).astype(np.float64)
+            j = np.searchsorted(t, ends, side="right") - 1
+            y = integral[j] + v[np.minimum(j, len(v) - 1)] * (ends - t[j])
+            out[cut] = y[len(cut) :] - y[: len(cut)]
+        return out
+
     def render(self, n: int) -> np.ndarray:
         """The whole channel, ``n`` samples (float32; for tests and analysis)."""
-        ramp = np.arange(min(n, 1 << 15), dtype=np.float64)
+        ramp = np.arange(min(n, 1 << 15) + 1, dtype=np.float64)
         out = np.zeros(n, dtype=np.float32)
-        for c0 in range(0, n, len(ramp)):
-            c1 = min(n, c0 + len(ramp))
+        for c0 in range(0, n, len(ramp) - 1):
+            c1 = min(n, c0 + len(ramp) - 1)
             y = self.block(c0, c1, ramp)
             if y is not None:
                 out[c0:c1] = y
         return out
 
 
-def _integral(x: np.ndarray, size: int, cum: np.ndarray, val: np.ndarray, offset=None) -> np.ndarray:
-    """Integral from 0 to ``x`` (in steps) of the periodic step waveform whose one period
-    has running integral ``cum`` and values ``val`` (``size + 1`` entries each)."""
-    cycles = np.floor(x * (1.0 / size))
-    y = x - cycles * size
-    k = y.astype(np.int64)
-    y -= k
+def _integral(x: np.ndarray, cum: np.ndarray, val: np.ndarray, offset=None) -> np.ndarray:
+    """Integral from 0 to ``x`` (in steps) of a tiled step waveform with running integral
+    ``cum`` and values ``val``."""
+    k = x.astype(np.int64)
+    y = x - k
     if offset is not None:
         k += offset
     y *= val[k]
     y += cum[k]
-    cycles *= cum[size] if offset is None else cum[np.asarray(offset) + size]
-    y += cycles
     return y
+
+
+_TILED: dict = {}
+
+
+def _tiled(tables: np.ndarray, key: bytes, length: int):
+    """The waveform tables repeated to at least ``length`` steps: running integrals ``cum``
+    (steps before k) and values ``val``, one row per shape. float32 holds these sums of small
+    integers exactly and halves the memory traffic. Cached per waveform."""
+    got = _TILED.get(key)
+    if got is None or got[0].shape[1] < length:
+        size = tables.shape[1]
+        length = max(1 << int(np.ceil(np.log2(max(length, 2)))), size + 1)
+        val = np.tile(tables, (1, -(-length // size)))[:, :length]
+        cum = np.zeros(val.shape, dtype=np.float64)
+        np.cumsum(val[:, :-1], axis=1, out=cum[:, 1:])
+        got = _TILED[key] = (cum.astype(np.float32), val.astype(np.float32))
+    return got
 
 
 # ------------------------------------------------------------------------------ channels

@@ -22,10 +22,10 @@ def mix(p1: np.ndarray, p2: np.ndarray, tr: np.ndarray, no: np.ndarray) -> np.nd
     ``pulse = 95.88 / (8128 / (p1 + p2) + 100)`` and
     ``tnd = 159.79 / (1 / (tr / 8227 + no / 12241) + 100)``, each 0 when its inputs are 0.
     """
-    return mix_scaled(
-        np.asarray(p1, dtype=np.float64) + p2, None,
-        np.asarray(tr, dtype=np.float64) * SCALE["TR"] + np.asarray(no, dtype=np.float64) * SCALE["NO"], None,
-    )
+    shape = np.broadcast(p1, p2, tr, no).shape
+    f = [np.atleast_1d(np.asarray(x, dtype=np.float64)) for x in (p1, p2, tr, no)]
+    out = mix_scaled(f[0] + f[1], None, f[2] * SCALE["TR"] + f[3] * SCALE["NO"], None)
+    return out.reshape(shape)
 
 
 def mix_scaled(p1, p2, tr, no) -> np.ndarray:

@@ -103,6 +103,7 @@ async function submit(ev) {
   $("go").disabled = true;
   try {
     const job = await api("/api/jobs", { method: "POST", body: fd });
+    sessionStorage.setItem("lakhnes-job", job.id);
     showProgress(job);
     poll(job.id);
   } catch (e) {
@@ -129,9 +130,11 @@ function poll(id) {
     } catch (e) {
       showError(e.message);
       $("go").disabled = false;
+      sessionStorage.removeItem("lakhnes-job");
       return;
     }
     showProgress(job);
+    if (job.status !== "queued" && job.status !== "running") sessionStorage.removeItem("lakhnes-job");
     if (job.status === "done") {
       $("go").disabled = false;
       $("progress-text").textContent = `done: ${job.songs.length} song${job.songs.length > 1 ? "s" : ""}`;
@@ -162,7 +165,8 @@ function songTitle(song) {
   return `${TITLES[song.mode] || song.mode}${song.source ? ` · ${song.source}` : ""}`;
 }
 
-async function loadSong(song, autoplay) {
+// load a song into the player; `at` starts it there (history: compare songs at the same moment)
+async function loadSong(song, autoplay, at = 0) {
   if (!song.notes) song = await api(`/api/songs/${song.id}`);
   state.cache.set(song.id, song);
   state.song = song;
@@ -182,6 +186,10 @@ async function loadSong(song, autoplay) {
   $("legend-kept-text").textContent = hl.span ? "prime (your file)" : `kept from your file: ${(hl.voices || []).join(", ")}`;
   const audio = $("audio");
   audio.src = song.files.wav;
+  if (at > 0) {
+    audio.addEventListener("loadedmetadata", () => { audio.currentTime = Math.min(at, audio.duration || at); },
+      { once: true });
+  }
   drawRoll();
   for (const li of document.querySelectorAll("#history li")) li.classList.toggle("active", li.dataset.id === song.id);
   if (autoplay) audio.play().catch(() => {});
@@ -281,7 +289,7 @@ function paintRoll(canvas, song, { mini = false, mute = new Set() } = {}) {
     const color = COLORS[v];
     const keptLane = kept.has(v);
     ctx.globalAlpha = mute.has(v) ? 0.22 : 1;
-    ctx.fillStyle = color + (mini ? "14" : "12");
+    ctx.fillStyle = color + (mini ? "16" : "1a");
     ctx.fillRect(left, top, w - left - right, laneH);
     if (pattern && keptLane) { ctx.fillStyle = pattern; ctx.fillRect(left, top, w - left - right, laneH); }
     if (pattern && span) { ctx.fillStyle = pattern; ctx.fillRect(x(span[0]), top, x(span[1]) - x(span[0]), laneH); }
@@ -293,12 +301,14 @@ function paintRoll(canvas, song, { mini = false, mute = new Set() } = {}) {
       const y = top + (hi - n.pitch[k]) * rowH + rowH / 2 - noteH / 2;
       const x0 = x(s), nw = Math.max(1.5, x(e) - x0 - (mini ? 0 : 0.6));
       const fromFile = keptLane || (span && s < span[1]);
-      if (fromFile && !mini) {
-        ctx.fillStyle = color + "66";
+      if (fromFile && !mini) {  // from the upload: dimmer, outlined
+        ctx.fillStyle = color + "70";
         ctx.fillRect(x0, y, nw, noteH);
-        ctx.strokeStyle = "rgba(236, 235, 255, 0.75)";
-        ctx.lineWidth = 1;
-        ctx.strokeRect(x0 + 0.5, y + 0.5, Math.max(0.5, nw - 1), Math.max(0.5, noteH - 1));
+        if (nw > 3 && noteH > 3) {
+          ctx.strokeStyle = color;
+          ctx.lineWidth = 1;
+          ctx.strokeRect(x0 + 0.5, y + 0.5, nw - 1, noteH - 1);
+        }
       } else {
         ctx.fillStyle = color;
         ctx.fillRect(x0, y, nw, noteH);
@@ -348,6 +358,7 @@ function drawPlayhead() {
   if (!state.rollImage || !state.geometry) return;
   const ctx = canvas.getContext("2d");
   ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.drawImage(state.rollImage, 0, 0);
   const dpr = window.devicePixelRatio || 1;
   ctx.scale(dpr, dpr);
@@ -395,7 +406,12 @@ async function refreshHistory() {
       <small></small><canvas></canvas>`;
     li.querySelector("b").textContent = songTitle(s);
     li.querySelector("small").textContent = `${when} · ${describe(s)}`;
-    li.addEventListener("click", () => loadSong(state.cache.get(s.id) || s, true));
+    li.title = "play (while a song plays: switch at the same moment, to compare)";
+    li.addEventListener("click", () => {
+      const audio = $("audio");
+      const at = !audio.paused && state.song && state.song.id !== s.id ? audio.currentTime : 0;
+      loadSong(state.cache.get(s.id) || s, true, at);
+    });
     list.appendChild(li);
     thumbnail(li.querySelector("canvas"), s.id);
   }
@@ -446,6 +462,16 @@ async function init() {
     showError(`cannot reach the studio server: ${e.message}`);
   }
   await refreshHistory();
+  const pending = sessionStorage.getItem("lakhnes-job");  // a job still running when the page reloaded
+  if (pending) { $("go").disabled = true; poll(pending); }
 }
 
+function spaceToPlay(ev) {
+  if (ev.code !== "Space" || !state.song || ev.target.closest("input, button, a, audio, select, textarea")) return;
+  ev.preventDefault();
+  const audio = $("audio");
+  audio.paused ? audio.play().catch(() => {}) : audio.pause();
+}
+
+document.addEventListener("keydown", spaceToPlay);
 init();

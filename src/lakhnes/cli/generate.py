@@ -1,0 +1,164 @@
+"""``lakhnes generate``: new songs, continuations, new melodies on a rhythm, new voices around kept ones."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lakhnes.cli.common import fail, usage_error
+
+OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="sample NES music (from scratch, --prime, --rhythm or --keep)",
+                       description="Sample NES music with a language model. Outputs by extension: "
+                                   ".wav, .mid, .tx1.txt, .png (-o may repeat).")
+    p.add_argument("-m", "--model", default=None, help="run folder, checkpoint folder or .safetensors "
+                   "(default: the shipped model)")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
+                   help="output file (.wav, .mid, .tx1.txt, .png); repeat for several formats")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, default=None,
+                        help="music to generate (default 30); with --rhythm/--keep: use the source's "
+                             "first SECONDS (default: all of it)")
+    length.add_argument("--tokens", type=int, default=None, help="generate this many tokens instead")
+    p.add_argument("--temperature", type=float, default=0.95, help="softmax temperature (default 0.95; 0 = greedy)")
+    p.add_argument("--top-k", type=int, default=32, help="sample among the k likeliest ids (default 32; 0 = off)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default off)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same songs)")
+    p.add_argument("--num", type=int, default=1, help="songs to generate, batched (outputs get _1, _2, ...)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--prime", metavar="FILE", help="continue this song (NES MIDI, TX1, or any MIDI)")
+    mode.add_argument("--rhythm", metavar="FILE", help="new P1/P2/TR pitches on this song's timing and noise")
+    mode.add_argument("--keep", nargs=2, metavar=("VOICES", "FILE"),
+                      help="keep these voices of FILE (e.g. P1 or P1,NO) and write the others")
+    p.add_argument("--prime-seconds", type=float, default=None,
+                   help="how much of the prime the model reads (default: all of it)")
+    p.add_argument("--only-new", action="store_true", help="with --prime: write only the continuation")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1 for one song, else all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def output_paths(outputs: list[str], num: int) -> list[list[Path]]:
+    """For each song, its output paths: with ``num`` > 1, ``x.wav`` becomes ``x_1.wav``, ``x_2.wav`` ..."""
+    songs = []
+    for k in range(1, num + 1):
+        paths = []
+        for o in outputs:
+            p = Path(o)
+            if num > 1:
+                suffix = next(s for s in OUT_SUFFIXES if p.name.lower().endswith(s))
+                p = p.with_name(f"{p.name[: -len(suffix)]}_{k}{p.name[len(p.name) - len(suffix):]}")
+            paths.append(p)
+        songs.append(paths)
+    return songs
+
+
+def save(score, path: Path) -> None:
+    """Write a score in the format its extension names (via :mod:`lakhnes.export`)."""
+    from lakhnes import export
+
+    export.save(score, path)
+
+
+def _check(args) -> str | None:
+    for o in args.output:
+        if not o.lower().endswith(OUT_SUFFIXES):
+            return f"{o}: unknown output format (use {', '.join(OUT_SUFFIXES)})"
+    if args.num < 1:
+        return "--num must be at least 1"
+    if args.tokens is not None and args.tokens < 1:
+        return "--tokens must be at least 1"
+    if args.seconds is not None and not args.seconds > 0:
+        return "--seconds must be positive"
+    if not args.temperature >= 0:
+        return "--temperature must be >= 0"
+    if args.top_k < 0:
+        return "--top-k must be >= 0"
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        return "--top-p must be in (0, 1]"
+    if args.threads is not None and args.threads < 1:
+        return "--threads must be at least 1"
+    if (args.prime_seconds is not None or args.only_new) and not args.prime:
+        return "--prime-seconds and --only-new need --prime"
+    if args.prime_seconds is not None and not args.prime_seconds > 0:
+        return "--prime-seconds must be positive"
+    if (args.rhythm or args.keep) and args.tokens is not None:
+        return "--tokens does not apply to --rhythm or --keep (the length is the source's)"
+    return None
+
+
+def run(args) -> int:
+    problem = _check(args)
+    if problem:
+        return usage_error(problem)
+    from lakhnes import generate as G
+    from lakhnes.constraints import parse_keep
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.score import SAMPLE_RATE
+
+    try:
+        keep = parse_keep(args.keep[0]) if args.keep else None
+    except InvalidInputError as e:
+        return usage_error(str(e))
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        G.set_threads(args.threads if args.threads else (1 if args.num == 1 else None))
+    try:
+        model = G.load_model(args.model, device) if args.model else G.load_default_model(device)
+        source_file = args.prime or args.rhythm or (args.keep[1] if args.keep else None)
+        source = G.load_source(source_file, seed=args.seed or 0) if source_file else None
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
+    bar = None if args.quiet else _bar()
+    kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, num=args.num,
+              progress=bar)
+    seconds = 30.0 if args.seconds is None else args.seconds
+    if source is not None and (args.rhythm or args.keep) and args.seconds is not None:
+        source = source.slice(0, min(source.end, round(seconds * SAMPLE_RATE)))
+    try:
+        if args.prime:
+            scores = G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
+                                     seconds=seconds, tokens=args.tokens, **kw)
+        elif args.rhythm:
+            scores = G.accompany_rhythm(model, source, **kw)
+        elif keep:
+            scores = G.accompany_voices(model, source, keep, **kw)
+        else:
+            scores = G.sample(model, seconds=seconds, tokens=args.tokens, **kw)
+    except InvalidInputError as e:
+        fail(str(e.with_path(source_file)) if source_file else str(e))
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    for score, paths in zip(scores, output_paths(args.output, args.num), strict=True):
+        for p in paths:
+            save(score, p)
+            print(f"{p}  ({score.seconds:.1f} s, {score.num_notes} notes)", file=sys.stderr)
+    return 0
+
+
+class _bar:
+    """A tqdm bar driven by ``progress(done, total)`` callbacks."""
+
+    def __init__(self):
+        self.t = None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.t is None:
+            self.t = tqdm(total=total, file=sys.stderr, leave=False, desc="generating",
+                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        self.t.update(done - self.t.n)
+
+    def close(self) -> None:
+        if self.t is not None:
+            self.t.close()

@@ -1,0 +1,42 @@
+"""``lakhnes report``: the perplexity table of every evaluated model (Markdown + JSON)."""
+
+from __future__ import annotations
+
+import sys
+
+from lakhnes.cli.common import fail, usage_error
+
+RESULTS = "results/evals"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="table of every `lakhnes eval` result: parameters, epochs, valid/test PPL")
+    p.add_argument("inputs", nargs="*", metavar="RESULTS",
+                   help=f"result JSON files or folders (default {RESULTS})")
+    p.add_argument("-o", "--output", default="results/table.md", metavar="TABLE.md",
+                   help="Markdown table (default results/table.md)")
+    p.add_argument("--json", default=None, metavar="OUT",
+                   help="JSON rows (default: beside the table, .json)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.report import find_results, write_report
+
+    try:
+        results, bad = find_results(args.inputs or [RESULTS])
+    except InvalidInputError as e:
+        return usage_error(str(e))
+    for b in bad:
+        fail(b)
+    if not results:
+        return usage_error("no eval results found (run `lakhnes eval ...` first)")
+    out = Path(args.output)
+    js = args.json or out.with_suffix(".json")
+    rows = write_report(results, out, js)
+    print(out.read_text(), end="")
+    print(f"wrote {out} and {js} ({len(rows)} models from {len(results)} results)", file=sys.stderr)
+    return 1 if bad else 0

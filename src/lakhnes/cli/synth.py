@@ -1,0 +1,56 @@
+"""``lakhnes synth``: render an NES score as NES audio, or convert it (MIDI, TX1, PNG)."""
+
+from __future__ import annotations
+
+from lakhnes.cli.common import fail, usage_error
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="render IN.mid|IN.tx1.txt as NES audio (.wav) or convert it (.mid, .gm.mid, .tx1.txt, .png)",
+        description="Render an NES-MDB MIDI, TX1 text or token-id (.npy) file with the NES APU model. "
+        "Each -o picks its format by extension: .wav (16-bit mono 44.1 kHz), .mid (NES-MDB MIDI), "
+        ".gm.mid (General MIDI for any player/DAW), .tx1.txt (TX1 text), .png (piano roll).",
+    )
+    p.add_argument("input", metavar="IN", help="score: .mid/.midi (NES-MDB), .tx1.txt or .npy (token ids)")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
+                   help="output file; repeat for several formats")
+    p.add_argument("--duty", type=int, choices=range(4), metavar="0-3",
+                   help="pulse duty for every note: 0-3 = 12.5/25/50/75%% (default: the score's CC12, else 50%%)")
+    p.add_argument("--no-filters", action="store_true", help="leave out the NES output filters (raw mixer level)")
+    p.add_argument("--mute", default="", metavar="VOICES", help="voices to silence, e.g. P2,NO")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.export import SAVE_SUFFIXES, kind_of, load, save, without
+    from lakhnes.synth import parse_mute, render, write_wav
+
+    try:
+        mute = parse_mute(args.mute)
+    except InvalidInputError as e:
+        return usage_error(str(e))
+    for out in args.output:
+        if kind_of(out) in (None, "npy"):
+            return usage_error(f"{out}: unknown output type (use one of {', '.join(SAVE_SUFFIXES)})")
+    try:
+        score = load(args.input)
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
+    failed = 0
+    for out in args.output:
+        try:
+            if kind_of(out) == "wav":
+                write_wav(render(score, duty=args.duty, filters=not args.no_filters, mute=mute), out)
+            else:
+                save(without(score, mute), out)
+        except InvalidInputError as e:
+            fail(str(e.with_path(args.input)))
+            failed += 1
+        except OSError as e:
+            fail(f"{out}: cannot write ({e.strerror or e})")
+            failed += 1
+    return 1 if failed else 0

@@ -1,0 +1,161 @@
+"""Load and save NES scores in every format lakhnes speaks, picked by the file's extension.
+
+Formats:
+
+- ``.mid`` / ``.midi``: NES-MDB MIDI (tracks p1, p2, tr, no; 44100 ticks a second; velocity
+  and CC11 are NES volumes 0-15, CC12 the pulse duty). Lossless: lakhnes and NES-MDB's tools
+  read it back exactly. Programs are NES-MDB's own General MIDI choices (80 square lead,
+  81 saw lead, 38 synth bass, noise on the drum channel).
+- ``.gm.mid``: the same music for a General MIDI player or a DAW: velocities and CC11 scaled
+  from 0-15 to 0-127 (the triangle, which has no volume, at 100), both pulses on program 80 (square lead), triangle on 38 (synth bass 1),
+  noise on the drum channel as closed hi-hat / snare / bass drum by its period (it does not
+  read back as NES-MDB: the noise pitches are lost).
+- ``.tx1.txt``: LakhNES TX1 text (notes and timing only; no volume or timbre).
+- ``.npy`` (load only): TX1 token ids.
+- ``.wav``: 16-bit mono 44.1 kHz audio from :mod:`lakhnes.synth` (save only).
+- ``.png``: a piano roll from :mod:`lakhnes.plot` (save only).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from lakhnes import tx1
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import CC_VOLUME, VOICES, NesScore, read_midi
+
+__all__ = ["save", "load", "SAVE_SUFFIXES", "LOAD_SUFFIXES", "kind_of", "to_general_midi"]
+
+SAVE_SUFFIXES = (".wav", ".mid", ".midi", ".gm.mid", ".tx1.txt", ".png")
+LOAD_SUFFIXES = (".mid", ".midi", ".tx1.txt", ".npy")
+#: General MIDI programs of the ``.gm.mid`` export (noise goes to the drum channel).
+GM_PROGRAMS = {"P1": 80, "P2": 80, "TR": 38, "NO": 0}
+
+
+def kind_of(path: str | os.PathLike) -> str | None:
+    """The format a file name asks for: "wav", "mid", "gm.mid", "tx1", "png", "npy" or None."""
+    name = Path(path).name.lower()
+    for suffix, kind in ((".gm.mid", "gm.mid"), (".tx1.txt", "tx1"), (".mid", "mid"), (".midi", "mid"),
+                         (".wav", "wav"), (".png", "png"), (".npy", "npy")):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return kind
+    return None
+
+
+def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute: str | Iterable[str] = ()) -> None:
+    """Write ``score`` to ``path`` in the format its extension names (atomically).
+
+    ``duty`` and ``mute`` apply to audio (see :func:`lakhnes.synth.render`); ``mute`` also
+    leaves the muted voices out of the piano roll and the MIDI/TX1 files.
+    """
+    kind = kind_of(path)
+    if kind is None or kind == "npy":
+        raise InvalidInputError(f"cannot save this file type (use one of {', '.join(SAVE_SUFFIXES)})", path)
+    if kind == "wav":
+        from lakhnes.synth import render, write_wav
+
+        write_wav(render(score, duty=duty, mute=mute), path)
+        return
+    from lakhnes.synth import parse_mute
+
+    score = without(score, parse_mute(mute))
+    if kind == "mid":
+        from lakhnes.score import write_midi
+
+        write_midi(score, path)
+    elif kind == "gm.mid":
+        from lakhnes.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            to_general_midi(score).dump_midi(str(tmp))
+    elif kind == "tx1":
+        from lakhnes.io import write_text_atomic
+
+        write_text_atomic(path, tx1.score_to_text(score))
+    else:
+        from lakhnes.io import atomic_path
+        from lakhnes.plot import piano_roll
+
+        fig = piano_roll(score, title=score.name or None)
+        with atomic_path(path) as tmp:
+            fig.savefig(str(tmp), format="png")
+
+
+def load(path: str | os.PathLike) -> NesScore:
+    """Read a score from NES-MDB MIDI, TX1 text or a ``.npy`` of TX1 token ids."""
+    kind = kind_of(path)
+    p = Path(path)
+    if kind not in ("mid", "gm.mid", "tx1", "npy"):
+        raise InvalidInputError(f"unknown file type (expected one of {', '.join(LOAD_SUFFIXES)})", path)
+    if not p.exists():
+        raise InvalidInputError("no such file", path)
+    if p.is_dir():
+        raise InvalidInputError("is a folder, not a file", path)
+    if kind in ("mid", "gm.mid"):
+        return read_midi(p)
+    if kind == "tx1":
+        return tx1.read_tx1(p)
+    try:
+        ids = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InvalidInputError(f"not a numpy token file ({e})", path) from None
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise InvalidInputError(f"token ids must be a 1-D integer array, not {ids.dtype} {ids.shape}", path)
+    try:
+        tx1.check_ids(ids)
+        return tx1.events_to_score(tx1.ids_to_events(ids), name=p.name.split(".")[0])
+    except InvalidInputError as e:
+        raise e.with_path(path) from None
+
+
+def without(score: NesScore, voices: Iterable[str]) -> NesScore:
+    """A copy of the score with the given voices emptied."""
+    voices = set(voices)
+    if not voices:
+        return score
+    out = NesScore(dict(score.notes), score.end, dict(score.volume), dict(score.timbre), score.name)
+    for v in voices:
+        out.notes[v] = score.notes[v][:0]
+        out.volume[v] = score.volume[v][:0]
+        out.timbre[v] = score.timbre[v][:0]
+    return out
+
+
+def _gm_drum(noise_pitch: np.ndarray) -> np.ndarray:
+    """GM drum key for an NES-MDB noise pitch (16 = fastest): hi-hat, snare, bass drum."""
+    return np.select([noise_pitch >= 13, noise_pitch >= 8], [42, 38], 36).astype(np.int8)
+
+
+def to_general_midi(score: NesScore):
+    """The score as a ``symusic.Score`` for General MIDI players (see the module notes)."""
+    import symusic
+
+    from lakhnes.score import to_symusic
+
+    sm = to_symusic(score)
+    for track in sm.tracks:
+        v = track.name.upper()
+        if v not in VOICES:
+            continue
+        track.program = GM_PROGRAMS[v]
+        n = score.notes[v]
+        if len(n):
+            pitch = _gm_drum(n["pitch"]) if v == "NO" else n["pitch"].astype(np.int8)
+            vel = np.clip(np.round(np.clip(n["velocity"], 0, 15) * 127 / 15), 1, 127).astype(np.int8)
+            if v == "TR":  # the triangle has no volume: NES-MDB writes velocity 1 for "on"
+                vel[:] = 100
+            track.notes = symusic.Note.from_numpy(
+                n["start"].astype(np.int32), (n["end"] - n["start"]).astype(np.int32), pitch, vel
+            )
+        if len(track.controls):
+            c = track.controls.numpy()
+            keep = c["number"] == CC_VOLUME  # CC12 (duty) means nothing to a GM player
+            value = np.clip(np.round(c["value"][keep].astype(np.float64) * 127 / 15), 0, 127)
+            track.controls = symusic.ControlChange.from_numpy(
+                c["time"][keep], c["number"][keep], value.astype(np.uint8)
+            )
+    return sm

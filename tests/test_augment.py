@@ -1,0 +1,118 @@
+"""LakhNES augmentations: always valid TX1, each one does what it says, seeded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lakhnes import tx1
+from lakhnes import vocab as V
+from lakhnes.augment import AugmentConfig, augment_ids
+from lakhnes.score import PITCH_RANGE, VOICES, read_midi
+
+OFF = dict(swap_voices=False, transpose=False, speed=False, drop_voices=False)
+
+
+@pytest.fixture(scope="module")
+def songs(nesmdb_fixture_files):
+    out = [tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files]
+    return [s for s in out if len(s) > 2]
+
+
+def notes_of(ids):
+    return tx1.events_to_score(tx1.ids_to_events(ids)).notes
+
+
+def test_random_augmentations_stay_valid_tx1(songs):
+    rng = np.random.default_rng(0)
+    random_songs = []
+    for _ in range(6):  # random but valid songs: random notes per voice, random gaps
+        events = []
+        for _ in range(rng.integers(20, 80)):
+            v = VOICES[rng.integers(4)]
+            events.append(int(V.noteon_id(v, rng.integers(*PITCH_RANGE[v]))))
+            events.append(-int(rng.integers(1, 3000)))
+        random_songs.append(tx1.song_ids(np.array(events)))
+    for song in songs + random_songs:
+        for seed in range(12):
+            out = augment_ids(song, np.random.default_rng(seed))
+            assert out.dtype == np.uint16 and out[0] == V.START and out[-1] == V.START
+            tx1.check_ids(out)
+            tx1.events_to_score(tx1.ids_to_events(out)).check()
+
+
+def test_identity_settings_round_trip_exactly(songs):
+    same = AugmentConfig(transpose_range=(0, 0), speed_range=(1.0, 1.0), p_swap=0.0, p_drop=0.0)
+    for s in songs:
+        assert np.array_equal(augment_ids(s, np.random.default_rng(1), same), s)
+        assert np.array_equal(augment_ids(s, np.random.default_rng(1), AugmentConfig(**OFF)), s)
+
+
+def test_seeded_and_varied(songs):
+    s = songs[1]
+    a = augment_ids(s, np.random.default_rng(7))
+    b = augment_ids(s, np.random.default_rng(7))
+    assert np.array_equal(a, b)
+    outs = {augment_ids(s, np.random.default_rng(k)).tobytes() for k in range(8)}
+    assert len(outs) > 4
+
+
+def test_transpose_shifts_melodic_voices_only(songs):
+    s = songs[1]  # Double Dragon III: all four voices
+    before = notes_of(s)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        shift = int(np.random.default_rng(seed).integers(-6, 6))
+        out = notes_of(augment_ids(s, rng, AugmentConfig(**{**OFF, "transpose": True})))
+        assert np.array_equal(out["NO"], before["NO"])
+        for v in ("P1", "P2", "TR"):
+            lo, hi = PITCH_RANGE[v]
+            p = before[v]["pitch"].astype(int) + shift
+            kept = before[v][(p >= lo) & (p <= hi)]
+            assert np.array_equal(out[v]["start"], kept["start"])
+            assert np.array_equal(out[v]["pitch"], kept["pitch"] + shift)
+
+
+def test_speed_rescales_time(songs):
+    s = songs[1]
+    dur = tx1.ids_to_events(s)
+    total = -dur[dur < 0].sum()
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        factor = np.random.default_rng(seed).uniform(0.95, 1.05)
+        out = tx1.ids_to_events(augment_ids(s, rng, AugmentConfig(**{**OFF, "speed": True})))
+        assert abs(-out[out < 0].sum() / total - factor) < 0.01
+        assert set(out[out < 0].tolist()) <= set((-V.WAITS).tolist())  # re-quantised
+
+
+def test_voice_subset_and_swap(songs):
+    s = songs[1]
+    before = notes_of(s)
+    kept_sets = set()
+    for seed in range(20):
+        out = notes_of(augment_ids(s, np.random.default_rng(seed), AugmentConfig(**{**OFF, "drop_voices": True})))
+        playing = frozenset(v for v in VOICES if len(out[v]))
+        assert playing
+        for v in playing:
+            assert np.array_equal(out[v], before[v])
+        kept_sets.add(playing)
+    assert frozenset(VOICES) in kept_sets and len(kept_sets) >= 4  # p = 0.5 of keeping all, varied subsets
+    swapped = 0
+    for seed in range(12):
+        out = notes_of(augment_ids(s, np.random.default_rng(seed), AugmentConfig(**{**OFF, "swap_voices": True})))
+        assert np.array_equal(out["NO"], before["NO"])
+        starts = {v: out[v]["start"].tobytes() for v in ("P1", "P2", "TR")}
+        if starts["P1"] != before["P1"]["start"].tobytes():
+            swapped += 1
+        for v in ("P1", "P2", "TR"):  # every part now comes from some melodic voice (out-of-range notes dropped)
+            lo, hi = PITCH_RANGE[v]
+            assert np.all((out[v]["pitch"] >= lo) & (out[v]["pitch"] <= hi))
+    assert swapped >= 2
+
+
+def test_core_modules_do_not_import_torch():
+    code = "import sys, lakhnes.augment, lakhnes.streams; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,122 @@
+"""lakhnes.export (formats by extension) and the ``lakhnes synth`` command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import symusic
+
+from lakhnes import tx1, vocab
+from lakhnes.cli import main
+from lakhnes.errors import InvalidInputError
+from lakhnes.export import kind_of, load, save, to_general_midi
+from lakhnes.score import read_midi
+from lakhnes.synth import render
+
+
+@pytest.fixture
+def song(nesmdb_fixture_files):
+    return nesmdb_fixture_files[4]  # Super Mario Bros. 3 world map: all four voices, CC11 and CC12
+
+
+def test_kind_of():
+    assert kind_of("a.wav") == "wav" and kind_of("A.MID") == "mid" and kind_of("x.midi") == "mid"
+    assert kind_of("x.gm.mid") == "gm.mid" and kind_of("x.tx1.txt") == "tx1" and kind_of("r.png") == "png"
+    assert kind_of("x.txt") is None and kind_of(".wav") is None and kind_of("x") is None
+
+
+def test_save_every_format_and_load_back(song, tmp_path):
+    score = read_midi(song)
+    for name in ("s.wav", "s.mid", "s.gm.mid", "s.tx1.txt", "s.png"):
+        save(score, tmp_path / name)
+    assert load(tmp_path / "s.mid") == score  # NES-MDB MIDI is lossless
+    assert tx1.score_to_text(load(tmp_path / "s.tx1.txt")) == tx1.score_to_text(score)
+    audio, sr = sf.read(str(tmp_path / "s.wav"), dtype="float32")
+    assert sr == 44100 and len(audio) == score.end
+    assert np.allclose(audio, render(score), atol=1.5 / 32767)
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_general_midi_export(song):
+    score = read_midi(song)
+    gm = to_general_midi(score)
+    tracks = {t.name: t for t in gm.tracks}
+    assert tracks["p1"].program == 80 and tracks["p2"].program == 80 and tracks["tr"].program == 38
+    assert tracks["no"].is_drum
+    drums = {int(n.pitch) for n in tracks["no"].notes}
+    assert drums and drums <= {36, 38, 42}
+    vel = [n.velocity for n in tracks["p1"].notes]
+    assert max(vel) > 15  # scaled from NES volume to MIDI velocity
+    assert {int(n.velocity) for n in tracks["tr"].notes} == {100}
+    assert all(c.number == 11 for c in tracks["p1"].controls)
+    assert symusic.Score.from_midi(gm.dumps_midi()).note_num() == score.num_notes
+
+
+def test_load_token_ids(song, tmp_path):
+    ids = tx1.song_ids(tx1.score_to_events(read_midi(song)))
+    np.save(tmp_path / "ids.npy", ids)
+    score = load(tmp_path / "ids.npy")
+    assert score.num_notes == read_midi(song).num_notes
+    np.save(tmp_path / "bad.npy", np.array([[1, 2]]))
+    with pytest.raises(InvalidInputError, match="1-D integer"):
+        load(tmp_path / "bad.npy")
+    np.save(tmp_path / "off.npy", np.array([0, vocab.VOICE_OFF["P1"]], dtype=np.uint16))
+    with pytest.raises(InvalidInputError, match="P1_NOTEOFF while P1 is silent"):
+        load(tmp_path / "off.npy")
+
+
+def test_load_and_save_errors(tmp_path, song):
+    with pytest.raises(InvalidInputError, match="unknown file type"):
+        load(tmp_path / "x.ogg")
+    with pytest.raises(InvalidInputError, match="no such file"):
+        load(tmp_path / "x.mid")
+    (tmp_path / "junk.mid").write_bytes(b"hello")
+    with pytest.raises(InvalidInputError, match=r"junk.mid: not a MIDI file"):
+        load(tmp_path / "junk.mid")
+    (tmp_path / "bin.tx1.txt").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InvalidInputError, match=r"bin.tx1.txt: cannot read TX1 text"):
+        load(tmp_path / "bin.tx1.txt")
+    (tmp_path / "dir.mid").mkdir()
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        load(tmp_path / "dir.mid")
+    (tmp_path / "empty.tx1.txt").write_text("")
+    with pytest.raises(InvalidInputError, match="empty TX1 file"):
+        load(tmp_path / "empty.tx1.txt")
+    with pytest.raises(InvalidInputError, match="cannot save"):
+        save(read_midi(song), tmp_path / "x.mp3")
+
+
+def test_cli_synth(song, tmp_path, capsys):
+    outs = [tmp_path / n for n in ("a.wav", "a.mid", "a.tx1.txt", "a.png")]
+    args = ["synth", str(song)] + [x for o in outs for x in ("-o", str(o))]
+    assert main(args + ["--mute", "P2,no", "--duty", "1"]) == 0
+    assert all(o.exists() for o in outs)
+    muted = read_midi(outs[1])
+    assert not len(muted.notes["P2"]) and not len(muted.notes["NO"]) and len(muted.notes["P1"])
+    audio, _ = sf.read(str(outs[0]), dtype="float32")
+    assert np.allclose(audio, render(read_midi(song), duty=1, mute="P2,NO"), atol=1.5 / 32767)
+    assert main(["synth", str(outs[2]), "-o", str(tmp_path / "b.wav"), "--no-filters"]) == 0
+    raw, _ = sf.read(str(tmp_path / "b.wav"), dtype="float32")
+    assert raw.min() >= 0  # unfiltered: the mixer's unipolar level
+
+
+def test_cli_synth_errors(tmp_path, capsys, song):
+    (tmp_path / "bad.mid").write_bytes(b"MThd")
+    assert main(["synth", str(tmp_path / "bad.mid"), "-o", str(tmp_path / "x.wav")]) == 1
+    assert capsys.readouterr().err.startswith(f"{tmp_path / 'bad.mid'}: corrupt MIDI")
+    assert main(["synth", str(tmp_path / "in.ogg"), "-o", str(tmp_path / "x.wav")]) == 1
+    assert "unknown file type" in capsys.readouterr().err
+    assert main(["synth", str(song), "-o", str(tmp_path / "x.flac")]) == 2
+    assert "unknown output type" in capsys.readouterr().err
+    assert main(["synth", str(song), "-o", str(tmp_path / "x.wav"), "--mute", "P3"]) == 2
+    assert "cannot mute 'P3'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["synth", str(song), "-o", str(tmp_path / "x.wav"), "--duty", "4"])
+    assert e.value.code == 2
+    assert not (tmp_path / "x.wav").exists()
+    pitch = tmp_path / "high.tx1.txt"
+    pitch.write_text("P1_NOTEON_109\nWT_100\n")
+    assert main(["synth", str(pitch), "-o", str(tmp_path / "x.wav")]) == 1
+    assert "outside the P1 range 33-108" in capsys.readouterr().err

@@ -1,0 +1,190 @@
+"""The training loop: learns, resumes exactly, checkpoints without pickle, CLI, DDP."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pickle
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lakhnes import tx1
+from lakhnes.cli import main
+from lakhnes.datasets import ShardWriter, load_split, write_manifest
+from lakhnes.models import load_model
+from lakhnes.score import read_midi
+from lakhnes.train import TrainConfig, evaluate, lr_at, preset_config, train
+
+MICRO = dict(n_layer=2, n_head=2, d_model=32, d_inner=64, tgt_len=16, mem_len=16, dropout=0.1)
+
+
+def write_data(out: Path, songs: dict[str, list[np.ndarray]]) -> Path:
+    for split, ids in songs.items():
+        w = ShardWriter(out, split)
+        for k, s in enumerate(ids):
+            w.add(f"{split}{k}", s)
+        w.close()
+    write_manifest(out, {"corpus": "test"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def fixture_songs(nesmdb_fixture_files):
+    songs = [tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files]
+    return [s for s in songs if len(s) > 100]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, fixture_songs) -> Path:
+    return write_data(tmp_path_factory.mktemp("data"), {"train": fixture_songs, "valid": fixture_songs[:2]})
+
+
+def micro_config(data: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), model=dict(MICRO), batch_size=2, steps=40, lr=3e-3, warmup_steps=5,
+                eval_every=15, eval_batch=2, eval_segments=4, log_every=5, threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_overfits_one_song(tmp_path, fixture_songs):
+    song = fixture_songs[0][:161]  # Pac-Man intermission, first 160 tokens
+    d = write_data(tmp_path / "one", {"train": [song], "valid": [song]})
+    model = dict(n_layer=2, n_head=4, d_model=64, d_inner=128, tgt_len=32, mem_len=32, dropout=0.0)
+    cfg = TrainConfig(data=str(d), model=model, batch_size=1, steps=250, lr=3e-3, warmup_steps=10,
+                      eval_every=1000, eval_batch=1, augment=False, weight_decay=0.0, threads=1, log_every=50)
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert summary["step"] == 250
+    _, ppl, n = evaluate(load_model(tmp_path / "run"), load_split(d, "valid"), batch_size=1, tgt_len=32)
+    assert n == 160 and ppl < 1.5, ppl
+
+
+def test_resume_is_exact(tmp_path, data):
+    cfg = micro_config(data, accum_steps=2, batch_size=2, augment=True)  # dropout, augmentation, 2 memories
+    straight = train(copy.deepcopy(cfg), tmp_path / "a", progress=False)
+    first = train(copy.deepcopy(cfg), tmp_path / "b", progress=False, until=20)
+    assert first["step"] == 20 and first["stopped"] == "until"
+    resumed = train(copy.deepcopy(cfg), tmp_path / "b", progress=False)
+    assert straight["step"] == resumed["step"] == 40
+    a = load_file(str(tmp_path / "a/checkpoints/step_00000040/model.safetensors"))
+    b = load_file(str(tmp_path / "b/checkpoints/step_00000040/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    cols = ["step", "train_loss", "valid_ppl"]
+    rows = [[{k: r[k] for k in cols} for r in __import__("csv").DictReader((tmp_path / x / "log.csv").open())]
+            for x in ("a", "b")]
+    assert rows[0] == rows[1] and len(rows[0]) == 8 + 3  # same loss curve, nothing logged twice
+    assert straight["best_valid_ppl"] == resumed["best_valid_ppl"]
+
+
+def test_checkpoints_are_safetensors_and_json_only(tmp_path, data, monkeypatch):
+    train(micro_config(data, steps=6, eval_every=3), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    latest = json.loads((run / "latest.json").read_text())
+    best = json.loads((run / "best.json").read_text())
+    assert latest["step"] == 6 and best["step"] in (3, 6)
+    files = {p.name for p in (run / latest["path"]).iterdir()}
+    assert files == {"config.json", "model.safetensors", "optimizer.json", "optimizer.safetensors",
+                     "state.json", "state_rank0.safetensors"}
+    assert not list(run.rglob(".tmp*"))
+
+    def boom(*a, **k):
+        raise AssertionError("unpickling attempted")
+
+    monkeypatch.setattr(torch, "load", boom)
+    monkeypatch.setattr(pickle, "load", boom)
+    monkeypatch.setattr(pickle, "loads", boom)
+    model = load_model(run)  # the best checkpoint
+    assert model.config.d_model == 32 and not model.training
+    assert train(micro_config(data, steps=8, eval_every=3), run, progress=False)["step"] == 8  # resume
+
+
+def test_time_budget_and_early_stopping(tmp_path, data):
+    s = train(micro_config(data, max_minutes=1e-6), tmp_path / "t", progress=False)
+    assert s["stopped"] == "time" and s["step"] == 1
+    assert json.loads((tmp_path / "t/latest.json").read_text())["step"] == 1
+    s = train(micro_config(data, lr=0.0, eval_every=2, patience=2), tmp_path / "e", progress=False)
+    assert s["stopped"] == "early_stop" and s["step"] == 6 and s["best_step"] == 2
+
+
+def test_init_fine_tunes_from_a_model(tmp_path, data):
+    train(micro_config(data, steps=5, eval_every=5), tmp_path / "pre", progress=False)
+    cfg = micro_config(data, steps=3, lr=0.0, init=str(tmp_path / "pre"), model={"ignored": 1})
+    s = train(cfg, tmp_path / "ft", progress=False)
+    assert s["step"] == 3  # a fresh schedule
+    a = load_model(tmp_path / "pre")
+    b = load_model(tmp_path / "ft/checkpoints/step_00000003")
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # lr 0: weights kept
+    assert json.loads((tmp_path / "ft/train_config.json").read_text())["model"]["d_model"] == 32
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, steps=110, min_lr_ratio=0.0)
+    assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 9) == pytest.approx(1.0)
+    assert lr_at(cfg, 60) == pytest.approx(0.5) and lr_at(cfg, 110) == pytest.approx(0.0)
+    assert preset_config("small").model["d_model"] == 256
+
+
+def test_cli(tmp_path, data, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--config", "tiny", "--data", str(data), "-o", str(run), "--steps", "4", "--eval-every", "2",
+            "--batch", "2", "--no-progress", "--threads", "1", "--no-augment"]
+    assert main(args) == 0
+    assert "step 4 (steps)" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
+    assert json.loads((run / "latest.json").read_text())["step"] == 6
+    assert json.loads((run / "train_config.json").read_text())["augment"] is False
+    assert main(["train", "--resume", str(tmp_path / "none")]) == 2
+    assert main(["train", "--data", str(tmp_path / "nodata"), "-o", str(tmp_path / "r2"), "--no-progress"]) == 1
+    assert "nodata: no manifest.json" in capsys.readouterr().err
+    assert main(["train", "--config", "huge", "--data", str(data), "-o", str(tmp_path / "r3")]) == 1
+
+
+def test_lstm_trains_through_the_same_loop(tmp_path, data):
+    cfg = preset_config("tiny", "lstm", data=str(data), steps=4, eval_every=4, batch_size=2, threads=1)
+    s = train(cfg, tmp_path / "lstm", progress=False, until=2)
+    s = train(cfg, tmp_path / "lstm", progress=False)
+    assert s["step"] == 4 and np.isfinite(s["best_valid_ppl"])
+    assert type(load_model(tmp_path / "lstm")).__name__ == "LSTMLM"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DDP_SCRIPT = """
+import sys
+from lakhnes.train import train, TrainConfig
+import json
+cfg = TrainConfig(**json.loads(sys.argv[1]))
+train(cfg, sys.argv[2], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tmp_path, data):
+    """2 gloo processes × 1 stream reproduce 1 process × 2 streams (same rows, averaged gradients)."""
+    kw = dict(steps=4, eval_every=4, augment=False, model=dict(MICRO, dropout=0.0))
+    one = micro_config(data, batch_size=2, **kw)
+    two = micro_config(data, batch_size=1, **kw)
+    train(one, tmp_path / "one", progress=False)
+    port = _free_port()
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "OMP_NUM_THREADS": "1"}
+    import dataclasses
+
+    procs = [subprocess.Popen([sys.executable, "-c", DDP_SCRIPT, json.dumps(dataclasses.asdict(two)),
+                               str(tmp_path / "two")], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
+             for r in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    a = load_file(str(tmp_path / "one/checkpoints/step_00000004/model.safetensors"))
+    b = load_file(str(tmp_path / "two/checkpoints/step_00000004/model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert (tmp_path / "two/checkpoints/step_00000004/state_rank1.safetensors").exists()
