@@ -81,16 +81,19 @@ PB=$!
 wait "$PA"
 wait "$PB"
 
-# ---------------------------------------------------------------- phase 2: arm c beside the evaluations of a, b
+# ---------------------------------------------------------------- phase 2: arm c beside the evaluations
+# (an evaluation of the whole test split costs about as much as a training arm on this machine)
 (
   train c_pretrain_lakh "$LAKH" "$HALF" "$HALF_WARMUP" --augment
   train c_finetune "$NESMDB" "$HALF" "$HALF_WARMUP" --augment --init "$WORK/runs/c_pretrain_lakh"
 ) &
 PC=$!
 evaluate a_nesmdb "$WORK/runs/a_nesmdb"
-evaluate b_nesmdb_aug "$WORK/runs/b_nesmdb_aug"
+evaluate b_nesmdb_aug "$WORK/runs/b_nesmdb_aug" &
+PE=$!
 wait "$PC"
 evaluate c_lakh_then_nesmdb_aug "$WORK/runs/c_finetune"
+wait "$PE"
 echo "$(( $(date +%s) - T0 ))" > "$WORK/logs/total.seconds"
 
 python "$ROOT/experiments/transfer_table.py" "$WORK" | tee "$WORK/transfer.md"

@@ -80,12 +80,16 @@ def test_speed_rescales_time(songs):
     s = songs[1]
     dur = tx1.ids_to_events(s)
     total = -dur[dur < 0].sum()
-    for seed in range(4):
+    factors, ratios = [], []
+    for seed in range(6):
         rng = np.random.default_rng(seed)
-        factor = np.random.default_rng(seed).uniform(0.95, 1.05)
+        factors.append(np.random.default_rng(seed).uniform(0.95, 1.05))
         out = tx1.ids_to_events(augment_ids(s, rng, AugmentConfig(**{**OFF, "speed": True})))
-        assert abs(-out[out < 0].sum() / total - factor) < 0.01
+        ratios.append(-out[out < 0].sum() / total)
         assert set(out[out < 0].tolist()) <= set((-V.WAITS).tolist())  # re-quantised
+    # each wait snaps to the vocabulary on its own, so the length is off by up to ~1-2 %
+    assert np.allclose(ratios, factors, atol=0.02)
+    assert np.array_equal(np.argsort(ratios), np.argsort(factors))
 
 
 def test_voice_subset_and_swap(songs):
@@ -96,8 +100,11 @@ def test_voice_subset_and_swap(songs):
         out = notes_of(augment_ids(s, np.random.default_rng(seed), AugmentConfig(**{**OFF, "drop_voices": True})))
         playing = frozenset(v for v in VOICES if len(out[v]))
         assert playing
+        t0 = min(int(before[v]["start"][0]) for v in playing)  # leading silence is trimmed
         for v in playing:
-            assert np.array_equal(out[v], before[v])
+            assert np.array_equal(out[v]["pitch"], before[v]["pitch"])
+            # merged waits snap to the vocabulary again: onsets move by a little
+            assert np.allclose(out[v]["start"], before[v]["start"] - t0, atol=0.01 * before[v]["end"][-1])
         kept_sets.add(playing)
     assert frozenset(VOICES) in kept_sets and len(kept_sets) >= 4  # p = 0.5 of keeping all, varied subsets
     swapped = 0

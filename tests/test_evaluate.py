@@ -195,3 +195,39 @@ def test_cli_eval_errors(prepared, tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "test" in err
     assert main(["eval", "5gram", "--data", str(prepared), "--streams", "0"]) == 2
+
+
+class _Crash(nn.Module):
+    """Wraps a model and fails on its n-th call (an interrupted evaluation)."""
+
+    def __init__(self, model, n):
+        super().__init__()
+        self.m, self.n, self.config = model, n, model.config
+
+    def init_state(self, batch_size, device=None):
+        return self.m.init_state(batch_size, device)
+
+    def forward(self, x, state=None):
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+        return self.m(x, state)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer_xl"])
+def test_interrupted_eval_resumes_exactly(tmp_path, kind):
+    torch.manual_seed(0)
+    m = build_model(kind, "tiny").eval()
+    t = _tokens(400)
+    full = evaluate_lm(m, t, streams=3, tgt_len=10, mem_len=20)
+    part = tmp_path / "p.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_lm(_Crash(m, 9), t, streams=3, tgt_len=10, mem_len=20, partial=str(part), save_every=3,
+                    partial_key="k")
+    assert part.exists()
+    said = []
+    again = evaluate_lm(m, t, streams=3, tgt_len=10, mem_len=20, partial=str(part), partial_key="k",
+                        log=said.append)
+    assert said and "resuming from segment 6" in said[0]
+    assert again["targets"] == full["targets"] and again["nll"] == pytest.approx(full["nll"], rel=1e-9)
+    assert not part.exists()

@@ -41,7 +41,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def song(fixtures):
-    return read_midi(fixtures / "nesmdb" / SONG).slice(0, 3 * SR)
+    return read_midi(fixtures / "nesmdb" / SONG).slice(0, 2 * SR)
 
 
 def notes(score, v):
@@ -181,7 +181,8 @@ def test_keep_voices_exactly(model, song, keep):
 
 
 def test_keep_mask_forces_kept_events():
-    plan = keep_plan(tx1.events_to_score(np.array([V.noteon_id("P1", 60), -1000, V.VOICE_OFF["P1"], -500])), ["P1"])
+    src = tx1.events_to_score(np.array([V.noteon_id("P1", 60), -1000, V.VOICE_OFF["P1"], -500]))
+    plan = keep_plan(src, ["P1"])
     con = Constraint(1, plan=plan)
     m = con.mask()[0].numpy()
     # at time 0 the P1 note is due: only it, or free voices before P1 (none) -> exactly one choice
@@ -192,6 +193,18 @@ def test_keep_mask_forces_kept_events():
     assert m[V.noteon_ids("P2")].all() and not m[V.VOICE_OFF["P2"]]  # P2 silent: no NOTEOFF
     waits = V.WAIT_OF[np.flatnonzero(m & V.IS_WAIT)]
     assert waits.max() == 1000  # cannot wait past the next kept event
+
+
+def test_long_waits_land_on_the_next_kept_event():
+    plan = keep_plan(tx1.events_to_score(np.array([-1050, V.noteon_id("P1", 60), -500])), ["P1"])
+    con = Constraint(1, plan=plan)
+    logits = torch.full((1, V.VOCAB_SIZE), -30.0)
+    long_wait = V.WAIT_BASE + int(np.searchsorted(V.WAITS, 5000))
+    logits[0, long_wait] = 5.0  # the model wants to wait past the kept note (due at 1050)
+    adj = con.adjust(logits)
+    land = V.WAIT_BASE + int(np.searchsorted(V.WAITS, 1000))  # longest vocabulary wait <= 1050
+    assert int(adj.masked_fill(~con.mask(), float("-inf")).argmax()) == land
+    assert adj[0, land] > 4.9
 
 
 def test_budget_forces_longest_wait():
@@ -251,7 +264,33 @@ def test_cli_writes_outputs(model, tmp_path, fixtures):
                  "--num", "2", "-o", str(out), "-q"]) == 0
     for k in (1, 2):
         assert tx1.read_tx1(tmp_path / f"k_{k}.tx1.txt").end == 2 * SR
+    rhythm = tmp_path / "r.mid"
+    assert main(["generate", "-m", str(mdir), "--rhythm", str(prime), "--seconds", "1", "-o", str(rhythm),
+                 "-q"]) == 0
+    assert abs(read_midi(rhythm).end - SR) < 0.05 * SR  # the source's first second, on the wait grid
     assert main(["generate", "-m", str(mdir), "-o", str(tmp_path / "x.mp3")]) == 2
     assert main(["generate", "-m", str(mdir), "--keep", "P1", str(tmp_path / "missing.mid"),
                  "-o", str(out)]) == 1
     assert main(["generate", "-m", str(mdir), "--keep", "XX", str(prime), "-o", str(out)]) == 2
+
+
+def test_general_midi_prime_is_mapped(tmp_path):
+    """A MIDI without NES tracks (here a two-part piano file) is mapped onto the NES voices."""
+    import symusic
+
+    from lakhnes.generate import load_source
+
+    sm = symusic.Score(480)
+    for program, pitches in ((0, [72, 74, 76, 77]), (32, [40, 43, 45, 47])):
+        t = symusic.Track(name=f"part{program}", program=program)
+        for k, p in enumerate(pitches):
+            t.notes.append(symusic.Note(k * 480, 480, p, 90))
+        sm.tracks.append(t)
+    path = tmp_path / "piano.mid"
+    sm.dump_midi(str(path))
+    score = load_source(path)
+    score.check()
+    assert score.num_notes == 8
+    assert sorted(score.notes["P1"]["pitch"].tolist()) == [72, 74, 76, 77]
+    with pytest.raises(InvalidInputError, match="not a MIDI"):
+        load_source(tmp_path / "song.mp3")

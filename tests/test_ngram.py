@@ -103,3 +103,20 @@ def test_bad_inputs(tmp_path):
 def test_parse_name():
     assert parse_name("unigram") == 1 and parse_name("5gram") == 5 and parse_name("5-gram") == 5
     assert parse_name("runs/x") is None and parse_name("12gram") is None
+
+
+def test_train_ngram_from_prepared_folder(tmp_path, corpus):
+    from lakhnes.datasets import ShardWriter, write_manifest
+    from lakhnes.models.ngram import train_ngram
+
+    w = ShardWriter(tmp_path / "data", "train")
+    w.add("a", corpus[:1500])
+    w.add("b", corpus[1500:])
+    w.close()
+    write_manifest(tmp_path / "data", {})
+    m = train_ngram(tmp_path / "data", tmp_path / "run", 3)
+    assert m.train_tokens == len(corpus)
+    again = NGramLM.load(tmp_path / "run")
+    assert np.array_equal(again.distribution(corpus[7:9]), NGramLM.train(corpus, 3).distribution(corpus[7:9]))
+    with pytest.raises(InvalidInputError, match="no train split"):
+        train_ngram(tmp_path / "nothing", tmp_path / "run2", 5)

@@ -26,7 +26,7 @@ def test_segments_are_consecutive_and_shifted():
     rows = s.epoch_rows(0)
     assert rows.shape == (3, sum((30, 45, 20, 60, 25)) // 3)
     n = s.segments_per_epoch()
-    xs, ys = zip(*[s.next_batch() for _ in range(n)])
+    xs, ys = zip(*[s.next_batch() for _ in range(n)], strict=True)
     x, y = np.concatenate(xs, 1), np.concatenate(ys, 1)
     assert np.array_equal(x, rows[:, : n * 8]) and np.array_equal(y, rows[:, 1 : n * 8 + 1])
     # one epoch = all songs, in the seeded order, back to back (no padding)

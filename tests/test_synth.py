@@ -197,6 +197,31 @@ def test_edge_and_sample_paths_agree(monkeypatch, nesmdb_fixture_files):
     assert np.abs(out[0] - out[1]).max() < 1e-6
 
 
+def test_noise_mode_1_is_periodic_and_paths_agree(monkeypatch):
+    n = SR
+    s = NesScore(end=n)
+    s.notes["NO"] = make_notes([0, n // 2], [n // 2 - 100, n], [8, 8], 15)
+    t = np.zeros(2, dtype=CTRL_DTYPE)
+    t["time"], t["value"] = [0, n // 2], [0, 1]
+    s.timbre["NO"] = t
+    s.notes["TR"] = make_notes([0, 30000], [20000, n], [45, 47])
+    s.notes["P1"] = make_notes([0, 5000], [4000, n], [60, 72], 9)
+    s.timbre["P1"] = t  # duty 12.5 % then 25 %
+    out = []
+    for limit in (0.0, 1e9):
+        monkeypatch.setattr(channels.Oscillator, "edge_limit", limit)
+        out.append(render(s, filters=False))
+    assert np.abs(out[0] - out[1]).max() < 1e-6
+    noise = render(s, filters=False, mute="P1,TR").astype(np.float64)
+    lag = round(93 * 202 / apu.CPU_HZ * SR)  # mode 1 repeats every 93 steps of 202 cycles
+
+    def corr(a):
+        a = a - a.mean()
+        return (a[:-lag] * a[lag:]).sum() / (a * a).sum()
+
+    assert corr(noise[n // 2 + 1000 :]) > 0.8 > 0.2 > corr(noise[1000 : n // 2 - 1000])
+
+
 def test_box_filter_is_the_mean_over_each_sample():
     # a fast noise (10 LFSR steps a sample): each output sample is the mean of the steps it covers
     n = 400
@@ -259,6 +284,7 @@ def test_bad_input():
         render(one_note("P1", 60), sample_rate=100)
 
 
+@pytest.mark.slow
 def test_every_test_split_file_renders(nesmdb_midi_dir):
     files = sorted((nesmdb_midi_dir / "test").glob("*.mid"))
     assert len(files) == 373

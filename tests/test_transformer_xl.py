@@ -15,6 +15,15 @@ from lakhnes.models import build_model, load_model, presets, save_model
 from lakhnes.models.transformer_xl import TransformerXL, TransformerXLConfig, rel_shift
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: small ops gain nothing from two, and lose a lot on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny(**kw) -> TransformerXL:
     torch.manual_seed(0)
     cfg = dict(n_layer=2, n_head=2, d_model=32, d_inner=64, tgt_len=8, mem_len=64, dropout=0.0)
@@ -82,17 +91,16 @@ def test_memory_is_capped_and_detached():
 
 
 def test_memory_helps_on_a_pattern_longer_than_a_segment():
-    """Random 12-token patterns repeated: segment 2 (tokens 16-31) can only be predicted by
-    looking 12 tokens back, which for its first half lies in segment 1 — i.e. in memory."""
+    """Random 16-token patterns repeated, read in segments of 16: every target of segment 2
+    repeats a token 16 positions back, i.e. (all but the last) in segment 1 — in memory."""
     torch.manual_seed(0)
-    m = tiny(n_layer=1, d_model=64, n_head=4, d_inner=128, tgt_len=16, mem_len=16).train()
+    m = tiny(n_layer=1, pre_norm=True, tgt_len=16, mem_len=16).train()
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
 
     def batch(n):
-        pat = torch.randint(400, 416, (n, 12))
-        return pat.repeat(1, 3)[:, :33]
+        return torch.randint(400, 416, (n, 16)).repeat(1, 3)[:, :33]
 
-    for _ in range(250):
+    for _ in range(300):
         x = batch(16)
         _, mem = m(x[:, :16])
         logits, _ = m(x[:, 16:32], mem)
@@ -109,7 +117,7 @@ def test_memory_helps_on_a_pattern_longer_than_a_segment():
     y = x[:, 17:33].reshape(-1)
     loss_with = F.cross_entropy(with_mem.reshape(-1, 631), y).item()
     loss_without = F.cross_entropy(without.reshape(-1, 631), y).item()
-    assert loss_with < 0.5 * loss_without, (loss_with, loss_without)
+    assert loss_with < 0.5 < 2.0 < loss_without, (loss_with, loss_without)
 
 
 def test_presets_and_parameter_counts():

@@ -80,7 +80,7 @@ def augment_score(score: NesScore, rng: np.random.Generator, cfg: AugmentConfig 
                 keep = rng.random(len(playing)) < 0.5
                 if keep.any():
                     break
-            for v, k in zip(playing, keep):
+            for v, k in zip(playing, keep, strict=True):
                 if not k:
                     notes[v] = notes[v][:0]
     return NesScore(notes=notes, end=end, name=score.name)

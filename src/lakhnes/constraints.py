@@ -7,9 +7,10 @@ Rules applied to every stream at every step (masks, never repairs afterwards):
   order LakhNES trained on; it also rules out zero-length notes);
 - ``<S>`` is never sampled: a song ends when it reaches its requested length;
 - with a :class:`KeepPlan`, the kept voices' events are forced at their exact times: the model may
-  not emit kept-voice events itself, a wait longer than the time to the next kept event is masked,
-  and at that time only the kept event and free-voice events that precede it in the canonical
-  order are allowed;
+  not emit kept-voice events itself, a wait longer than the time to the next kept event is masked
+  (its probability goes to the longest wait that fits: see :meth:`Constraint.adjust`), and at
+  that time only the kept event and free-voice events that precede it in the canonical order are
+  allowed;
 - past its token budget a stream may only take the longest wait that fits (a guard that always
   ends decoding, even for an untrained model).
 """
@@ -159,6 +160,20 @@ class Constraint:
             idle[:, V.WAIT_BASE] = True
             m = torch.where(self.done[:, None], idle, m)
         return m
+
+    def adjust(self, logits: torch.Tensor) -> torch.Tensor:
+        """With a plan: give each stream's masked waits (longer than the time to its next kept
+        event) to the longest wait that fits, so a model that means to wait past a kept event
+        waits up to it instead of spreading that probability over new notes."""
+        if self.plan is None:
+            return logits
+        dt = self.p_time[self.kp] - self.elapsed
+        logits = logits.float()
+        long = self.is_wait & (self.wait_len > dt[:, None])
+        mass = logits.masked_fill(~long, float("-inf")).logsumexp(-1)  # [B]
+        land = (torch.searchsorted(self.waits, dt.clamp(min=1), right=True) - 1 + V.WAIT_BASE)[:, None]
+        merged = torch.logaddexp(logits.gather(1, land), mass[:, None])
+        return logits.scatter(1, land, torch.where((dt > 0)[:, None], merged, logits.gather(1, land)))
 
     def update(self, ids: torch.Tensor) -> None:
         """Take the sampled ids [B] (ignored for finished streams)."""

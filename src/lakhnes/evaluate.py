@@ -66,13 +66,47 @@ def _result(nll_sum: float, targets: int, n: int, streams: int, seconds: float, 
             "tokens_per_s": targets / seconds if seconds > 0 else None, **extra}
 
 
+def _save_partial(path: Path, key: str, seg: int, total: float, targets: int, seconds: float, state) -> None:
+    """Progress of an evaluation: the model state (safetensors) and the sums so far (metadata)."""
+    from safetensors.torch import save_file
+
+    flat = [] if state is None else list(state)
+    meta = {"key": key, "segment": str(seg), "total": repr(total), "targets": str(targets),
+            "seconds": repr(seconds), "n_state": str(len(flat)),
+            "state_type": "none" if state is None else type(state).__name__}
+    with atomic_path(path) as tmp:
+        save_file({f"s{k}": t.contiguous() for k, t in enumerate(flat)}, str(tmp), metadata=meta)
+
+
+def _load_partial(path: Path, key: str, device):
+    """(segment, total, targets, seconds, state) saved by an interrupted run with the same key, or None."""
+    from safetensors import safe_open
+
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            meta = f.metadata()
+            if meta.get("key") != key:
+                return None
+            flat = [f.get_tensor(f"s{k}") for k in range(int(meta["n_state"]))]
+    except Exception:  # unreadable: start over
+        return None
+    kind = meta["state_type"]
+    state = None if kind == "none" else (tuple(flat) if kind == "tuple" else flat)
+    return int(meta["segment"]), float(meta["total"]), int(meta["targets"]), float(meta["seconds"]), state
+
+
 @torch.inference_mode()
 def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_len: int = TGT_LEN,
-                mem_len: int | None = MEM_LEN, progress: bool = False) -> dict:
+                mem_len: int | None = MEM_LEN, progress: bool = False, partial: str | None = None,
+                partial_key: str = "", save_every: int = 100, log=None) -> dict:
     """Score a torch language model (the shared contract: ``forward(x, state)``) on ``tokens``.
 
     ``mem_len`` sets a Transformer-XL's memory length for this evaluation (ignored by models
-    without ``config.mem_len`` memory, e.g. the LSTM; None keeps the model's own)."""
+    without ``config.mem_len`` memory, e.g. the LSTM; None keeps the model's own).
+    With ``partial`` (a file path), progress is saved there every ``save_every`` segments and
+    a later call with the same ``partial_key`` resumes from it; the file is removed at the end."""
     if tgt_len < 1:
         raise InvalidInputError(f"--tgt-len must be at least 1, not {tgt_len}")
     rows, lengths = layout_streams(tokens, streams)
@@ -85,12 +119,22 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     device = next(model.parameters()).device
     x_all = torch.from_numpy(rows).to(device)
     valid = torch.from_numpy(np.arange(rows.shape[1])[None] < lengths[:, None]).to(device)
-    total, targets = 0.0, 0
+    total, targets, start, before = 0.0, 0, 0, 0.0
     state = model.init_state(streams, device)
+    key = json.dumps([partial_key, n, streams, tgt_len, mem_len])
+    saved = _load_partial(Path(partial), key, device) if partial else None
+    if saved is not None:
+        start, total, targets, before, state = saved
+        if log:
+            log(f"resuming from segment {start} ({targets} targets already scored; {partial})")
     t0 = time.perf_counter()
     steps = range(0, rows.shape[1] - 1, tgt_len)
     try:
-        for i in tqdm(steps, desc="eval", unit="seg", disable=not progress, leave=False):
+        bar = tqdm(steps[start:], desc="eval", unit="seg", disable=not progress, leave=False,
+                   initial=start, total=len(steps))
+        for k, i in enumerate(bar, start):
+            if partial and k > start and (k - start) % save_every == 0:
+                _save_partial(Path(partial), key, k, total, targets, before + time.perf_counter() - t0, state)
             j = min(i + tgt_len, rows.shape[1] - 1)
             logits, state = model(x_all[:, i:j], state)
             y, keep = x_all[:, i + 1 : j + 1], valid[:, i + 1 : j + 1]
@@ -101,7 +145,9 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
         if uses_mem and mem_len is not None:
             model.config.mem_len = old_mem
     assert targets == n - streams
-    return _result(total, targets, n, streams, time.perf_counter() - t0, tgt_len=tgt_len,
+    if partial and Path(partial).exists():
+        Path(partial).unlink()
+    return _result(total, targets, n, streams, before + time.perf_counter() - t0, tgt_len=tgt_len,
                    mem_len=int(mem_len if (uses_mem and mem_len is not None) else (old_mem or 0)))
 
 
@@ -143,14 +189,14 @@ def run_metadata(model_path, data_dir) -> dict:
 
 def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = STREAMS,
              tgt_len: int = TGT_LEN, mem_len: int = MEM_LEN, save_ngram: str | None = None,
-             progress: bool = True, log=print) -> dict:
+             partial: str | None = None, progress: bool = True, log=print) -> dict:
     """Evaluate a model path (run dir, checkpoint dir, .safetensors, saved n-gram) or a named
-    n-gram (``unigram``, ``5gram``: trained on ``data_dir``'s train split first)."""
+    n-gram (``unigram``, ``5gram``: trained on ``data_dir``'s train split first).
+    ``partial``: file where a neural model's evaluation saves its progress (resumable)."""
     tokens = np.asarray(load_split(data_dir, split).tokens)
-    try:
-        layout_streams(tokens[: 2 * streams] if len(tokens) >= 2 * streams else tokens, streams)
-    except InvalidInputError as e:
-        raise InvalidInputError(f"{split} split: {e.reason}", str(data_dir)) from None
+    if len(tokens) < 2 * max(streams, 1):
+        raise InvalidInputError(f"{split} split: {len(tokens)} tokens are too few for {streams} streams",
+                                str(data_dir))
     order = ngram.parse_name(model_spec) if not Path(model_spec).exists() else None
     info: dict = {"model": model_spec, "split": split, "data": str(data_dir)}
     if order is not None or ngram.is_ngram_dir(model_spec):
@@ -175,7 +221,9 @@ def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = S
         info.update(model_type=model_type_of(model), parameters=model.num_parameters(),
                     **run_metadata(model_spec, data_dir))
         log(protocol_text(len(tokens), streams))
-        res = evaluate_lm(model, tokens, streams=streams, tgt_len=tgt_len, mem_len=mem_len, progress=progress)
+        key = f"{info.get('checkpoint')}|{Path(data_dir).resolve()}|{split}"
+        res = evaluate_lm(model, tokens, streams=streams, tgt_len=tgt_len, mem_len=mem_len, progress=progress,
+                          partial=partial, partial_key=key, log=log)
     return {**info, **res}
 
 

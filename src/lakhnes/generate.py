@@ -2,9 +2,11 @@
 given rhythm, and new voices around kept ones.
 
 Decoding is incremental: the prompt is fed in chunks of the model's ``tgt_len`` to fill the
-Transformer-XL memory, then each new token costs one ``model(x[B, 1], state)`` step (memory capped
-at ``mem_len``). ``num`` songs are ``num`` streams of one batch. Every step masks the ids that would
-make invalid TX1 (see :mod:`lakhnes.constraints`), then applies temperature, top-k and top-p.
+Transformer-XL memory, then each new token costs one step (memory capped at ``mem_len``): through
+:class:`lakhnes.txl_cache.CachedSteps` for a Transformer-XL (the same computation as
+``model(x[B, 1], state)`` with the memory's keys and values cached), ``model(x[B, 1], state)``
+for any other model. ``num`` songs are ``num`` streams of one batch. Every step masks the ids that
+would make invalid TX1 (see :mod:`lakhnes.constraints`), then applies temperature, top-k, top-p.
 
 Length: ``seconds`` counts sampled wait time (vocabulary waits, exact samples); ``<S>`` (end of
 song) is masked throughout, so a song always runs to its requested length, and its last wait is cut
@@ -14,7 +16,6 @@ Seeds: ``seed`` fixes the whole batch (same seed and ``num`` → the same songs)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import numpy as np
@@ -26,8 +27,8 @@ from lakhnes.constraints import Constraint, keep_plan, parse_keep, quantize, sta
 from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 
-__all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices", "load_default_model",
-           "load_source", "load_model", "set_threads"]
+__all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices",
+           "load_default_model", "load_model", "load_source", "set_threads"]
 
 Progress = Callable[[int, int], None] | None
 #: tokens per second of music after which only waits are allowed (NES-MDB peaks near 200/s)
@@ -53,12 +54,12 @@ def load_default_model(device="cpu"):
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Set torch's CPU threads (default: every core this process may use, at most 8)."""
-    if threads is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, min(8, cores))
-    torch.set_num_threads(int(threads))
-    return int(threads)
+    """Set torch's CPU threads; default 1: a decoding step is a chain of small operations that
+    extra threads slow down (on the 2-core dev machine under load, a tiny-model step took 1.8 ms
+    with one thread and 100 ms with two)."""
+    threads = 1 if threads is None else max(1, int(threads))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def load_source(path, seed: int = 0) -> NesScore:
@@ -156,7 +157,8 @@ class Stepper:
 
         self.model = model
         self.logits, self.state = _feed(model, prompt, model.init_state(prompt.size(0), prompt.device))
-        self.cached = txl_cache.CachedSteps(model, self.state) if cache and txl_cache.supports(model) else None
+        use = cache and txl_cache.supports(model)
+        self.cached = txl_cache.CachedSteps(model, self.state) if use else None
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         if self.cached is not None:
@@ -180,7 +182,8 @@ def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, t
         steps = Stepper(model, x, cache=cache)
         logits, step = steps.logits, 0
         while True:
-            tok = pick(logits, con.mask(), temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)
+            tok = pick(con.adjust(logits), con.mask(), temperature=temperature, top_k=top_k, top_p=top_p,
+                       generator=gen)
             con.update(tok)
             out.append(tok)
             step += 1
@@ -213,7 +216,7 @@ def _song(events: np.ndarray, end: int, name: str) -> NesScore:
 
 
 def _elapsed(con: Constraint) -> int:
-    return int(con.elapsed.clamp(max=con.limit).float().mean()) if con.limit else int(con.elapsed.float().mean())
+    return int(con.elapsed.clamp(max=con.limit).float().mean())
 
 
 def _steps(con: Constraint) -> int:
@@ -345,8 +348,9 @@ def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_
         progress(last, last)
     end = int(-ev[ev < 0].sum())
     base = rhythm.name or "rhythm"
-    return [tx1.events_to_score(tx1.ids_to_events(row), end=end, name=f"{base}_rhythm" + (f"_{b + 1}" if num > 1 else ""))
-            for b, row in enumerate(ids.cpu().numpy())]
+    names = [f"{base}_rhythm" + (f"_{b + 1}" if num > 1 else "") for b in range(num)]
+    return [tx1.events_to_score(tx1.ids_to_events(row), end=end, name=n)
+            for row, n in zip(ids.cpu().numpy(), names, strict=True)]
 
 
 def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95, top_k: int | None = 32,
@@ -364,8 +368,10 @@ def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95
         raise InvalidInputError("the source song is empty", source.name or None)
     budget = 2 * len(plan.times) + MAX_TOKEN_RATE * plan.end // SAMPLE_RATE + 64
     con = Constraint(num, _device(model), plan=plan, budget=budget)
-    new = _decode(model, np.array([V.START]), con, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+    new = _decode(model, np.array([V.START]), con, temperature=temperature, top_k=top_k, top_p=top_p,
+                  seed=seed,
                   progress=progress, total=plan.end, done_of=lambda c: int(c.elapsed.float().mean()))
     base = (source.name or "source") + "_with_" + "".join(v.lower() for v in plan.keep)
-    return [tx1.events_to_score(tx1.ids_to_events(ids), end=plan.end, name=base + (f"_{b + 1}" if num > 1 else ""))
-            for b, ids in enumerate(new)]
+    names = [base + (f"_{b + 1}" if num > 1 else "") for b in range(num)]
+    return [tx1.events_to_score(tx1.ids_to_events(ids), end=plan.end, name=n)
+            for ids, n in zip(new, names, strict=True)]

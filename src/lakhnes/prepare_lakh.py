@@ -30,7 +30,7 @@ from lakhnes import lakh, tx1, vocab
 from lakhnes.datasets import MIN_SONG_TOKENS, ShardWriter, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
-from lakhnes.score import SAMPLE_RATE
+from lakhnes.score import SAMPLE_RATE, write_midi
 
 MIDI_NAME = re.compile(r"\.midi?\d*$", re.IGNORECASE)
 SPLITS = ("train", "valid")
@@ -107,8 +107,6 @@ def _map_one(job):
                 continue
             songs.append(ids)
             if midi_dir:
-                from lakhnes.score import write_midi
-
                 write_midi(score, Path(midi_dir) / f"{MIDI_NAME.sub('', rel)}.{k:02d}.mid")
         if not songs:
             raise lakh.SkippedFile("no_examples", f"no example with {MIN_SONG_TOKENS}+ tokens")

@@ -34,7 +34,7 @@ class CachedSteps:
         self.emb_scale = math.sqrt(c.d_model)
         dev = model.emb.weight.device
         pos = sinusoid(self.n + 1, c.d_model, dev, model.emb.weight.dtype)
-        self.k, self.v, self.r = [], [], []
+        self.k, self.v, self.r, self.w_qkv = [], [], [], []
         # keys/values live in buffers of 2 * mem_len + 1 rows: a step writes one row after the
         # window and the window slides; once a buffer is full its window is moved to the front
         # (one copy every mem_len + 1 steps instead of a concatenation per step)
@@ -49,7 +49,9 @@ class CachedSteps:
             buf[:, :, :, :mlen] = kv
             self.k.append(buf[0])
             self.v.append(buf[1])
-            self.r.append(a.r(pos).view(self.n + 1, a.h, a.dh).permute(1, 2, 0).contiguous())  # H dh n+1: n..0
+            self.w_qkv.append(torch.cat([a.q.weight, a.kv.weight]))  # one projection for q, k, v
+            # position projections [H, dh, n + 1], columns for distances n .. 0
+            self.r.append(a.r(pos).view(self.n + 1, a.h, a.dh).permute(1, 2, 0).contiguous())
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [B, vocab] after feeding ids ``x`` [B] (or [B, 1]); the caches move on by one."""
@@ -65,10 +67,10 @@ class CachedSteps:
         for i, layer in enumerate(m.layers):
             a = layer.attn
             xin = layer.ln1(h) if c.pre_norm else h
-            q = a.q(xin).view(B, 1, a.h, a.dh).transpose(1, 2)  # B H 1 dh
-            kv = a.kv(xin).view(B, 2, a.h, a.dh)
-            self.k[i][:, :, e - 1] = kv[:, 0]
-            self.v[i][:, :, e - 1] = kv[:, 1]
+            qkv = F.linear(xin, self.w_qkv[i]).view(B, 3, a.h, a.dh)
+            q = qkv[:, :1].transpose(1, 2)  # B H 1 dh
+            self.k[i][:, :, e - 1] = qkv[:, 1]
+            self.v[i][:, :, e - 1] = qkv[:, 2]
             k, v = self.k[i][:, :, s:e], self.v[i][:, :, s:e]
             content = torch.matmul(q + m.u[:, None], k.transpose(-1, -2))  # B H 1 klen
             position = torch.matmul(q + m.v[:, None], self.r[i][:, :, s - e :])  # B H 1 klen

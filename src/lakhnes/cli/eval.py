@@ -54,9 +54,13 @@ def run(args) -> int:
 
         torch.set_num_threads(args.threads)
     name = args.name or default_name(args.model)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+    # progress of a long evaluation, so that running the same command again resumes it
+    keep = Path(args.results) if args.results else Path(args.json).parent if args.json else None
+    partial = keep / f".{slug}.{args.split}.partial.safetensors" if keep else None
     try:
         res = evaluate(args.model, args.data, args.split, streams=args.streams, tgt_len=args.tgt_len,
-                       mem_len=args.mem_len, save_ngram=args.save)
+                       mem_len=args.mem_len, save_ngram=args.save, partial=partial)
     except InvalidInputError as e:
         fail(str(e))
         return 1
@@ -66,6 +70,5 @@ def run(args) -> int:
     if args.json:
         write_result(res, args.json)
     if args.results:
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
         write_result(res, Path(args.results) / f"{slug}.{args.split}.json")
     return 0

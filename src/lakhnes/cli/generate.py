@@ -23,8 +23,10 @@ def register(sub) -> None:
                         help="music to generate (default 30); with --rhythm/--keep: use the source's "
                              "first SECONDS (default: all of it)")
     length.add_argument("--tokens", type=int, default=None, help="generate this many tokens instead")
-    p.add_argument("--temperature", type=float, default=0.95, help="softmax temperature (default 0.95; 0 = greedy)")
-    p.add_argument("--top-k", type=int, default=32, help="sample among the k likeliest ids (default 32; 0 = off)")
+    p.add_argument("--temperature", type=float, default=0.95,
+                   help="softmax temperature (default 0.95; 0 = greedy)")
+    p.add_argument("--top-k", type=int, default=32,
+                   help="sample among the k likeliest ids (default 32; 0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default off)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same songs)")
     p.add_argument("--num", type=int, default=1, help="songs to generate, batched (outputs get _1, _2, ...)")
@@ -37,7 +39,7 @@ def register(sub) -> None:
                    help="how much of the prime the model reads (default: all of it)")
     p.add_argument("--only-new", action="store_true", help="with --prime: write only the continuation")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: 1 for one song, else all cores)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -108,7 +110,7 @@ def run(args) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
-        G.set_threads(args.threads if args.threads else (1 if args.num == 1 else None))
+        G.set_threads(args.threads)
     try:
         model = G.load_model(args.model, device) if args.model else G.load_default_model(device)
         source_file = args.prime or args.rhythm or (args.keep[1] if args.keep else None)
@@ -138,11 +140,17 @@ def run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
+    failed = 0
     for score, paths in zip(scores, output_paths(args.output, args.num), strict=True):
         for p in paths:
-            save(score, p)
+            try:
+                save(score, p)
+            except (InvalidInputError, OSError) as e:
+                fail(str(e) if isinstance(e, InvalidInputError) else f"{p}: cannot write ({e.strerror or e})")
+                failed += 1
+                continue
             print(f"{p}  ({score.seconds:.1f} s, {score.num_notes} notes)", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 class _bar:

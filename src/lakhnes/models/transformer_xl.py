@@ -55,10 +55,14 @@ PRESETS = {
 
 def rel_shift(x: torch.Tensor) -> torch.Tensor:
     """Align ``x[..., i, k]`` (query i, relative-position row k) so that column j holds the
-    term for key j: out[i, j] = x[i, j + qlen - 1 - i] wherever key j is visible."""
+    term for key j: out[i, j] = x[i, j + qlen - 1 - i] wherever key j is visible (j <= i + mlen).
+
+    A strided view (no copy): element (i, j) sits at flat offset (qlen-1) + i*(klen-1) + j of
+    each [qlen, klen] block. Entries for hidden keys read neighbouring values; mask them."""
     *lead, q, k = x.shape
-    x = F.pad(x, (1, 0)).view(*lead, k + 1, q)
-    return x[..., 1:, :].reshape(*lead, q, k)
+    x = x.contiguous()
+    stride = list(x.stride())
+    return x.as_strided((*lead, q, k), (*stride[:-2], k - 1, 1), x.storage_offset() + q - 1)
 
 
 def sinusoid(klen: int, d_model: int, device=None, dtype=None) -> torch.Tensor:
@@ -90,7 +94,7 @@ class RelAttention(nn.Module):
         kh, vh = self.kv(ctx).view(B, k, 2, self.h, self.dh).permute(2, 0, 3, 1, 4)  # B H k dh each
         rh = self.r(pos).view(k, self.h, self.dh).permute(1, 2, 0)  # H dh k
         scale = 1.0 / math.sqrt(self.dh)
-        bd = rel_shift(torch.matmul(qh + v[:, None], rh)) * scale  # B H q k
+        bd = rel_shift(torch.matmul((qh + v[:, None]) * scale, rh))  # B H q k, scaled as SDPA scales q·k
         bd = bd.masked_fill(mask, float("-inf")).to(qh.dtype)
         out = F.scaled_dot_product_attention(
             qh + u[:, None], kh, vh, attn_mask=bd, dropout_p=self.dropatt if self.training else 0.0
@@ -163,7 +167,7 @@ class TransformerXL(nn.Module):
         pos = self.drop(sinusoid(klen, c.d_model, x.device, h.dtype))
         mask = torch.ones(q, klen, dtype=torch.bool, device=x.device).triu_(1 + mlen)
         new = []
-        for layer, mem in zip(self.layers, mems):
+        for layer, mem in zip(self.layers, mems, strict=True):
             new.append(self._remember(mem, h))
             h = layer(h, mem, pos, self.u, self.v, mask)
         h = self.drop(self.ln_f(h))

@@ -20,7 +20,7 @@ __all__ = ["render", "write_wav", "DEFAULT_DUTY", "parse_mute"]
 #: Pulse duty (0-3 = 12.5/25/50/75 %) used where a score carries no timbre (e.g. TX1).
 DEFAULT_DUTY = 2
 #: Samples rendered at a time (keeps the working arrays in cache and memory flat).
-BLOCK = 1 << 15
+BLOCK = 1 << 16
 
 
 def parse_mute(mute: str | Iterable[str] | None) -> tuple[str, ...]:

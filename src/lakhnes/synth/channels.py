@@ -89,8 +89,8 @@ class Oscillator:
     is silent while its rate is 0.
     """
 
-    #: steps per sample up to which a block is integrated edge by edge (else sample by sample)
-    edge_limit = 0.1
+    #: level changes per sample up to which a block is integrated edge by edge (else sample by sample)
+    edge_limit = 0.05
 
     def __init__(self, seg: Segments, tables, hold: bool = False, scale: float = 1.0):
         self.tables = np.atleast_2d(np.asarray(tables, dtype=np.float64))
@@ -111,12 +111,14 @@ class Oscillator:
             step = np.floor(self.phase[still]).astype(np.int64) % self.size
             self.level[still] = self.tables[self.shape[still], step] * scale
         self.silent = not np.any(self.gain) and not np.any(self.level)
+        self.changes = _changes(self.tables, self.key)
 
     def block(self, c0: int, c1: int, ramp: np.ndarray) -> np.ndarray | None:
         """Output for samples ``[c0, c1)`` (None if silent); ``ramp`` is ``arange(> c1 - c0)``.
 
-        Where the waveform takes fewer steps than there are samples (most notes), the output
-        is integrated between the waveform's edges (work per edge); otherwise per sample."""
+        Where the level changes rarely (slow waveforms: most pulse notes), the output is
+        integrated between the waveform's edges (work per edge); otherwise sample by sample
+        (fixed work per sample). Both give the same numbers."""
         if self.silent:
             return None
         b = self.bounds
@@ -128,8 +130,9 @@ class Oscillator:
         edges[0], edges[-1] = 0, c1 - c0
         lengths = np.diff(edges)
         rate = self.rate[i0:i1]
-        if rate @ lengths <= self.edge_limit * (c1 - c0):
-            return self._by_edges(i0, i1, c0, edges, lengths, ramp)
+        plan = self._edge_plan(i0, i1, c0, edges, lengths)
+        if plan[-1].sum() <= self.edge_limit * (c1 - c0):
+            return self._by_edges(i0, i1, edges, plan)
         # phase at the start of each piece, continuous through the block
         x0 = (self.phase[i0] + rate[0] * (c0 - b[i0])) % self.size
         xs = np.empty(len(rate))
@@ -170,30 +173,39 @@ class Oscillator:
             area += np.repeat(level, lengths)
         return area
 
-    def _by_edges(self, i0, i1, c0, edges, lengths, ramp) -> np.ndarray:
+    def _edge_plan(self, i0, i1, c0, edges, lengths):
+        """Per piece of the block: phase at its start, first level, first change index and
+        the number of level changes inside it."""
+        size, flat = self.size, self.tables.ravel()
+        _, count, per = self.changes
+        rate, shape = self.rate[i0:i1], self.shape[i0:i1]
+        xp = (self.phase[i0:i1] + rate * (c0 + edges[:-1] - self.bounds[i0:i1])) % size  # phase at piece starts
+        lo = xp.astype(np.int64)
+        hi = np.ceil(xp + rate * lengths).astype(np.int64) - 1
+        n = per[shape]
+        # changes at or before step k: whole periods, then the ones up to k's place in its period
+        first = lo // size * n + count[shape, lo % size]
+        total = np.where(rate > 0, np.maximum(hi // size * n + count[shape, hi % size] - first, 0), 0)
+        value = np.where(rate > 0, self.amp[i0:i1] * flat[shape * size + lo % size], self.level[i0:i1])
+        return xp, value, first, total
+
+    def _by_edges(self, i0, i1, edges, plan) -> np.ndarray:
         """Box-filtered output from the waveform's edges: between edges the level is constant;
         a sample an edge falls in gets the difference of the running integral (piecewise
         linear) at its two ends."""
         size, flat = self.size, self.tables.ravel()
-        rate, amp = self.rate[i0:i1], self.amp[i0:i1]
-        row = self.shape[i0:i1] * size
+        at, _, per = self.changes
+        rate, amp, shape = self.rate[i0:i1], self.amp[i0:i1], self.shape[i0:i1]
+        xp, value, first, kept = plan
         start = edges[:-1]
-        xp = (self.phase[i0:i1] + rate * (c0 + start - self.bounds[i0:i1])) % size  # phase at piece starts
-        first = xp.astype(np.int64)
-        moving = rate > 0
-        count = np.where(moving, np.maximum(np.ceil(xp + rate * lengths).astype(np.int64) - 1 - first, 0), 0)
-        value = np.where(moving, amp * flat[row + first % size], self.level[i0:i1])
-        # every step boundary m in (xp, xq) of each piece, kept where the level changes
-        total = int(count.sum())
-        piece = np.repeat(np.arange(len(rate)), count)
-        m = np.arange(total) + np.repeat(first + 1 - (np.cumsum(count) - count), count)
-        base = row[piece] if len(self.tables) > 1 else 0
-        level = flat[base + m % size]
-        keep = level != flat[base + (m - 1) % size]
-        piece, m, level = piece[keep], m[keep], level[keep]
+        # the g-th change of a shape is at step (g // n) * size + at[shape, g % n]
+        piece = np.repeat(np.arange(len(rate)), kept)
+        g = np.arange(len(piece)) + np.repeat(first - (np.cumsum(kept) - kept), kept)
+        n = per[shape[piece]]
+        m = g // n * size + at[shape[piece], g % n]
+        level = flat[shape[piece] * size + m % size]
         times = start[piece] + (m - xp[piece]) / rate[piece]
         # breakpoints in time order: each piece's start, then its edges
-        kept = np.bincount(piece, minlength=len(rate))
         at_start = np.arange(len(rate)) + np.cumsum(kept) - kept
         t = np.empty(len(rate) + len(piece) + 1)
         v = np.empty(len(t) - 1)
@@ -236,6 +248,24 @@ def _integral(x: np.ndarray, cum: np.ndarray, val: np.ndarray, offset=None) -> n
     y *= val[k]
     y += cum[k]
     return y
+
+
+_CHANGES: dict = {}
+
+
+def _changes(tables: np.ndarray, key: bytes):
+    """Where each shape's level changes: ``at[shape, i]`` the steps (within a period) whose
+    level differs from the step before, ``count[shape, k]`` how many of those are <= k, and
+    ``per[shape]`` how many there are a period."""
+    got = _CHANGES.get(key)
+    if got is None:
+        change = tables != np.roll(tables, 1, axis=1)
+        per = change.sum(1)
+        at = np.zeros((len(tables), max(int(per.max()), 1)), dtype=np.int64)
+        for s, row in enumerate(change):
+            at[s, : per[s]] = np.flatnonzero(row)
+        got = _CHANGES[key] = (at, np.cumsum(change, axis=1), np.maximum(per, 1))
+    return got
 
 
 _TILED: dict = {}
