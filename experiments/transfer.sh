@@ -7,7 +7,7 @@
 #   b  NES-MDB with augmentation
 #   c  pre-trained on the Lakh stand-in (multitrack_midi.tar.gz) for STEPS/2 steps, then
 #      fine-tuned on NES-MDB with augmentation for STEPS/2 steps
-# Runs at most two jobs at a time, one torch thread each, niced. Re-running resumes: finished
+# Runs at most two jobs at a time (arms a and b together, then arm c beside the evaluations), one torch thread each, niced. Re-running resumes: finished
 # runs and evaluations are kept. Results: $WORK/transfer.md (table) and $WORK/eval/*.json.
 #
 # Usage: experiments/transfer.sh                      (defaults below)
@@ -88,8 +88,7 @@ wait "$PB"
   train c_finetune "$NESMDB" "$HALF" "$HALF_WARMUP" --augment --init "$WORK/runs/c_pretrain_lakh"
 ) &
 PC=$!
-evaluate a_nesmdb "$WORK/runs/a_nesmdb"
-evaluate b_nesmdb_aug "$WORK/runs/b_nesmdb_aug" &
+( evaluate a_nesmdb "$WORK/runs/a_nesmdb"; evaluate b_nesmdb_aug "$WORK/runs/b_nesmdb_aug" ) &
 PE=$!
 wait "$PC"
 evaluate c_lakh_then_nesmdb_aug "$WORK/runs/c_finetune"

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from lakhnes import InvalidInputError, read_midi, tx1, vocab
-from lakhnes.score import NesScore, make_notes, read_midi as read
-from lakhnes.score import write_midi
+from lakhnes.score import NesScore, make_notes, write_midi
+from lakhnes.score import read_midi as read
 
 
 def _pairs(fixtures):

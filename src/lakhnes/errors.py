@@ -11,6 +11,6 @@ class InvalidInputError(ValueError):
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
-    def with_path(self, path) -> "InvalidInputError":
+    def with_path(self, path) -> InvalidInputError:
         """The same error, naming ``path`` (kept if one is already named)."""
         return self if self.path else InvalidInputError(self.reason, path)

@@ -92,7 +92,7 @@ class NesScore:
                     f"is outside {lo}-{hi}"
                 )
 
-    def slice(self, start: int, stop: int) -> "NesScore":
+    def slice(self, start: int, stop: int) -> NesScore:
         """The part of the score in [start, stop) samples, shifted to time 0 (notes clipped)."""
         notes, volume, timbre = {}, {}, {}
         for v in VOICES:
