@@ -5,7 +5,9 @@ process, once on a quarter of the files and once on all of them, and reports fil
 second per core (files / CPU seconds of that process), wall time and peak resident memory
 (equal peaks for a quarter and for all files: memory does not grow with the corpus).
 
-    python benchmarks/bench_lakh.py [../shared/data/multitrack_midi.tar.gz]
+    python benchmarks/bench_lakh.py [../shared/data/multitrack_midi.tar.gz] [--limit N]
+
+``--limit N`` uses the first N files only (a quick check that the benchmark runs).
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ def run(src: Path, out: Path) -> dict:
 
 
 def main() -> None:
-    tar = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("tar", nargs="?", type=Path, default=DEFAULT, help="the Lakh stand-in corpus")
+    ap.add_argument("--limit", type=int, default=0, help="use the first N files only (0: all)")
+    a = ap.parse_args()
+    tar = a.tar
     if not tar.exists():
         sys.exit(f"{tar}: not found (the Lakh stand-in corpus)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,6 +60,10 @@ def main() -> None:
             t.extractall(tmp / "src", filter="data")
         src = tmp / "src"
         files = sorted(p for p in src.rglob("*") if p.is_file() and is_midi_name(p.name))
+        if a.limit > 0:
+            for p in files[a.limit :]:
+                p.unlink()
+            files = files[: a.limit]
         quarter = tmp / "quarter"
         for p in files[::4]:
             q = quarter / p.relative_to(src)

@@ -1,14 +1,18 @@
-"""Training throughput (tokens/s) and peak RAM of Transformer-XL configs on this machine.
+"""Training throughput (tokens/s) and peak memory of Transformer-XL configs.
 
 Each config runs in its own subprocess (so peak RSS is its own): a few warm-up steps, then
-timed optimizer steps (forward + backward + clip + AdamW) on real NES-MDB tokens streamed with
-memory, exactly as ``lakhnes train`` does (no augmentation: the data side is measured apart).
+timed optimizer steps (forward + backward + clip + AdamW, bf16 autocast where asked) on real
+NES-MDB tokens streamed with memory, as ``lakhnes train`` does (no augmentation: the data side
+is measured apart). Random ids stand in when ``--data`` is absent (speed does not depend on
+the values). Prints the exact ``paper`` parameter count first.
 
-    python benchmarks/bench_train.py                      # ref + small + paper (batch 1)
+    python benchmarks/bench_train.py                      # CPU: ref + small (+ paper at batch 1)
     python benchmarks/bench_train.py --configs ref --compile --threads 2
     python benchmarks/bench_train.py --attention manual   # softmax(QK^T + BD) V by hand
+    python benchmarks/bench_train.py --gpu                # CUDA, bf16, paper at batch 30 x 512
+    python benchmarks/bench_train.py --configs ref,small --steps 2 --warmup 1   # smoke test
 
-Prints one line per config and a Markdown table for BENCHMARKS.md.
+Prints one JSON line per config and a Markdown table for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import sys
 import time
 
 CONFIGS = {
-    # the reference: LakhNES' small comparison config
+    # the reference: LakhNES' small comparison config (batch 4 x 256 tokens, memory 256)
     "ref": dict(model=dict(n_layer=4, n_head=8, d_model=256, d_inner=1024, tgt_len=256, mem_len=256), batch=4),
-    "small": dict(model="small", batch=8),
-    "paper": dict(model="paper", batch=1),
+    "small": dict(model="small", batch=8),  # the preset's training batch: 8 x 128, memory 128
+    "paper": dict(model="paper", batch=1),  # batch 30 with --gpu
 }
+GPU_BATCH = 30
 
 
 def _manual_sdpa(q, k, v, attn_mask=None, dropout_p=0.0, **_):
@@ -44,44 +49,60 @@ def run_one(name: str, args) -> dict:
     import torch.nn.functional as F
 
     from lakhnes.models import build_model, transformer_xl
+    from lakhnes.train import _param_groups
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.attention == "manual":
         transformer_xl.F = type("F", (), {**{k: getattr(F, k) for k in dir(F) if not k.startswith("__")},
                                           "scaled_dot_product_attention": staticmethod(_manual_sdpa)})
+    dev = torch.device(args.device)
     spec = CONFIGS[name]
     torch.manual_seed(0)
-    model = build_model("transformer_xl", spec["model"])
+    model = build_model("transformer_xl", spec["model"]).to(dev)
     model.train()
     c = model.config
     B, T = args.batch or spec["batch"], c.tgt_len
     tokens = _tokens(args.data, B * T * (args.steps + args.warmup + 1) + 1)
-    rows = torch.from_numpy(tokens[: len(tokens) // B * B].reshape(B, -1).astype(np.int64))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rows = torch.from_numpy(tokens[: len(tokens) // B * B].reshape(B, -1).astype(np.int64)).to(dev)
+    opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-4, betas=(0.9, 0.99))  # as lakhnes.train
     net = torch.compile(model) if args.compile else model
-    state = model.init_state(B)
+    state = model.init_state(B, dev)
 
     def step(i):
         nonlocal state
         x, y = rows[:, i * T : (i + 1) * T], rows[:, i * T + 1 : (i + 1) * T + 1]
-        logits, state = net(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits, state = net(x, state)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
     for i in range(args.warmup):
         step(i)
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
     for i in range(args.warmup, args.warmup + args.steps):
         step(i)
+    sync()
     dt = time.perf_counter() - t0
-    return {"config": name, "params": model.num_parameters(), "batch": B, "tgt_len": T, "mem_len": c.mem_len,
-            "tokens_per_s": round(B * T * args.steps / dt, 1), "s_per_step": round(dt / args.steps, 3),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "threads": torch.get_num_threads(), "compile": args.compile, "attention": args.attention}
+    out = {"config": name, "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+           "params": model.num_parameters(), "batch": B, "tgt_len": T, "mem_len": c.mem_len,
+           "tokens_per_s": round(B * T * args.steps / dt, 1), "s_per_step": round(dt / args.steps, 4),
+           "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+           "threads": torch.get_num_threads(), "compile": args.compile, "attention": args.attention,
+           "bf16": args.bf16, "steps": args.steps}
+    if dev.type == "cuda":
+        out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)
+    return out
 
 
 def _tokens(data: str, n: int):
@@ -97,42 +118,76 @@ def _tokens(data: str, n: int):
     return rng.integers(0, 631, n)
 
 
-def main() -> None:
+def paper_parameters() -> int:
+    """The exact parameter count of the ``paper`` preset (built on the meta device: no memory)."""
+    import torch
+
+    from lakhnes.models import build_model
+
+    with torch.device("meta"):
+        return build_model("transformer_xl", "paper").num_parameters()
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", default="ref,small,paper")
+    ap.add_argument("--configs", default=None, help="comma-separated, of: " + ", ".join(CONFIGS)
+                    + " (default ref,small,paper; paper with --gpu)")
     ap.add_argument("--data", default="/tmp/prep/nesmdb", help="prepared folder (random ids if absent)")
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     ap.add_argument("--batch", type=int, default=0, help="override the batch size")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (as lakhnes train on CUDA)")
+    ap.add_argument("--gpu", action="store_true",
+                    help=f"the GPU measurement: --device cuda --bf16, paper config, batch {GPU_BATCH} x 512")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.gpu:
+        args.device, args.bf16 = ("cuda" if args.device == "cpu" else args.device), True
+        args.configs, args.batch = args.configs or "paper", args.batch or GPU_BATCH
+    args.configs = args.configs or "ref,small,paper"
+    unknown = set(args.configs.split(",")) - set(CONFIGS)
+    if unknown or args.steps < 1 or args.warmup < 0 or args.batch < 0:
+        ap.error(f"unknown configs {sorted(unknown)}" if unknown else "--steps >= 1, --warmup/--batch >= 0")
     if args.one:
         print(json.dumps(run_one(args.one, args)))
-        return
+        return 0
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"--device {args.device}: no CUDA device here (run this on a GPU machine)", file=sys.stderr)
+            return 1
+    print(f"paper preset: {paper_parameters():,} parameters (exact)", flush=True)
     load = os.getloadavg()[0]
-    results = []
+    results, failed = [], 0
     for name in args.configs.split(","):
         cmd = [sys.executable, __file__, "--one", name, "--data", args.data, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--batch", str(args.batch), "--threads", str(args.threads),
-               "--attention", args.attention] + (["--compile"] if args.compile else [])
+               "--attention", args.attention, "--device", args.device]
+        cmd += ["--compile"] * args.compile + ["--bf16"] * args.bf16
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
-            print(out.stderr, file=sys.stderr)
+            print(f"{name}: failed\n{out.stderr}", file=sys.stderr)
+            failed += 1
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         print(json.dumps(r), flush=True)
     print(f"\nload average (1 min) at start: {load:.2f}; cores: {os.cpu_count()}\n")
-    print("| config | params | batch × tgt_len, mem | threads | compile | attention | tokens/s | s/step | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| config | device | params | batch × tgt_len, mem | threads | bf16 | compile | attention | tokens/s "
+          "| s/step | peak RSS | peak GPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['config']} | {r['params']:,} | {r['batch']} × {r['tgt_len']}, {r['mem_len']} | {r['threads']} | "
-              f"{'yes' if r['compile'] else 'no'} | {r['attention']} | {r['tokens_per_s']:,.0f} | {r['s_per_step']} | "
-              f"{r['peak_rss_mib']} MiB |")
+        gpu = f"{r['peak_gpu_mib']} MiB" if "peak_gpu_mib" in r else "—"
+        print(f"| {r['config']} | {r['device']} | {r['params']:,} | {r['batch']} × {r['tgt_len']}, {r['mem_len']} "
+              f"| {r['threads']} | {'yes' if r['bf16'] else 'no'} | {'yes' if r['compile'] else 'no'} "
+              f"| {r['attention']} | {r['tokens_per_s']:,.0f} | {r['s_per_step']} | {r['peak_rss_mib']} MiB | {gpu} |")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

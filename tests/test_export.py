@@ -11,7 +11,7 @@ from lakhnes import tx1, vocab
 from lakhnes.cli import main
 from lakhnes.errors import InvalidInputError
 from lakhnes.export import kind_of, load, save, to_general_midi
-from lakhnes.score import read_midi
+from lakhnes.score import read_midi, to_symusic
 from lakhnes.synth import render
 
 
@@ -100,6 +100,13 @@ def test_cli_synth(song, tmp_path, capsys):
     assert main(["synth", str(outs[2]), "-o", str(tmp_path / "b.wav"), "--no-filters"]) == 0
     raw, _ = sf.read(str(tmp_path / "b.wav"), dtype="float32")
     assert raw.min() >= 0  # unfiltered: the mixer's unipolar level
+    assert main(["synth", str(outs[2]), "-o", str(tmp_path / "c.wav"), "--filters", "lp14k"]) == 0
+    low, _ = sf.read(str(tmp_path / "c.wav"), dtype="float32")
+    assert np.allclose(low, render(tx1.read_tx1(outs[2]), filters="lp14k"), atol=1.5 / 32767)
+    # NES-MDB MIDI: General MIDI programs square lead, saw lead, synth bass; noise on the drum channel
+    assert main(["synth", str(song), "-o", str(tmp_path / "full.mid")]) == 0
+    tracks = {t.name: t for t in symusic.Score(str(tmp_path / "full.mid")).tracks}
+    assert [tracks[n].program for n in ("p1", "p2", "tr")] == [80, 81, 38] and tracks["no"].is_drum
 
 
 def test_cli_synth_errors(tmp_path, capsys, song):
@@ -108,10 +115,19 @@ def test_cli_synth_errors(tmp_path, capsys, song):
     assert capsys.readouterr().err.startswith(f"{tmp_path / 'bad.mid'}: corrupt MIDI")
     assert main(["synth", str(tmp_path / "in.ogg"), "-o", str(tmp_path / "x.wav")]) == 1
     assert "unknown file type" in capsys.readouterr().err
+    (tmp_path / "plain").write_text("")
+    assert main(["synth", str(song), "-o", str(tmp_path / "plain" / "x.wav")]) == 1
+    assert capsys.readouterr().err.strip() == f"{tmp_path / 'plain' / 'x.wav'}: cannot write " \
+        f"({tmp_path / 'plain'} is a file, not a folder)"
     assert main(["synth", str(song), "-o", str(tmp_path / "x.flac")]) == 2
     assert "unknown output type" in capsys.readouterr().err
     assert main(["synth", str(song), "-o", str(tmp_path / "x.wav"), "--mute", "P3"]) == 2
     assert "cannot mute 'P3'" in capsys.readouterr().err
+    assert main(["synth", str(song), "-o", str(tmp_path / "x.wav"), "--filters", "hp90,notch"]) == 2
+    assert "unknown filter 'notch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["synth", str(song), "-o", str(tmp_path / "x.wav"), "--filters", "hp90", "--no-filters"])
+    assert e.value.code == 2
     with pytest.raises(SystemExit) as e:
         main(["synth", str(song), "-o", str(tmp_path / "x.wav"), "--duty", "4"])
     assert e.value.code == 2
@@ -119,4 +135,11 @@ def test_cli_synth_errors(tmp_path, capsys, song):
     pitch = tmp_path / "high.tx1.txt"
     pitch.write_text("P1_NOTEON_109\nWT_100\n")
     assert main(["synth", str(pitch), "-o", str(tmp_path / "x.wav")]) == 1
-    assert "outside the P1 range 33-108" in capsys.readouterr().err
+    assert "'P1_NOTEON_109' at 0.000 s is outside the P1 range 33-108" in capsys.readouterr().err
+    score = read_midi(song)  # a MIDI note out of range: the error names voice, time and pitch
+    score.notes["TR"]["pitch"][3] = 12
+    to_symusic(score).dump_midi(str(tmp_path / "low.mid"))  # write_midi would not check either
+    assert main(["synth", str(tmp_path / "low.mid"), "-o", str(tmp_path / "x.wav")]) == 1
+    t = score.notes["TR"]["start"][3] / 44100
+    assert capsys.readouterr().err.strip() == f"{tmp_path / 'low.mid'}: voice TR: pitch 12 at {t:.3f} s is outside 21-108"
+    assert not (tmp_path / "x.wav").exists()

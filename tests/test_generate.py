@@ -294,3 +294,24 @@ def test_general_midi_prime_is_mapped(tmp_path):
     assert sorted(score.notes["P1"]["pitch"].tolist()) == [72, 74, 76, 77]
     with pytest.raises(InvalidInputError, match="not a MIDI"):
         load_source(tmp_path / "song.mp3")
+
+
+def test_shipped_model_readme_command(tmp_path, monkeypatch):
+    """The README's main job: ``lakhnes generate -o tune.wav`` with the shipped model (no -m)."""
+    import json
+
+    import soundfile as sf
+
+    from lakhnes.cli import main
+    from lakhnes.models import default_model_path
+
+    shipped = default_model_path()
+    if not (shipped / "model.safetensors").exists():
+        pytest.skip(f"no shipped model in {shipped}")
+    meta = json.loads((shipped / "config.json").read_text())
+    assert meta["model_type"] == "transformer_xl"
+    assert (shipped / "model.safetensors").stat().st_size <= 30 * 2**20
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "-o", "tune.wav", "--seconds", "3", "--seed", "0", "-q"]) == 0
+    info = sf.info("tune.wav")
+    assert info.samplerate == SR and info.frames == 3 * SR

@@ -259,6 +259,11 @@ def test_interrupted_run_leaves_no_output_and_resumes(tmp_path, monkeypatch):
     assert len(done) == 2  # the finished chunk was not redone
     assert _outputs(tmp_path / "out") == _outputs(tmp_path / "clean")
     assert not (tmp_path / "out.partial").exists()
+    # a staging folder whose settings.json was cut short by a kill: started afresh, no crash
+    (tmp_path / "again.partial").mkdir()
+    (tmp_path / "again.partial" / "settings.json").write_text('{"source": ')
+    P.prepare_lakh(src, tmp_path / "again", workers=1, progress=False, chunk_files=2)
+    assert _outputs(tmp_path / "again") == _outputs(tmp_path / "clean")
 
 
 def test_cli_writes_shards_and_listenable_midi(tmp_path, capsys):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -19,9 +21,10 @@ from safetensors.torch import load_file
 from lakhnes import tx1
 from lakhnes.cli import main
 from lakhnes.datasets import ShardWriter, load_split, write_manifest
-from lakhnes.models import load_model
+from lakhnes.models import load_model, presets
+from lakhnes.models.transformer_xl import TransformerXLConfig
 from lakhnes.score import read_midi
-from lakhnes.train import TrainConfig, evaluate, lr_at, preset_config, train
+from lakhnes.train import TrainConfig, Trainer, evaluate, lr_at, preset_config, train
 
 MICRO = dict(n_layer=2, n_head=2, d_model=32, d_inner=64, tgt_len=16, mem_len=16, dropout=0.1)
 
@@ -63,32 +66,51 @@ def micro_config(data: Path, **kw) -> TrainConfig:
 
 
 def test_overfits_one_song(tmp_path, fixture_songs):
+    """The ``tiny`` preset learns one 160-token song by heart within a few hundred steps."""
     song = fixture_songs[0][:161]  # Pac-Man intermission, first 160 tokens
     d = write_data(tmp_path / "one", {"train": [song], "valid": [song]})
-    model = dict(n_layer=2, n_head=4, d_model=64, d_inner=128, tgt_len=32, mem_len=32, dropout=0.0)
-    cfg = TrainConfig(data=str(d), model=model, batch_size=1, steps=250, lr=3e-3, warmup_steps=10,
-                      eval_every=1000, eval_batch=1, augment=False, weight_decay=0.0, threads=1, log_every=50)
+    cfg = preset_config("tiny", data=str(d), batch_size=1, steps=300, lr=1e-2, warmup_steps=10, eval_every=1000,
+                        eval_batch=1, augment=False, weight_decay=0.0, threads=1, log_every=50)
     summary = train(cfg, tmp_path / "run", progress=False)
-    assert summary["step"] == 250
-    _, ppl, n = evaluate(load_model(tmp_path / "run"), load_split(d, "valid"), batch_size=1, tgt_len=32)
+    assert summary["step"] == 300
+    model = load_model(tmp_path / "run")
+    assert model.config == TransformerXLConfig(**presets("transformer_xl")["tiny"])
+    _, ppl, n = evaluate(model, load_split(d, "valid"), batch_size=1, tgt_len=model.config.tgt_len)
     assert n == 160 and ppl < 1.5, ppl
 
 
-def test_resume_is_exact(tmp_path, data):
+def test_resume_is_exact(tmp_path, data, monkeypatch):
     cfg = micro_config(data, accum_steps=2, batch_size=2, augment=True)  # dropout, augmentation, 2 memories
     straight = train(copy.deepcopy(cfg), tmp_path / "a", progress=False)
     first = train(copy.deepcopy(cfg), tmp_path / "b", progress=False, until=20)
     assert first["step"] == 20 and first["stopped"] == "until"
+    with (tmp_path / "b/log.csv").open("a") as fh:
+        fh.write("2")  # a log line cut short by a kill
     resumed = train(copy.deepcopy(cfg), tmp_path / "b", progress=False)
-    assert straight["step"] == resumed["step"] == 40
+    # killed (SIGTERM) after step 20: stops there with a checkpoint, then `train` again resumes
+    real = Trainer.train_step
+
+    def killed_at_20(self):
+        loss = real(self)
+        if self.step == 20:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_20)
+    killed = train(copy.deepcopy(cfg), tmp_path / "c", progress=False)
+    assert killed["step"] == 20 and killed["stopped"] == "signal"
+    monkeypatch.undo()
+    after_kill = train(copy.deepcopy(cfg), tmp_path / "c", progress=False)
+    assert straight["step"] == resumed["step"] == after_kill["step"] == 40
     a = load_file(str(tmp_path / "a/checkpoints/step_00000040/model.safetensors"))
-    b = load_file(str(tmp_path / "b/checkpoints/step_00000040/model.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for other in ("b", "c"):
+        b = load_file(str(tmp_path / other / "checkpoints/step_00000040/model.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
     cols = ["step", "train_loss", "valid_ppl"]
-    rows = [[{k: r[k] for k in cols} for r in __import__("csv").DictReader((tmp_path / x / "log.csv").open())]
-            for x in ("a", "b")]
-    assert rows[0] == rows[1] and len(rows[0]) == 8 + 3  # same loss curve, nothing logged twice
-    assert straight["best_valid_ppl"] == resumed["best_valid_ppl"]
+    rows = [[{k: r[k] for k in cols} for r in csv.DictReader((tmp_path / x / "log.csv").open())]
+            for x in ("a", "b", "c")]
+    assert rows[0] == rows[1] == rows[2] and len(rows[0]) == 8 + 3  # same loss curve, nothing logged twice
+    assert straight["best_valid_ppl"] == resumed["best_valid_ppl"] == after_kill["best_valid_ppl"]
 
 
 def test_checkpoints_are_safetensors_and_json_only(tmp_path, data, monkeypatch):
@@ -124,13 +146,19 @@ def test_time_budget_and_early_stopping(tmp_path, data):
 
 def test_init_fine_tunes_from_a_model(tmp_path, data):
     train(micro_config(data, steps=5, eval_every=5), tmp_path / "pre", progress=False)
-    cfg = micro_config(data, steps=3, lr=0.0, init=str(tmp_path / "pre"), model={"ignored": 1})
+    cfg = micro_config(data, steps=3, lr=0.0, init=str(tmp_path / "pre"), model={"ignored": 1}, mem_len=8)
     s = train(cfg, tmp_path / "ft", progress=False)
     assert s["step"] == 3  # a fresh schedule
     a = load_model(tmp_path / "pre")
     b = load_model(tmp_path / "ft/checkpoints/step_00000003")
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))  # lr 0: weights kept
-    assert json.loads((tmp_path / "ft/train_config.json").read_text())["model"]["d_model"] == 32
+    stored = json.loads((tmp_path / "ft/train_config.json").read_text())["model"]
+    assert stored["d_model"] == 32 and stored["mem_len"] == 8 == b.config.mem_len  # memory length overridable
+    # a fresh optimizer: AdamW has counted the 3 fine-tuning steps only, not the 5 before
+    steps = {k: v for k, v in load_file(str(tmp_path / "ft/checkpoints/step_00000003/optimizer.safetensors")).items()
+             if k.endswith(".step")}
+    assert steps and all(float(v) == 3 for v in steps.values())
+    assert float(load_file(str(tmp_path / "pre/checkpoints/step_00000005/optimizer.safetensors"))["0.step"]) == 5
 
 
 def test_lr_schedule():
@@ -153,6 +181,30 @@ def test_cli(tmp_path, data, capsys):
     assert main(["train", "--data", str(tmp_path / "nodata"), "-o", str(tmp_path / "r2"), "--no-progress"]) == 1
     assert "nodata: no manifest.json" in capsys.readouterr().err
     assert main(["train", "--config", "huge", "--data", str(data), "-o", str(tmp_path / "r3")]) == 1
+    capsys.readouterr()
+    for bad in (["--steps", "0"], ["--batch", "-1"], ["--lr", "0"], ["--warmup", "-5"]):
+        assert main(["train", "--data", str(data), "-o", str(tmp_path / "r4"), *bad]) == 2
+        assert bad[0] in capsys.readouterr().err
+    assert not (tmp_path / "r4").exists()
+
+
+def test_cli_trains_ngram_baselines(tmp_path, data, capsys):
+    """``lakhnes train --model 5gram|unigram`` counts the train split; ``lakhnes eval RUN`` scores it."""
+    for name in ("5gram", "unigram"):
+        run = tmp_path / name
+        assert main(["train", "--model", name, "--data", str(data), "-o", str(run)]) == 0
+        assert "n-grams" in capsys.readouterr().out
+        assert json.loads((run / "config.json").read_text())["config"]["order"] == (5 if name == "5gram" else 1)
+    train_tokens = len(load_split(data, "train").tokens)
+    from lakhnes.models.ngram import NGramLM
+
+    assert NGramLM.load(tmp_path / "5gram").train_tokens == train_tokens
+    assert main(["eval", str(tmp_path / "5gram"), "--data", str(data), "--split", "valid", "--results", "",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    assert "interpolated modified Kneser-Ney" in (tmp_path / "r.json").read_text()
+    assert main(["train", "--model", "5gram", "-o", str(tmp_path / "x")]) == 2  # no --data
+    assert main(["train", "--model", "5gram", "--data", str(tmp_path / "none"), "-o", str(tmp_path / "x")]) == 1
+    assert "none" in capsys.readouterr().err
 
 
 def test_lstm_trains_through_the_same_loop(tmp_path, data):

@@ -57,7 +57,13 @@ def test_ids_round_trip_and_song_wrapping(fixtures):
     "text, msg",
     [
         ("P1_NOTEON_60\nXX_NOTEON_3\n", "line 2: unknown symbol 'XX_NOTEON_3'"),
-        ("P1_NOTEON_20\n", "line 1: pitch in 'P1_NOTEON_20' is outside the P1 range 33-108"),
+        ("P1_NOTEON_20\n", "line 1: pitch in 'P1_NOTEON_20' at 0.000 s is outside the P1 range 33-108"),
+        ("WT_22050\nTR_NOTEON_200\n", "line 2: pitch in 'TR_NOTEON_200' at 0.500 s is outside the TR range"),
+        ("P1_NOTEON_x\n", "line 1: pitch in 'P1_NOTEON_x' is not a number"),
+        ("WT_--5\n", "line 1: wait 'WT_--5' is not a whole number"),
+        ("WT_\u00b2\n", "line 1: wait 'WT_\u00b2' is not a whole number"),  # a superscript digit
+        ("WT_1.5\n", "line 1: wait 'WT_1.5' is not a whole number"),
+        ("WT_99999999999999999999999\n", "line 1: song too long"),
         ("NO_NOTEON_17\n", "outside the NO range 1-16"),
         ("WT_-5\n", "line 1: wait 'WT_-5' must be positive"),
         ("WT_abc\n", "line 1: wait 'WT_abc' is not a whole number"),
@@ -67,6 +73,19 @@ def test_ids_round_trip_and_song_wrapping(fixtures):
 def test_invalid_text_names_line_and_symbol(text, msg):
     with pytest.raises(InvalidInputError, match=msg.replace("(", r"\(").replace(")", r"\)")):
         tx1.text_to_events(text, source="song.tx1.txt")
+
+
+def test_read_tx1_errors_name_the_file(tmp_path):
+    big = tmp_path / "big.tx1.txt"
+    with open(big, "wb") as fh:
+        fh.truncate(50 * 1024 * 1024)
+    with pytest.raises(InvalidInputError, match=r"big.tx1.txt: file too large \(52.4 MB; the limit is 34 MB\)"):
+        tx1.read_tx1(big)
+    with pytest.raises(InvalidInputError, match=r"missing.tx1.txt: cannot read file \(No such file"):
+        tx1.read_tx1(tmp_path / "missing.tx1.txt")
+    (tmp_path / "latin.tx1.txt").write_bytes(b"P1_NOTEON_60\nWT_5\xe9\n")
+    with pytest.raises(InvalidInputError, match=r"latin.tx1.txt: cannot read TX1 text \(not UTF-8: .* at byte 17\)"):
+        tx1.read_tx1(tmp_path / "latin.tx1.txt")
 
 
 def test_check_ids_rejects_noteoff_of_silent_voice():

@@ -42,3 +42,8 @@ def test_noteon_ids_and_tables():
 def test_long_waits_split_into_several_tokens():
     ids = tx1.events_to_ids(np.array([-250000, vocab.noteon_id("P1", 60)]))
     assert vocab.WAIT_OF[ids[:-1]].tolist() == [100000, 100000, 50000]
+
+
+def test_vocab_is_the_reference_archives(tx1_reference_dir):
+    lines = (tx1_reference_dir / "tx1_vocab.txt").read_text().splitlines()
+    assert vocab.TOKENS == ["<S>"] + lines

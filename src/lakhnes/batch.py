@@ -8,6 +8,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 from lakhnes.errors import InvalidInputError
 
+#: Fewer items than this run in this process (starting workers would cost more than it saves).
+MIN_PARALLEL = 64
+
 
 def _safe(job):
     func, item = job
@@ -34,7 +37,7 @@ def run_batch(func: Callable, items: Iterable, workers: int | None = None, progr
 
         bar = tqdm(total=len(items), desc=desc, unit="file", leave=False, disable=None)
     try:
-        if workers <= 1 or len(items) < 64:
+        if workers <= 1 or len(items) < MIN_PARALLEL:
             for it in items:
                 yield _safe((func, it))
                 if bar:

@@ -46,11 +46,12 @@ def kind_of(path: str | os.PathLike) -> str | None:
     return None
 
 
-def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute: str | Iterable[str] = ()) -> None:
+def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute: str | Iterable[str] = (),
+         filters: bool | str | Iterable[str] = True) -> None:
     """Write ``score`` to ``path`` in the format its extension names (atomically).
 
-    ``duty`` and ``mute`` apply to audio (see :func:`lakhnes.synth.render`); ``mute`` also
-    leaves the muted voices out of the piano roll and the MIDI/TX1 files.
+    ``duty``, ``filters`` and ``mute`` apply to audio (see :func:`lakhnes.synth.render`);
+    ``mute`` also leaves the muted voices out of the piano roll and the MIDI/TX1 files.
     """
     kind = kind_of(path)
     if kind is None or kind == "npy":
@@ -58,7 +59,7 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
     if kind == "wav":
         from lakhnes.synth import render, write_wav
 
-        write_wav(render(score, duty=duty, mute=mute), path)
+        write_wav(render(score, duty=duty, mute=mute, filters=filters), path)
         return
     from lakhnes.synth import parse_mute
 

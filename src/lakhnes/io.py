@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,11 @@ from pathlib import Path
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
+    for up in (path.parent, *path.parent.parents):  # a clear reason where a "folder" is a file
+        if up.exists():
+            if not up.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{up} is a file, not a folder", str(path))
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

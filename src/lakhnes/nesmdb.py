@@ -67,6 +67,8 @@ def prepare_nesmdb(src, out, workers: int | None = None, progress: bool = True) 
     from lakhnes.batch import run_batch
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError("output must be a folder", str(out))
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     items = list(iter_sources(src))

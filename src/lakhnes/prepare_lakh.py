@@ -198,6 +198,14 @@ def _move_tree(src: Path, dst: Path) -> None:
     shutil.rmtree(src, ignore_errors=True)
 
 
+def _read_json(path: Path):
+    """A JSON file's value, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def prepare_lakh(src_dir, out_dir, max_per_file: int = 16, seed: int = 0, workers: int | None = None,
                  midi_out=None, progress: bool = True, valid_percent: float = 5.0,
                  chunk_files: int = CHUNK_FILES) -> dict:
@@ -223,10 +231,11 @@ def prepare_lakh(src_dir, out_dir, max_per_file: int = 16, seed: int = 0, worker
                 "list_hash": hashlib.sha256("\n".join(r for r, _ in items).encode()).hexdigest()[:16]}
     staging = out.with_name(out.name + ".partial")
     cfg = staging / "settings.json"
-    if staging.exists() and (not cfg.exists() or json.loads(cfg.read_text()) != settings):
-        shutil.rmtree(staging)  # left by a run with other settings: start afresh
+    if staging.exists() and _read_json(cfg) != settings:
+        shutil.rmtree(staging)  # left by a run with other settings (or cut short): start afresh
     staging.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(json.dumps(settings))
+    with atomic_path(cfg) as t:
+        Path(t).write_text(json.dumps(settings))
     midi_stage = staging / "midi" if midi_out else None
 
     chunks = [items[i : i + chunk_files] for i in range(0, len(items), chunk_files)]

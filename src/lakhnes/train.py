@@ -32,9 +32,10 @@ import torch.nn.functional as F
 from lakhnes.augment import AugmentConfig
 from lakhnes.datasets import load_manifest, load_split
 from lakhnes.errors import InvalidInputError
-from lakhnes.io import write_text_atomic
+from lakhnes.io import atomic_path, write_text_atomic
 from lakhnes.models import build_model, load_model, make_config, model_type_of, save_model
 from lakhnes.streams import SongStreams
+from lakhnes.vocab import VOCAB_SIZE
 
 
 @dataclass
@@ -47,6 +48,7 @@ class TrainConfig:
     init: str | None = None
     batch_size: int = 8  # streams per process
     tgt_len: int = 0  # 0: the model's tgt_len (128 when it has none)
+    mem_len: int | None = None  # None: the model's mem_len; else it replaces it (also for an --init model)
     accum_steps: int = 1  # the batch is split into this many chunks
     steps: int = 10000
     lr: float = 5e-4
@@ -290,9 +292,14 @@ class Trainer:
 
         if cfg.init and ckpt is None:
             model = load_model(cfg.init, device="cpu").train()
+            if model.config.vocab_size != VOCAB_SIZE:
+                raise InvalidInputError(f"--init model has {model.config.vocab_size} token types, not the "
+                                        f"TX1 vocabulary's {VOCAB_SIZE}", str(cfg.init))
             cfg.model_type, cfg.model = model_type_of(model), dataclasses.asdict(model.config)
         else:
             model = build_model(cfg.model_type, cfg.model)
+        if cfg.mem_len is not None and "mem_len" in cfg.model:  # memory length: not a weight, so --init models take it too
+            model.config.mem_len = cfg.model["mem_len"] = cfg.mem_len
         self.model = model.to(self.device)
         self.tgt_len = cfg.tgt_len or getattr(model.config, "tgt_len", 0) or 128
         if cfg.batch_size % cfg.accum_steps:
@@ -403,8 +410,10 @@ class Trainer:
         f = self.run / "log.csv"
         if not f.exists():
             return
-        rows = [r for r in csv.DictReader(f.open()) if int(r["step"]) <= self.step]
-        with f.open("w", newline="") as fh:
+        with f.open() as fh:
+            rows = [r for r in csv.DictReader(fh)  # a line cut short by a kill is dropped too
+                    if (r.get("step") or "").isdigit() and None not in r.values() and int(r["step"]) <= self.step]
+        with atomic_path(f) as tmp, open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, LOG_FIELDS)
             w.writeheader()
             w.writerows(rows)

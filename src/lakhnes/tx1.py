@@ -8,17 +8,30 @@ snap them to the 370 vocabulary waits.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from lakhnes import vocab as V
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import DEFAULT_VELOCITY, PITCH_RANGE, VOICES, NesScore, make_notes
+from lakhnes.score import (
+    DEFAULT_VELOCITY,
+    MAX_SAMPLES,
+    PITCH_RANGE,
+    SAMPLE_RATE,
+    VOICES,
+    NesScore,
+    make_notes,
+)
 
 __all__ = [
     "score_to_events", "events_to_score", "events_to_text", "text_to_events",
     "events_to_ids", "ids_to_events", "song_ids", "score_to_text", "text_to_score",
     "read_tx1", "check_ids",
 ]
+
+#: Largest TX1 file read (an hour of dense music is a few MB).
+MAX_TX1_BYTES = 32 * 1024 * 1024
 
 
 def score_to_events(score: NesScore) -> np.ndarray:
@@ -88,6 +101,7 @@ def text_to_events(text: str, source: str | None = None) -> np.ndarray:
     """TX1 text → events. Raises ``InvalidInputError`` naming the line and the symbol."""
     out = []
     lookup = V.TOKEN_TO_ID
+    now = 0  # samples, to say when a bad note falls
     for lineno, raw in enumerate(text.splitlines(), 1):
         tok = raw.strip()
         if not tok:
@@ -98,23 +112,29 @@ def text_to_events(text: str, source: str | None = None) -> np.ndarray:
             continue
         if tok.startswith("WT_"):
             num = tok[3:]
-            if not num.lstrip("-").isdigit():
+            if not _INT.fullmatch(num):
                 raise InvalidInputError(f"line {lineno}: wait {tok!r} is not a whole number of samples", source)
             w = int(num)
             if w <= 0:
                 raise InvalidInputError(f"line {lineno}: wait {tok!r} must be positive", source)
+            now += w
+            if now > MAX_SAMPLES:
+                raise InvalidInputError(f"line {lineno}: song too long (over {MAX_SAMPLES // SAMPLE_RATE} s)", source)
             out.append(-w)
             continue
-        raise InvalidInputError(f"line {lineno}: {_why_unknown(tok)}", source)
+        raise InvalidInputError(f"line {lineno}: {_why_unknown(tok, now)}", source)
     return np.array(out, dtype=np.int64)
 
 
-def _why_unknown(tok: str) -> str:
+_INT = re.compile(r"-?[0-9]+")
+
+
+def _why_unknown(tok: str, now: int = 0) -> str:
     parts = tok.split("_")
     if len(parts) == 3 and parts[0] in VOICES and parts[1] == "NOTEON":
         lo, hi = PITCH_RANGE[parts[0]]
         if parts[2].lstrip("-").isdigit():
-            return f"pitch in {tok!r} is outside the {parts[0]} range {lo}-{hi}"
+            return f"pitch in {tok!r} at {now / SAMPLE_RATE:.3f} s is outside the {parts[0]} range {lo}-{hi}"
         return f"pitch in {tok!r} is not a number"
     return f"unknown symbol {tok!r}"
 
@@ -182,9 +202,15 @@ def read_tx1(path) -> NesScore:
 
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > MAX_TX1_BYTES:
+            raise InvalidInputError(
+                f"file too large ({size / 1e6:.1f} MB; the limit is {MAX_TX1_BYTES / 1e6:.0f} MB)", str(p))
         text = p.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInputError(f"cannot read TX1 text ({e})", str(p)) from None
+    except OSError as e:
+        raise InvalidInputError(f"cannot read file ({e.strerror or e})", str(p)) from None
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"cannot read TX1 text (not UTF-8: {e.reason} at byte {e.start})", str(p)) from None
     if not text.strip():
         raise InvalidInputError("empty TX1 file", str(p))
     return text_to_score(text, name=p.name.split(".")[0], source=str(p))

@@ -7,7 +7,7 @@ from lakhnes.cli.encode import convert
 
 def register(sub) -> None:
     p = sub.add_parser("decode", help=".tx1.txt files or folders → NES-MDB MIDI")
-    p.add_argument("inputs", nargs="+", metavar="IN", help=".tx1.txt files or folders (searched recursively)")
+    p.add_argument("inputs", nargs="+", metavar="IN", help=".tx1.txt files, or folders searched recursively for *.tx1.txt")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
     p.set_defaults(func=run)
@@ -22,4 +22,4 @@ def _decode(job) -> None:
 
 
 def run(args) -> int:
-    return convert(args, _decode, (".tx1.txt", ".txt"), ".mid")
+    return convert(args, _decode, (".tx1.txt",), ".mid")

@@ -25,19 +25,28 @@ def _encode(job) -> None:
 
 
 def plan(inputs: list[str], out: Path, suffixes, new_suffix: str) -> tuple[list[tuple[str, Path]], list[str]]:
-    """Pair each input file with its output path (folders keep their sub-folder layout)."""
-    jobs, missing = [], []
+    """Pair each input file with its output path (folders keep their sub-folder layout; files
+    named directly may have any suffix). Returns the jobs and one ``path: reason`` line for
+    each input that is missing or whose output another input already takes."""
+    jobs, failed, taken = [], [], {}
     for s in inputs:
         p = Path(s)
         if p.is_dir():
-            for f in sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(suffixes)):
-                rel = f.relative_to(p)
-                jobs.append((str(f), out / rel.parent / (_stem(f.name, suffixes) + new_suffix)))
+            pairs = [(f, f.relative_to(p).parent)
+                     for f in sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(suffixes))]
         elif p.is_file():
-            jobs.append((str(p), out / (_stem(p.name, suffixes) + new_suffix)))
+            pairs = [(p, Path())]
         else:
-            missing.append(s)
-    return jobs, missing
+            failed.append(f"{s}: no such file or folder")
+            continue
+        for f, sub in pairs:
+            dst = out / sub / (_stem(f.name, suffixes) + new_suffix)
+            if dst in taken:
+                failed.append(f"{f}: output {dst} is already written from {taken[dst]}")
+                continue
+            taken[dst] = f
+            jobs.append((str(f), dst))
+    return jobs, failed
 
 
 def _stem(name: str, suffixes) -> str:
@@ -56,11 +65,10 @@ def convert(args, func, suffixes, new_suffix: str) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         return usage_error(f"{out}: output must be a folder")
-    jobs, missing = plan(args.inputs, out, suffixes, new_suffix)
-    failed = 0
-    for m in missing:
-        fail(f"{m}: no such file or folder")
-        failed += 1
+    jobs, refused = plan(args.inputs, out, suffixes, new_suffix)
+    for line in refused:
+        fail(line)
+    failed = len(refused)
     ok = 0
     for _, _, err in run_batch(func, jobs, workers=args.workers, desc=args.command):
         if err:

@@ -18,7 +18,11 @@ def register(sub) -> None:
                    help="output file; repeat for several formats")
     p.add_argument("--duty", type=int, choices=range(4), metavar="0-3",
                    help="pulse duty for every note: 0-3 = 12.5/25/50/75%% (default: the score's CC12, else 50%%)")
-    p.add_argument("--no-filters", action="store_true", help="leave out the NES output filters (raw mixer level)")
+    f = p.add_mutually_exclusive_group()
+    f.add_argument("--no-filters", action="store_true", help="leave out the NES output filters (raw mixer level)")
+    f.add_argument("--filters", default=None, metavar="LIST",
+                   help="apply only these output filters: hp90, hp440 (high-pass), lp14k (low-pass), "
+                   "e.g. hp90,lp14k (default: all three)")
     p.add_argument("--mute", default="", metavar="VOICES", help="voices to silence, e.g. P2,NO")
     p.set_defaults(func=run)
 
@@ -26,10 +30,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
     from lakhnes.export import SAVE_SUFFIXES, kind_of, load, save, without
-    from lakhnes.synth import parse_mute, render, write_wav
+    from lakhnes.synth import parse_filters, parse_mute, render, write_wav
 
     try:
         mute = parse_mute(args.mute)
+        filters = not args.no_filters if args.filters is None else parse_filters(args.filters)
     except InvalidInputError as e:
         return usage_error(str(e))
     for out in args.output:
@@ -44,7 +49,7 @@ def run(args) -> int:
     for out in args.output:
         try:
             if kind_of(out) == "wav":
-                write_wav(render(score, duty=args.duty, filters=not args.no_filters, mute=mute), out)
+                write_wav(render(score, duty=args.duty, filters=filters, mute=mute), out)
             else:
                 save(without(score, mute), out)
         except InvalidInputError as e:

@@ -17,14 +17,15 @@ def register(sub) -> None:
     p.add_argument("--data", help="prepared folder (lakhnes prepare ...)")
     p.add_argument("-o", "--output", metavar="RUN", help="run folder (checkpoints, logs)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
-    p.add_argument("--model", default="transformer_xl", choices=["transformer_xl", "lstm"])
+    p.add_argument("--model", default="transformer_xl", choices=["transformer_xl", "lstm", "unigram", "5gram"],
+                   help="model type (default transformer_xl); unigram/5gram: count the train split into RUN")
     p.add_argument("--init", metavar="CKPT", help="start from this model (fine-tuning: fresh optimizer and schedule)")
     p.add_argument("--steps", type=int, help="optimizer steps (the cosine schedule ends there)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--batch", type=int, help="parallel streams per process")
     p.add_argument("--accum", type=int, help="split each batch into this many chunks (gradient accumulation)")
     p.add_argument("--tgt-len", type=int, help="segment length (default: the preset's)")
-    p.add_argument("--mem-len", type=int, help="Transformer-XL memory length (default: the preset's)")
+    p.add_argument("--mem-len", type=int, help="Transformer-XL memory length (default: the preset's or --init model's)")
     p.add_argument("--warmup", type=int, help="warmup steps")
     p.add_argument("--eval-every", type=int, help="validate every N steps")
     p.add_argument("--eval-segments", type=int, help="segments per validation (0: the whole valid split)")
@@ -40,20 +41,60 @@ def register(sub) -> None:
 
 
 OPTION_KEYS = {"steps": "steps", "lr": "lr", "batch": "batch_size", "accum": "accum_steps", "tgt_len": "tgt_len",
+               "mem_len": "mem_len",
                "warmup": "warmup_steps", "eval_every": "eval_every", "eval_segments": "eval_segments",
                "patience": "patience", "augment": "augment", "seed": "seed", "max_minutes": "max_minutes",
                "threads": "threads"}
+
+
+#: options that must be at least 1 (or 0) when given
+POSITIVE = ("steps", "batch", "accum", "tgt_len", "eval_every")
+NON_NEGATIVE = ("mem_len", "warmup", "eval_segments", "patience", "max_minutes", "threads")
+
+
+def _bad_number(args) -> str | None:
+    for k in POSITIVE:
+        if getattr(args, k) is not None and getattr(args, k) < 1:
+            return f"--{k.replace('_', '-')} must be at least 1 (got {getattr(args, k)})"
+    for k in NON_NEGATIVE:
+        if getattr(args, k) is not None and getattr(args, k) < 0:
+            return f"--{k.replace('_', '-')} must not be negative (got {getattr(args, k)})"
+    if args.lr is not None and not args.lr > 0:
+        return f"--lr must be positive (got {args.lr})"
+    return None
+
+
+def run_ngram(args, out: str) -> int:
+    """``--model unigram|5gram``: count the train split of --data and save the model into RUN."""
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.models.ngram import parse_name, train_ngram
+
+    if not args.data:
+        return usage_error("--data DIR is required")
+    try:
+        m = train_ngram(args.data, out, parse_name(args.model))
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
+    print(f"{out}: {args.model} ({m.config.smoothing}) from {m.train_tokens} train tokens, "
+          f"{m.num_parameters()} n-grams; score it with `lakhnes eval {out} --data {args.data}`")
+    return 0
 
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
     from lakhnes.train import preset_config, train
 
+    bad = _bad_number(args)
+    if bad:
+        return usage_error(bad)
     if args.resume and args.output and Path(args.resume) != Path(args.output):
         return usage_error("give the run folder once (--resume RUN or -o RUN)")
     out = args.resume or args.output
     if not out:
         return usage_error("name the run folder with -o RUN (or --resume RUN)")
+    if args.model in ("unigram", "5gram"):
+        return run_ngram(args, out)
     resuming = (Path(out) / "latest.json").exists()
     if args.resume and not resuming:
         return usage_error(f"{out}: no checkpoint to resume")

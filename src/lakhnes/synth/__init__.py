@@ -15,7 +15,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.synth import channels, mixer
 
-__all__ = ["render", "write_wav", "DEFAULT_DUTY", "parse_mute"]
+__all__ = ["render", "write_wav", "DEFAULT_DUTY", "parse_mute", "parse_filters"]
 
 #: Pulse duty (0-3 = 12.5/25/50/75 %) used where a score carries no timbre (e.g. TX1).
 DEFAULT_DUTY = 2
@@ -39,6 +39,21 @@ def parse_mute(mute: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_filters(filters: bool | str | Iterable[str] | None) -> tuple[str, ...]:
+    """Output filters to apply, in the chip's order: ``True`` all (``hp90,hp440,lp14k``),
+    ``False``/``None``/``""`` none, or names as ``"hp90,lp14k"`` or an iterable (any case)."""
+    if filters is None or isinstance(filters, (bool, int, np.bool_)):
+        return tuple(mixer.FILTERS) if filters else ()
+    if not filters:
+        return ()
+    items = filters.split(",") if isinstance(filters, str) else list(filters)
+    names = {str(f).strip().lower() for f in items} - {""}
+    bad = sorted(names - set(mixer.FILTERS))
+    if bad:
+        raise InvalidInputError(f"unknown filter {bad[0]!r}: filters are {', '.join(mixer.FILTERS)}")
+    return tuple(f for f in mixer.FILTERS if f in names)
+
+
 def _check_options(sample_rate, duty) -> None:
     if not isinstance(sample_rate, (int, np.integer)) or not 8000 <= sample_rate <= 192000:
         raise InvalidInputError(f"sample rate must be a whole number of Hz in 8000-192000, not {sample_rate!r}")
@@ -58,7 +73,7 @@ def render(
     score: NesScore,
     sample_rate: int = SAMPLE_RATE,
     duty: int | None = None,
-    filters: bool = True,
+    filters: bool | str | Iterable[str] = True,
     mute: str | Iterable[str] = (),
 ) -> np.ndarray:
     """Render a score to mono float32 audio, ``round(score.end * sample_rate / 44100)`` samples.
@@ -67,14 +82,16 @@ def render(
     from its CC12 curve (``DEFAULT_DUTY`` where it has none), or ``duty`` for every note.
     Triangle notes are on/off. Noise uses its velocity/CC11 volume and LFSR mode 0 (mode 1
     where a noise CC12 value of 1 asks for it). ``filters`` switches the console's high-pass
-    (90, 440 Hz) and low-pass (14 kHz) filters; without them the output is the mixer's
-    unipolar level, as the chip produces it. ``mute`` silences voices (``"P2,NO"``).
+    (90, 440 Hz) and low-pass (14 kHz) filters: all (True), none (False: the mixer's unipolar
+    level, as the chip produces it) or each by name (``"hp90,hp440"``, see ``parse_filters``).
+    ``mute`` silences voices (``"P2,NO"``).
 
     Raises ``InvalidInputError`` for out-of-range pitches (naming the voice, time and pitch),
     polyphonic voices, bad options, or a score with neither notes nor length.
     """
     _check_options(sample_rate, duty)
     muted = parse_mute(mute)
+    stages = parse_filters(filters)
     score.check()
     end = int(score.end)
     if end <= 0:
@@ -112,8 +129,8 @@ def render(
         mixed = mixer.mix_scaled(*(oscs[v].block(c0, c1, ramp) if v in oscs else None for v in VOICES))
         if mixed is None:
             mixed = np.zeros(c1 - c0)
-        if filters:
-            mixed, state = mixer.output_filters(mixed, sample_rate, state=state)
+        if stages:
+            mixed, state = mixer.output_filters(mixed, sample_rate, stages, state=state)
         out[c0:c1] = mixed
     return out
 

@@ -10,6 +10,8 @@ from scipy import signal
 #: First-order output filters of the NES (NESdev "APU Mixer"): high-pass 90 Hz and 440 Hz, low-pass 14 kHz.
 HIGH_PASS_HZ = (90.0, 440.0)
 LOW_PASS_HZ = 14000.0
+#: The same filters by name, each switchable (``render(filters=...)``, ``lakhnes synth --filters``).
+FILTERS = {"hp90": ("highpass", 90.0), "hp440": ("highpass", 440.0), "lp14k": ("lowpass", LOW_PASS_HZ)}
 
 
 #: Channel scales that ``mix_scaled`` expects: its inputs are ``level * scale``.
@@ -53,23 +55,24 @@ def mix_scaled(p1, p2, tr, no) -> np.ndarray:
 
 
 @cache
-def filter_coefficients(sample_rate: int, high_pass: bool = True, low_pass: bool = True):
-    """(b, a) of the chained first-order filters (bilinear transform), as one IIR filter."""
+def filter_coefficients(sample_rate: int, stages: tuple[str, ...] = tuple(FILTERS)):
+    """(b, a) of the chained first-order filters named in ``stages`` (bilinear transform), as one
+    IIR filter. A low-pass at or above the Nyquist frequency is left out."""
     b, a = np.array([1.0]), np.array([1.0])
-    stages = [("highpass", f) for f in HIGH_PASS_HZ] if high_pass else []
-    if low_pass and LOW_PASS_HZ < sample_rate / 2:
-        stages.append(("lowpass", LOW_PASS_HZ))
-    for kind, hz in stages:
+    for name in stages:
+        kind, hz = FILTERS[name]
+        if hz >= sample_rate / 2:
+            continue
         bb, aa = signal.butter(1, hz, btype=kind, fs=sample_rate)
         b, a = np.convolve(b, bb), np.convolve(a, aa)
     return b, a
 
 
-def output_filters(x: np.ndarray, sample_rate: int, high_pass: bool = True, low_pass: bool = True, state=None):
-    """Apply the NES output filters to a block; returns ``(y, state)``, ``state`` to pass
-    with the next block. A first block starts the filter settled on its first sample's
-    level, so a constant start (a held triangle step) does not click."""
-    b, a = filter_coefficients(sample_rate, high_pass, low_pass)
+def output_filters(x: np.ndarray, sample_rate: int, stages: tuple[str, ...] = tuple(FILTERS), state=None):
+    """Apply the NES output filters named in ``stages`` (default: all three) to a block; returns
+    ``(y, state)``, ``state`` to pass with the next block. A first block starts the filter
+    settled on its first sample's level, so a constant start (a held triangle step) does not click."""
+    b, a = filter_coefficients(sample_rate, tuple(stages))
     if len(b) == 1 or not len(x):
         return x, state
     if state is None:
