@@ -30,60 +30,62 @@ class CachedSteps:
         c = model.config
         self.m, self.c = model, c
         self.n = max(0, c.mem_len)
-        self.scale = 1.0 / math.sqrt(c.d_head)
+        scale = 1.0 / math.sqrt(c.d_head)
         self.emb_scale = math.sqrt(c.d_model)
         dev = model.emb.weight.device
         pos = sinusoid(self.n + 1, c.d_model, dev, model.emb.weight.dtype)
-        self.k, self.v, self.r, self.w_qkv, self.w = [], [], [], [], []
-        # keys/values live in buffers of 2 * mem_len + 1 rows: a step writes one row after the
-        # window and the window slides; once a buffer is full its window is moved to the front
-        # (one copy every mem_len + 1 steps instead of a concatenation per step)
+        self.kt, self.v, self.r, self.w = [], [], [], []
+        # keys (transposed, ready for q·K^T) and values live in buffers of 2 * mem_len + 1 positions:
+        # a step writes one position after the window and the window slides; once a buffer is full
+        # its window is moved to the front (one copy every mem_len + 1 steps, not one per step)
         cap = 2 * self.n + 1
-        self.u, self.v_bias = model.u[:, None], model.v[:, None]  # H 1 dh
-        self.eps, self.d = model.layers[0].ln1.eps, c.d_model if model.layers else 0
+        # the attention scale is folded into the query rows of the projection and into u and v
+        self.u, self.v_bias = model.u[:, None] * scale, model.v[:, None] * scale  # H 1 dh
+        self.eps, self.d = (model.layers[0].ln1.eps if model.layers else 1e-5), c.d_model
+        self.h, self.dh = c.n_head, c.d_head
         self.s, self.e = 0, state[0].size(1) if len(state) else 0
         for layer, mem in zip(model.layers, state, strict=True):
             a = layer.attn
             B, mlen, _ = mem.shape
             ctx = layer.ln1(mem) if c.pre_norm else mem
-            kv = a.kv(ctx).view(B, mlen, 2, a.h, a.dh).permute(2, 0, 3, 1, 4)  # 2 B H m dh
-            buf = torch.zeros(2, B, a.h, cap, a.dh, dtype=kv.dtype, device=dev)
-            buf[:, :, :, :mlen] = kv
-            self.k.append(buf[0])
-            self.v.append(buf[1])
-            self.w_qkv.append(torch.cat([a.q.weight, a.kv.weight]))  # one projection for q, k, v
+            k, v = a.kv(ctx).view(B, mlen, 2, a.h, a.dh).permute(2, 0, 3, 1, 4)  # B H m dh each
+            kt = torch.zeros(B, a.h, a.dh, cap, dtype=k.dtype, device=dev)
+            kt[..., :mlen] = k.transpose(-1, -2)
+            vb = torch.zeros(B, a.h, cap, a.dh, dtype=v.dtype, device=dev)
+            vb[:, :, :mlen] = v
+            self.kt.append(kt)
+            self.v.append(vb)
             ff1, ff2 = layer.ff[0], layer.ff[3]
-            self.w.append((a.o.weight, layer.ln1.weight, layer.ln1.bias, layer.ln2.weight, layer.ln2.bias,
-                           ff1.weight, ff1.bias, ff2.weight, ff2.bias))
+            w_qkv = torch.cat([a.q.weight * scale, a.kv.weight])  # one projection for q, k, v
+            self.w.append((w_qkv, a.o.weight, layer.ln1.weight, layer.ln1.bias, layer.ln2.weight,
+                           layer.ln2.bias, ff1.weight, ff1.bias, ff2.weight, ff2.bias))
             # position projections [H, dh, n + 1], columns for distances n .. 0
             self.r.append(a.r(pos).view(self.n + 1, a.h, a.dh).permute(1, 2, 0).contiguous())
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [B, vocab] after feeding ids ``x`` [B] (or [B, 1]); the caches move on by one.
 
-        Plain functional calls (no module dispatch): at batch 1 a step is dominated by per-op
-        overhead and weight reads, not arithmetic."""
+        Plain functional calls (no module dispatch) and as few tensor operations as possible: at
+        batch 1 a step costs its per-operation overhead and its weight reads, not arithmetic."""
         m, pre = self.m, self.c.pre_norm
-        if self.e == self.k[0].size(2):  # full: move the window (at most mem_len rows) to the front
-            length = self.e - self.s
-            for buf in self.k + self.v:
-                buf[:, :, :length] = buf[:, :, self.s : self.e]
+        if self.e == self.v[0].size(2):  # full: move the window (at most mem_len positions) to the front
+            length, s0, e0 = self.e - self.s, self.s, self.e
+            for kt, vb in zip(self.kt, self.v, strict=True):
+                kt[..., :length] = kt[..., s0:e0]
+                vb[:, :, :length] = vb[:, :, s0:e0]
             self.s, self.e = 0, length
         s, e = self.s, self.e + 1
         h = F.embedding(x.reshape(-1, 1), m.emb.weight) * self.emb_scale  # B 1 d
-        B, dims, eps = h.size(0), (self.d,), self.eps
-        for i, (wo, g1, b1, g2, b2, wf1, bf1, wf2, bf2) in enumerate(self.w):
-            H, dh = self.u.size(0), self.u.size(-1)
+        B, H, dh, dims, eps = h.size(0), self.h, self.dh, (self.d,), self.eps
+        for kt, vb, r, (wqkv, wo, g1, b1, g2, b2, wf1, bf1, wf2, bf2) in zip(self.kt, self.v, self.r, self.w, strict=True):
             xin = F.layer_norm(h, dims, g1, b1, eps) if pre else h
-            qkv = F.linear(xin, self.w_qkv[i]).view(B, 3, H, dh)
-            q = qkv[:, :1].transpose(1, 2)  # B H 1 dh
-            kb, vb = self.k[i], self.v[i]
-            kb[:, :, e - 1] = qkv[:, 1]
-            vb[:, :, e - 1] = qkv[:, 2]
-            scores = torch.matmul(q + self.u, kb[:, :, s:e].transpose(-1, -2))  # content, B H 1 klen
-            scores += torch.matmul(q + self.v_bias, self.r[i][:, :, s - e :])  # position
-            att = torch.softmax(scores * self.scale, -1)
-            out = F.linear(torch.matmul(att, vb[:, :, s:e]).view(B, 1, H * dh), wo)
+            qkv = F.linear(xin, wqkv).view(B, 3, H, 1, dh)
+            q = qkv[:, 0]  # B H 1 dh (scaled)
+            kt[..., e - 1] = qkv[:, 1, :, 0]
+            vb[:, :, e - 1] = qkv[:, 2, :, 0]
+            scores = torch.matmul(q + self.u, kt[..., s:e])  # content, B H 1 klen
+            scores += torch.matmul(q + self.v_bias, r[:, :, s - e :])  # position
+            out = F.linear(torch.matmul(torch.softmax(scores, -1), vb[:, :, s:e]).view(B, 1, H * dh), wo)
             if pre:
                 h = h + out
                 h = h + F.linear(torch.relu(F.linear(F.layer_norm(h, dims, g2, b2, eps), wf1, bf1)), wf2, bf2)
