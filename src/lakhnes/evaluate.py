@@ -130,7 +130,7 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     t0 = time.perf_counter()
     steps = range(0, rows.shape[1] - 1, tgt_len)
     try:
-        bar = tqdm(steps[start:], desc="eval", unit="seg", disable=not progress, leave=False,
+        bar = tqdm(steps[start:], desc="eval", unit="seg", disable=None if progress else True, leave=False,
                    initial=start, total=len(steps))
         for k, i in enumerate(bar, start):
             if partial and k > start and (k - start) % save_every == 0:
@@ -156,7 +156,7 @@ def evaluate_ngram(model: ngram.NGramLM, tokens, *, streams: int = STREAMS, prog
     rows, lengths = layout_streams(tokens, streams)
     t0 = time.perf_counter()
     total = 0.0
-    for s in tqdm(range(streams), desc="eval", unit="stream", disable=not progress, leave=False):
+    for s in tqdm(range(streams), desc="eval", unit="stream", disable=None if progress else True, leave=False):
         total += model.stream_nll(rows[s, : lengths[s]])
     n = int(lengths.sum())
     return _result(total, n - streams, n, streams, time.perf_counter() - t0, order=model.order)

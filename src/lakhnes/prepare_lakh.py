@@ -249,7 +249,7 @@ def prepare_lakh(src_dir, out_dir, max_per_file: int = 16, seed: int = 0, worker
         import multiprocessing as mp
 
         pool = mp.get_context("fork" if sys.platform == "linux" else "spawn").Pool(workers)
-    bar = tqdm(total=len(items), initial=resumed, unit="file", desc="lakh", disable=not progress)
+    bar = tqdm(total=len(items), initial=resumed, unit="file", desc="lakh", disable=None if progress else True)
     midi_dir = str(midi_stage) if midi_stage else None
     payloads = _payloads(src, items, {r for k in todo for r, _ in chunks[k]})
     try:

@@ -170,7 +170,7 @@ def collect(paths, measure_s: float = MEASURE_S, steps: int = GRID_STEPS, on_err
     from lakhnes.errors import InvalidInputError
 
     rows, failed = [], 0
-    for p in tqdm(list(paths), desc="stats", unit="song", disable=not progress, leave=False):
+    for p in tqdm(list(paths), desc="stats", unit="song", disable=None if progress else True, leave=False):
         try:
             score = load_score(p)
             if score.end <= 0:
