@@ -27,14 +27,12 @@ import torch
 from lakhnes.generate import Stepper, sample_tokens
 from lakhnes.models import build_model, load_model
 
-REPEAT = 3
 
-
-def timed(fn):
-    """``fn()``'s result and the wall and CPU seconds of the fastest of ``REPEAT`` runs (the
+def timed(fn, repeat: int):
+    """``fn()``'s result and the wall and CPU seconds of the fastest of ``repeat`` runs (the
     same seed each time, so every run does the same work)."""
     best = None
-    for _ in range(REPEAT):
+    for _ in range(max(1, repeat)):
         w0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         t = (time.perf_counter() - w0, time.process_time() - c0)
@@ -46,11 +44,11 @@ def bench(name: str, model, a) -> None:
     load = os.getloadavg()[0]
     with torch.inference_mode():  # warm-up: first calls allocate
         Stepper(model, torch.zeros(1, 4, dtype=torch.long)).step(torch.zeros(1, dtype=torch.long))
-    ids, wall, cpu = timed(lambda: sample_tokens(model, tokens=a.tokens, seed=0))
+    ids, wall, cpu = timed(lambda: sample_tokens(model, tokens=a.tokens, seed=0), a.repeat)
     n = len(ids[0])
     print(f"| {name} | tokens | {n} | {wall:.2f} | {cpu:.2f} | {n / wall:.0f} | "
           f"{a.tokens / (n / wall):.2f} | {load:.1f} |", flush=True)
-    (ids,), wall, cpu = timed(lambda: sample_tokens(model, seconds=a.seconds, seed=0))
+    (ids,), wall, cpu = timed(lambda: sample_tokens(model, seconds=a.seconds, seed=0), a.repeat)
     n30 = len(ids)
     print(f"| {name} | {a.seconds:g} s | {n30} | {wall:.2f} | {cpu:.2f} | {n30 / wall:.0f} | {wall:.2f} | "
           f"{os.getloadavg()[0]:.1f} |", flush=True)
@@ -58,7 +56,7 @@ def bench(name: str, model, a) -> None:
         full = [0] + [1 + 99] * getattr(model.config, "mem_len", 0)  # <S>, then WT_100s
         for label, cache in (("cached, full memory", True), ("uncached, full memory", False)):
             ids, wall, cpu = timed(lambda c=cache: sample_tokens(model, prefix=full, tokens=a.uncached_tokens,
-                                                                   seed=0, cache=c))
+                                                                   seed=0, cache=c), a.repeat)
             n = len(ids[0])
             print(f"| {name} | {label} | {n} | {wall:.2f} | {cpu:.2f} | {n / wall:.0f} | "
                   f"{a.tokens / (n / wall):.2f} | {os.getloadavg()[0]:.1f} |", flush=True)
@@ -74,8 +72,6 @@ def main() -> None:
     ap.add_argument("--uncached-tokens", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     a = ap.parse_args()
-    global REPEAT
-    REPEAT = max(1, a.repeat)
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} thread(s), {os.cpu_count()} cores, batch 1")
     print("| model | run | tokens | wall s | CPU s | tokens/s (wall) | s per 30 s of music | load avg |")

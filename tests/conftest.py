@@ -53,3 +53,14 @@ def tx1_reference_dir(tmp_path_factory) -> Path:
     with tarfile.open(tar) as t:
         t.extractall(out, filter="data")
     return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: small ops gain nothing from two, and lose a lot on a busy machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

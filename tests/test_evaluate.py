@@ -16,7 +16,7 @@ from lakhnes.evaluate import evaluate_lm, evaluate_ngram, layout_streams, unifor
 from lakhnes.models import build_model, save_model
 from lakhnes.models.ngram import NGramLM
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Uniform(nn.Module):

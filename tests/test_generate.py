@@ -19,12 +19,7 @@ SR = SAMPLE_RATE
 SONG = "324_SuperMarioBros_3_00_01World1Map.mid"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,7 @@ from lakhnes.train import TrainConfig, Trainer, evaluate, lr_at, preset_config, 
 MICRO = dict(n_layer=2, n_head=2, d_model=32, d_inner=64, tgt_len=16, mem_len=16, dropout=0.1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: small ops gain nothing from two, and lose a lot on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_data(out: Path, songs: dict[str, list[np.ndarray]]) -> Path:

@@ -14,14 +14,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.models import build_model, load_model, presets, save_model
 from lakhnes.models.transformer_xl import TransformerXL, TransformerXLConfig, rel_shift
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: small ops gain nothing from two, and lose a lot on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(**kw) -> TransformerXL:

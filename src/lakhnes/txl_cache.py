@@ -34,7 +34,7 @@ class CachedSteps:
         self.emb_scale = math.sqrt(c.d_model)
         dev = model.emb.weight.device
         pos = sinusoid(self.n + 1, c.d_model, dev, model.emb.weight.dtype)
-        self.kt, self.v, self.r, self.w = [], [], [], []
+        self.kt, self.vals, self.r, self.w = [], [], [], []
         # keys (transposed, ready for q·K^T) and values live in buffers of 2 * mem_len + 1 positions:
         # a step writes one position after the window and the window slides; once a buffer is full
         # its window is moved to the front (one copy every mem_len + 1 steps, not one per step)
@@ -54,7 +54,7 @@ class CachedSteps:
             vb = torch.zeros(B, a.h, cap, a.dh, dtype=v.dtype, device=dev)
             vb[:, :, :mlen] = v
             self.kt.append(kt)
-            self.v.append(vb)
+            self.vals.append(vb)
             ff1, ff2 = layer.ff[0], layer.ff[3]
             w_qkv = torch.cat([a.q.weight * scale, a.kv.weight])  # one projection for q, k, v
             self.w.append((w_qkv, a.o.weight, layer.ln1.weight, layer.ln1.bias, layer.ln2.weight,
@@ -68,16 +68,16 @@ class CachedSteps:
         Plain functional calls (no module dispatch) and as few tensor operations as possible: at
         batch 1 a step costs its per-operation overhead and its weight reads, not arithmetic."""
         m, pre = self.m, self.c.pre_norm
-        if self.e == self.v[0].size(2):  # full: move the window (at most mem_len positions) to the front
+        if self.e == self.vals[0].size(2):  # full: move the window (at most mem_len positions) to the front
             length, s0, e0 = self.e - self.s, self.s, self.e
-            for kt, vb in zip(self.kt, self.v, strict=True):
+            for kt, vb in zip(self.kt, self.vals, strict=True):
                 kt[..., :length] = kt[..., s0:e0]
                 vb[:, :, :length] = vb[:, :, s0:e0]
             self.s, self.e = 0, length
         s, e = self.s, self.e + 1
         h = F.embedding(x.reshape(-1, 1), m.emb.weight) * self.emb_scale  # B 1 d
         B, H, dh, dims, eps = h.size(0), self.h, self.dh, (self.d,), self.eps
-        for kt, vb, r, (wqkv, wo, g1, b1, g2, b2, wf1, bf1, wf2, bf2) in zip(self.kt, self.v, self.r, self.w, strict=True):
+        for kt, vb, r, (wqkv, wo, g1, b1, g2, b2, wf1, bf1, wf2, bf2) in zip(self.kt, self.vals, self.r, self.w, strict=True):
             xin = F.layer_norm(h, dims, g1, b1, eps) if pre else h
             qkv = F.linear(xin, wqkv).view(B, 3, H, 1, dh)
             q = qkv[:, 0]  # B H 1 dh (scaled)
