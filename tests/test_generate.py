@@ -49,9 +49,9 @@ def test_cached_steps_match_forward():
     from lakhnes.txl_cache import CachedSteps
 
     torch.manual_seed(1)
-    for pre_norm, mem_len in ((False, 6), (True, 6), (False, 0)):
+    for pre_norm, mem_len, tie in ((False, 6, True), (True, 6, True), (False, 0, True), (True, 6, False)):
         cfg = dict(n_layer=2, n_head=2, d_model=16, d_inner=32, tgt_len=8, mem_len=mem_len, dropout=0.0,
-                   pre_norm=pre_norm)
+                   pre_norm=pre_norm, tie_weights=tie)
         m = build_model("transformer_xl", cfg).eval()
         x = torch.randint(0, V.VOCAB_SIZE, (2, 20))
         with torch.inference_mode():

@@ -33,9 +33,10 @@ def test_rel_shift_aligns_relative_positions():
             assert out[i, j] == x[i, j + q - 1 - i]
 
 
-@pytest.mark.parametrize("pre_norm", [False, True])
-def test_incremental_decoding_matches_full_forward(pre_norm):
-    m = tiny(pre_norm=pre_norm)
+@pytest.mark.parametrize("pre_norm,tie", [(False, True), (True, True), (False, False)])
+def test_incremental_decoding_matches_full_forward(pre_norm, tie):
+    m = tiny(pre_norm=pre_norm, tie_weights=tie)
+    assert (m.out_weight is None) == tie
     x = torch.randint(0, 631, (2, 20))
     full, _ = m(x)
     state = m.init_state(2)

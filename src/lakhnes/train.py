@@ -57,6 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 0.25
     augment: bool = True
+    augment_drop: float = 0.5  # chance of the voice-subset augmentation (0: never drop voices)
     seed: int = 0
     eval_every: int = 250
     eval_batch: int = 8
@@ -66,6 +67,7 @@ class TrainConfig:
     save_every: int = 0  # 0: at each evaluation
     keep_last: int = 2
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time, all sessions
+    schedule: str = "steps"  # cosine over the steps, or over the max_minutes of training time ("time")
     compile: bool = False
     threads: int = 0
 
@@ -94,12 +96,15 @@ def preset_config(name: str, model_type: str = "transformer_xl", **overrides) ->
     return TrainConfig(model_type=model_type, model=model, **{**TRAIN_PRESETS[name], **overrides})
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate for the step with 0-based index ``step``: linear warmup, then cosine."""
+def lr_at(cfg: TrainConfig, step: int, elapsed: float = 0.0) -> float:
+    """Learning rate for the step with 0-based index ``step``: linear warmup, then cosine, over
+    the steps, or (``schedule="time"``) over ``max_minutes`` of training time (``elapsed`` seconds)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    t = min(1.0, (step - cfg.warmup_steps) / span)
+    if cfg.schedule == "time":
+        t = min(1.0, elapsed / max(cfg.max_minutes * 60, 1e-9))
+    else:
+        t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -306,7 +311,11 @@ class Trainer:
             raise InvalidInputError(f"batch size {cfg.batch_size} is not a multiple of --accum {cfg.accum_steps}")
         self.chunk = cfg.batch_size // cfg.accum_steps
         self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99))
-        aug = AugmentConfig() if cfg.augment else None
+        if cfg.schedule not in ("steps", "time") or (cfg.schedule == "time" and not cfg.max_minutes > 0):
+            raise InvalidInputError(f"schedule {cfg.schedule!r}: 'steps', or 'time' with a --max-minutes budget")
+        if not 0 <= cfg.augment_drop <= 1:
+            raise InvalidInputError(f"augment_drop must lie in [0, 1] (got {cfg.augment_drop})")
+        aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop) if cfg.augment else None
         self.streams = SongStreams(self.train_split, cfg.batch_size, self.tgt_len, seed=cfg.seed, augment=aug,
                                    rank=self.rank, world_size=self.world)
         self.mems = [model.init_state(self.chunk, self.device) for _ in range(cfg.accum_steps)]
@@ -448,7 +457,7 @@ class Trainer:
         """One optimizer step over the next segment of every stream; returns the mean loss."""
         cfg, dev = self.cfg, self.device
         for g in self.opt.param_groups:
-            g["lr"] = lr_at(cfg, self.step)
+            g["lr"] = lr_at(cfg, self.step, self.elapsed)
         x, y = self.streams.next_batch()
         x, y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
         total = 0.0
@@ -495,7 +504,7 @@ class Trainer:
                 if self.step % cfg.log_every == 0 or self.step == stop_at:
                     mean = self.log_acc[0] / max(self.log_acc[1], 1)
                     self.log_acc = [0.0, 0]
-                    bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{tps:.0f}", lr=f"{lr_at(cfg, self.step - 1):.2e}")
+                    bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{tps:.0f}", lr=f"{lr_at(cfg, self.step - 1, self.elapsed):.2e}")
                     self._log(self._row(train_loss=mean, tokens_per_s=tps))
                 do_eval = self.step % cfg.eval_every == 0 or self.step >= cfg.steps
                 out_of_time = cfg.max_minutes > 0 and self.elapsed >= cfg.max_minutes * 60
@@ -525,7 +534,7 @@ class Trainer:
         return summary
 
     def _row(self, **kw) -> dict:
-        return {"step": self.step, "epoch": self.streams.epoch, "lr": f"{lr_at(self.cfg, self.step - 1):.6g}",
+        return {"step": self.step, "epoch": self.streams.epoch, "lr": f"{lr_at(self.cfg, self.step - 1, self.elapsed):.6g}",
                 "tokens": self.tokens, "elapsed_s": f"{self.elapsed:.1f}",
                 **{k: (f"{v:.5g}" if isinstance(v, float) else v) for k, v in kw.items()}}
 
@@ -538,7 +547,8 @@ class Trainer:
         else:
             self.bad_evals += 1
         self._log(self._row(valid_loss=nll, valid_ppl=ppl))
-        bar.write(f"step {self.step}: valid ppl {ppl:.3f} (best {self.best_ppl:.3f} at step {self.best_step})")
+        if self.rank == 0:  # under torchrun every rank evaluates; one line is enough
+            bar.write(f"step {self.step}: valid ppl {ppl:.3f} (best {self.best_ppl:.3f} at step {self.best_step})")
         return ppl
 
 

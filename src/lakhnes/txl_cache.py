@@ -95,4 +95,5 @@ class CachedSteps:
         self.e = e
         self.s = max(s, e - self.n)
         h = m.ln_f(h)
-        return F.linear(h[:, 0], m.emb.weight, m.out_bias)
+        w = m.emb.weight if getattr(m, "out_weight", None) is None else m.out_weight
+        return F.linear(h[:, 0], w, m.out_bias)

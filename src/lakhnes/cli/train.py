@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
-from lakhnes.cli.common import fail, usage_error
+from lakhnes.cli.common import fail, unwritable, usage_error
 
 
 def register(sub) -> None:
@@ -32,6 +33,12 @@ def register(sub) -> None:
     p.add_argument("--patience", type=int, help="early stopping after N validations without improvement")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="LakhNES data augmentation (default on)")
+    p.add_argument("--aug-drop", type=float, metavar="P",
+                   help="chance of the voice-dropping augmentation (default 0.5, LakhNES; 0: never)")
+    p.add_argument("--schedule", choices=["steps", "time"],
+                   help="cosine learning-rate decay over --steps (default), or over --max-minutes of training")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="model_set",
+                   help="model config value for a new run, e.g. --set n_head=4 --set dropout=0 (repeatable)")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=float, help="stop with a checkpoint after M minutes of training time")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -44,7 +51,8 @@ OPTION_KEYS = {"steps": "steps", "lr": "lr", "batch": "batch_size", "accum": "ac
                "mem_len": "mem_len",
                "warmup": "warmup_steps", "eval_every": "eval_every", "eval_segments": "eval_segments",
                "patience": "patience", "augment": "augment", "seed": "seed", "max_minutes": "max_minutes",
-               "threads": "threads"}
+               "threads": "threads",
+               "aug_drop": "augment_drop", "schedule": "schedule"}
 
 
 #: options that must be at least 1 (or 0) when given
@@ -81,6 +89,23 @@ def run_ngram(args, out: str) -> int:
     return 0
 
 
+def parse_sets(items: list[str], model: dict) -> dict:
+    """``KEY=VALUE`` model overrides, each value parsed as JSON (numbers, true/false) or kept as text;
+    a key the model config lacks is an error."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in model:
+            raise ValueError(f"--set {key}: not a model config key (known: {', '.join(sorted(model))})")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
     from lakhnes.train import preset_config, train
@@ -95,6 +120,11 @@ def run(args) -> int:
         return usage_error("name the run folder with -o RUN (or --resume RUN)")
     if args.model in ("unigram", "5gram"):
         return run_ngram(args, out)
+    problem = unwritable([out], folder=True)
+    if problem:
+        fail(problem)
+        return 1
+    say = print if os.environ.get("RANK", "0") == "0" else _quiet  # under torchrun: rank 0 speaks for all
     resuming = (Path(out) / "latest.json").exists()
     if args.resume and not resuming:
         return usage_error(f"{out}: no checkpoint to resume")
@@ -104,7 +134,7 @@ def run(args) -> int:
     try:
         if resuming:
             stored = json.loads((Path(out) / "train_config.json").read_text())
-            print(f"resuming {out} (config from its train_config.json)")
+            say(f"resuming {out} (config from its train_config.json)")
             from lakhnes.train import TrainConfig
 
             cfg = TrainConfig.from_dict(stored)
@@ -116,10 +146,23 @@ def run(args) -> int:
                 cfg.model["mem_len"] = args.mem_len
             if args.tgt_len is not None and "tgt_len" in cfg.model:
                 cfg.model["tgt_len"] = args.tgt_len
+            if args.model_set and args.init:
+                return usage_error("--set changes a new model's shape; an --init model keeps its own")
+            try:
+                sets = parse_sets(args.model_set, cfg.model)
+            except ValueError as e:
+                return usage_error(str(e))
+            if "d_head" in cfg.model and {"n_head", "d_model"} & set(sets) and "d_head" not in sets:
+                sets["d_head"] = 0  # recomputed as d_model // n_head
+            cfg.model.update(sets)
         summary = train(cfg, out, progress=not args.no_progress, resume_overrides=overrides)
     except InvalidInputError as e:
         fail(str(e))
         return 1
-    print(f"{out}: step {summary['step']} ({summary['stopped']}), best valid ppl {summary['best_valid_ppl']:.3f} "
-          f"at step {summary['best_step']}")
+    say(f"{out}: step {summary['step']} ({summary['stopped']}), best valid ppl {summary['best_valid_ppl']:.3f} "
+        f"at step {summary['best_step']}")
     return 0
+
+
+def _quiet(*args, **kwargs) -> None:
+    """``print`` for the ranks other than 0 of a ``torchrun`` job: says nothing."""

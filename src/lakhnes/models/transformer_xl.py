@@ -35,6 +35,7 @@ class TransformerXLConfig:
     dropout: float = 0.1
     dropatt: float = 0.0
     pre_norm: bool = False
+    tie_weights: bool = True  # output projection = the input embedding (LakhNES); False: its own matrix
     vocab_size: int = VOCAB_SIZE
 
     def __post_init__(self):
@@ -135,10 +136,13 @@ class TransformerXL(nn.Module):
         self.u = nn.Parameter(torch.zeros(c.n_head, c.d_head))
         self.v = nn.Parameter(torch.zeros(c.n_head, c.d_head))
         self.ln_f = nn.LayerNorm(c.d_model) if c.pre_norm else nn.Identity()
-        self.out_bias = nn.Parameter(torch.zeros(c.vocab_size))  # output weights = self.emb (tied)
+        self.out_bias = nn.Parameter(torch.zeros(c.vocab_size))
+        self.out_weight = None if c.tie_weights else nn.Parameter(torch.empty(c.vocab_size, c.d_model))
         self.apply(self._init)
         nn.init.normal_(self.u, std=0.02)
         nn.init.normal_(self.v, std=0.02)
+        if self.out_weight is not None:
+            nn.init.normal_(self.out_weight, std=0.02)
 
     @staticmethod
     def _init(m):
@@ -170,7 +174,8 @@ class TransformerXL(nn.Module):
             new.append(self._remember(mem, h))
             h = layer(h, mem, pos, self.u, self.v, mask)
         h = self.drop(self.ln_f(h))
-        return F.linear(h, self.emb.weight, self.out_bias), new
+        w = self.emb.weight if self.out_weight is None else self.out_weight
+        return F.linear(h, w, self.out_bias), new
 
     def _remember(self, mem, h):
         n = self.config.mem_len

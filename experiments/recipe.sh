@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The best Transformer-XL recipe at the `small` scale on a 2-core CPU, by measurement (issue 12).
+#
+# Every arm trains for the same CPU budget (MINUTES of its own training time, one torch thread,
+# niced; the cosine learning-rate schedule spans that time: `--schedule time`), two arms side by
+# side, then each is scored on the WHOLE valid split with the LakhNES protocol (`lakhnes eval
+# --split valid`: 10 streams, segments of 128, memory 896). One factor changes per arm:
+#
+#   full-data arms (the NES-MDB train split):
+#     base        the old `small` preset: 4 layers x 256, 8 heads, dropout 0.1, lr 5e-4, memory 128,
+#                 post-norm, tied embeddings, LakhNES augmentation
+#     h4          4 heads of 64 instead of 8 of 32 (half the attention-score memory traffic)
+#     fast        h4 + dropout 0            (the arms below change one thing from `fast`)
+#     lr1e-3      fast, peak lr 1e-3        lr2e-3   fast, peak lr 2e-3
+#     l6          6 layers x 256            w192x8   8 layers x 192 (d_inner 768)
+#     mem256      training memory 256       prenorm  pre-norm blocks     untied  untied output matrix
+#   data-limited proxy arms (1/16 of the train songs, so the budget covers ~3 epochs, as the long
+#   run covers the full split): which augmentation and dropout pay once songs repeat
+#     sub-noaug   no augmentation           sub-aug      LakhNES' four (voice drop p 0.5)
+#     sub-nodrop  augmentation without voice dropping    sub-aug-d1   LakhNES' four + dropout 0.1
+#
+# Re-running resumes: finished arms and evaluations are kept. Results: $WORK/recipe.md
+# (experiments/recipe_table.py), run folders $WORK/runs/*, evaluations $WORK/eval/*.json.
+#
+# Usage: experiments/recipe.sh                         (15 minutes per arm)
+#        MINUTES=0.2 WORK=/tmp/recipe ARMS="base fast" experiments/recipe.sh   (a smoke run)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+MINUTES="${MINUTES:-15}"
+WORK="${WORK:-$ROOT/runs/recipe}"
+NESMDB="${NESMDB:-$ROOT/data/nesmdb}"
+NESMDB_SRC="${NESMDB_SRC:-$ROOT/../shared/data/nesmdb_midi.tar.gz}"
+NICE="nice -n ${NICE:-10}"
+mkdir -p "$WORK/logs" "$WORK/eval" "$WORK/runs"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/logs/recipe.log" >&2; }
+
+if [[ ! -f "$NESMDB/manifest.json" ]]; then
+  log "preparing NES-MDB -> $NESMDB"
+  $NICE lakhnes prepare nesmdb "$NESMDB_SRC" -o "$NESMDB" > "$WORK/logs/prepare_nesmdb.log" 2>&1
+fi
+SUB="$WORK/nesmdb_sub16"
+if [[ ! -f "$SUB/manifest.json" ]]; then
+  log "writing the 1/16 train subset -> $SUB"
+  python "$ROOT/experiments/subset_split.py" "$NESMDB" "$SUB" --every 16
+fi
+
+FAST=(--set n_head=4 --set dropout=0)
+declare -A ARM_ARGS=(
+  [base]=""
+  [h4]="--set n_head=4"
+  [fast]="${FAST[*]}"
+  [lr1e-3]="${FAST[*]} --lr 1e-3"
+  [lr2e-3]="${FAST[*]} --lr 2e-3"
+  [l6]="${FAST[*]} --set n_layer=6"
+  [w192x8]="${FAST[*]} --set n_layer=8 --set d_model=192 --set d_inner=768"
+  [mem256]="${FAST[*]} --mem-len 256"
+  [prenorm]="${FAST[*]} --set pre_norm=true"
+  [untied]="${FAST[*]} --set tie_weights=false"
+  [sub-noaug]="${FAST[*]} --no-augment"
+  [sub-aug]="${FAST[*]}"
+  [sub-nodrop]="${FAST[*]} --aug-drop 0"
+  [sub-aug-d1]="--set n_head=4 --set dropout=0.1"
+)
+ARMS="${ARMS:-base h4 fast lr1e-3 lr2e-3 l6 w192x8 mem256 prenorm untied sub-noaug sub-aug sub-nodrop sub-aug-d1}"
+
+train_arm() {  # train_arm NAME
+  local name=$1 data="$NESMDB"
+  [[ $name == sub-* ]] && data="$SUB"
+  if [[ -f "$WORK/runs/$name/summary.json" ]] && grep -q '"stopped": "time"' "$WORK/runs/$name/summary.json"; then
+    log "$name: already trained"; return 0
+  fi
+  log "$name: training $MINUTES min on $(basename "$data") ${ARM_ARGS[$name]}"
+  # shellcheck disable=SC2086
+  $NICE lakhnes train --config small --data "$data" -o "$WORK/runs/$name" --threads 1 --seed 0 \
+    --schedule time --max-minutes "$MINUTES" --steps 100000000 --warmup 200 --eval-every 100000000 \
+    --no-progress ${ARM_ARGS[$name]} > "$WORK/logs/$name.train.log" 2>&1
+  log "$name: $(tr -d '\n ' < "$WORK/runs/$name/summary.json")"
+}
+
+eval_arm() {  # eval_arm NAME
+  local name=$1 out="$WORK/eval/$1.valid.json"
+  [[ -f $out ]] && { log "$name: already evaluated"; return 0; }
+  $NICE lakhnes eval "$WORK/runs/$name" --data "$NESMDB" --split valid --threads 1 --results "" \
+    --json "$out" --name "$name" > "$WORK/logs/$name.eval.log" 2>&1
+  log "$name: $(tail -1 "$WORK/logs/$name.eval.log")"
+}
+
+set -- $ARMS
+while (($#)); do
+  a=$1; b=${2:-}
+  shift; [[ -n $b ]] && shift
+  train_arm "$a" & pa=$!
+  if [[ -n $b ]]; then train_arm "$b" & pb=$!; wait $pb; fi
+  wait $pa
+  eval_arm "$a" & ea=$!
+  if [[ -n $b ]]; then eval_arm "$b"; fi
+  wait $ea
+done
+python "$ROOT/experiments/recipe_table.py" "$WORK" | tee "$WORK/recipe.md"
