@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The best Transformer-XL recipe at the `small` scale on a 2-core CPU, by measurement (issue 12).
 #
-# Every arm trains for the same CPU budget (MINUTES of its own training time, one torch thread,
-# niced; the cosine learning-rate schedule spans that time: `--schedule time`), two arms side by
-# side, then each is scored on the WHOLE valid split with the LakhNES protocol (`lakhnes eval
+# Every arm trains for the same CPU budget (MINUTES of its own CPU time in training steps, one torch
+# thread, niced: `--clock cpu`, so other work on the machine does not shorten an arm; the cosine
+# learning-rate schedule spans that time: `--schedule time`), two arms side by side, then each is scored on the WHOLE valid split with the LakhNES protocol (`lakhnes eval
 # --split valid`: 10 streams, segments of 128, memory 896). One factor changes per arm:
 #
 #   full-data arms (the NES-MDB train split):
@@ -75,7 +75,7 @@ train_arm() {  # train_arm NAME
   log "$name: training $MINUTES min on $(basename "$data") ${ARM_ARGS[$name]}"
   # shellcheck disable=SC2086
   $NICE lakhnes train --config small --data "$data" -o "$WORK/runs/$name" --threads 1 --seed 0 \
-    --schedule time --max-minutes "$MINUTES" --steps 100000000 --warmup 200 --eval-every 100000000 \
+    --schedule time --clock cpu --max-minutes "$MINUTES" --steps 100000000 --warmup 200 --eval-every 100000000 \
     --no-progress ${ARM_ARGS[$name]} > "$WORK/logs/$name.train.log" 2>&1
   log "$name: $(tr -d '\n ' < "$WORK/runs/$name/summary.json")"
 }

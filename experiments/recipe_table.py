@@ -36,7 +36,7 @@ def rows(work: Path) -> list[dict]:
 def main() -> None:
     work = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/recipe")
     rs = rows(work)
-    print("| group | arm | shape | setup | peak lr | params | train min | steps | tokens | tokens/s (1 thread) "
+    print("| group | arm | shape | setup | peak lr | params | train min | steps | tokens | tokens per CPU-s "
           "| valid PPL |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(rs, key=lambda r: (r["group"], r["ppl"] if r["ppl"] is not None else 1e9)):

@@ -65,9 +65,11 @@ class TrainConfig:
     patience: int = 0  # stop after this many evaluations without improvement (0: never)
     log_every: int = 10
     save_every: int = 0  # 0: at each evaluation
-    keep_last: int = 2
+    keep_last: int = 2  # checkpoints kept besides the best (0: every one)
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much training time, all sessions
     schedule: str = "steps"  # cosine over the steps, or over the max_minutes of training time ("time")
+    clock: str = "wall"  # training time as wall seconds, or as this process's CPU seconds ("cpu": all
+    #                      threads summed; a budget that other programs on the machine do not eat into)
     compile: bool = False
     threads: int = 0
 
@@ -313,6 +315,9 @@ class Trainer:
         self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99))
         if cfg.schedule not in ("steps", "time") or (cfg.schedule == "time" and not cfg.max_minutes > 0):
             raise InvalidInputError(f"schedule {cfg.schedule!r}: 'steps', or 'time' with a --max-minutes budget")
+        if cfg.clock not in ("wall", "cpu"):
+            raise InvalidInputError(f"clock {cfg.clock!r}: 'wall' or 'cpu'")
+        self._clock = time.process_time if cfg.clock == "cpu" else time.perf_counter
         if not 0 <= cfg.augment_drop <= 1:
             raise InvalidInputError(f"augment_drop must lie in [0, 1] (got {cfg.augment_drop})")
         aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop) if cfg.augment else None
@@ -388,7 +393,7 @@ class Trainer:
     def _rotate(self) -> None:
         keep = {f"step_{self.best_step:08d}"} if self.best_step is not None else set()
         found = sorted(p for p in (self.run / "checkpoints").glob("step_*") if p.is_dir())
-        keep |= {p.name for p in found[-self.cfg.keep_last:]}
+        keep |= {p.name for p in (found[-self.cfg.keep_last:] if self.cfg.keep_last > 0 else found)}  # 0: all
         for p in found:
             if p.name not in keep:
                 shutil.rmtree(p, ignore_errors=True)
@@ -495,9 +500,9 @@ class Trainer:
         last_ppl = None
         with _StopFlag() as flag:
             while self.step < stop_at:
-                t0 = time.perf_counter()
+                t0 = self._clock()
                 loss = self.train_step()
-                self.elapsed += time.perf_counter() - t0
+                self.elapsed += self._clock() - t0
                 self.log_acc = [self.log_acc[0] + loss, self.log_acc[1] + 1]
                 tps = (self.tokens - tok_start) / max(time.perf_counter() - t_start, 1e-9)
                 bar.update(1)

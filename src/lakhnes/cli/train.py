@@ -37,8 +37,11 @@ def register(sub) -> None:
                    help="chance of the voice-dropping augmentation (default 0.5, LakhNES; 0: never)")
     p.add_argument("--schedule", choices=["steps", "time"],
                    help="cosine learning-rate decay over --steps (default), or over --max-minutes of training")
+    p.add_argument("--clock", choices=["wall", "cpu"],
+                   help="what --max-minutes counts: wall time (default) or this process's CPU time (all threads)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="model_set",
                    help="model config value for a new run, e.g. --set n_head=4 --set dropout=0 (repeatable)")
+    p.add_argument("--keep-last", type=int, metavar="N", help="checkpoints kept besides the best (default 2; 0: all)")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=float, help="stop with a checkpoint after M minutes of training time")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -52,12 +55,12 @@ OPTION_KEYS = {"steps": "steps", "lr": "lr", "batch": "batch_size", "accum": "ac
                "warmup": "warmup_steps", "eval_every": "eval_every", "eval_segments": "eval_segments",
                "patience": "patience", "augment": "augment", "seed": "seed", "max_minutes": "max_minutes",
                "threads": "threads",
-               "aug_drop": "augment_drop", "schedule": "schedule"}
+               "aug_drop": "augment_drop", "schedule": "schedule", "keep_last": "keep_last", "clock": "clock"}
 
 
 #: options that must be at least 1 (or 0) when given
 POSITIVE = ("steps", "batch", "accum", "tgt_len", "eval_every")
-NON_NEGATIVE = ("mem_len", "warmup", "eval_segments", "patience", "max_minutes", "threads")
+NON_NEGATIVE = ("mem_len", "warmup", "eval_segments", "patience", "max_minutes", "threads", "keep_last")
 
 
 def _bad_number(args) -> str | None:
