@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from lakhnes import tx1
 from lakhnes.cli import main
 from lakhnes.datasets import ShardWriter, load_split, write_manifest
+from lakhnes.errors import InvalidInputError
 from lakhnes.models import load_model, presets
 from lakhnes.models.transformer_xl import TransformerXLConfig
 from lakhnes.score import read_midi
@@ -160,6 +161,52 @@ def test_lr_schedule():
     assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 9) == pytest.approx(1.0)
     assert lr_at(cfg, 60) == pytest.approx(0.5) and lr_at(cfg, 110) == pytest.approx(0.0)
     assert preset_config("small").model["d_model"] == 256
+
+
+def test_time_schedule_and_cpu_clock():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, steps=10**9, min_lr_ratio=0.0, schedule="time", max_minutes=2.0)
+    assert lr_at(cfg, 5, 0.0) == pytest.approx(0.6)  # warmup still counts steps
+    assert lr_at(cfg, 50, 60.0) == pytest.approx(0.5) and lr_at(cfg, 50, 120.0) == pytest.approx(0.0)
+    assert lr_at(cfg, 50, 30.0) > lr_at(cfg, 50_000, 31.0)  # the clock, not the step, drives the decay
+
+
+def test_cpu_clock_budget_and_bad_options(tmp_path, data):
+    s = train(micro_config(data, max_minutes=1e-6, schedule="time", clock="cpu", steps=10**6), tmp_path / "c",
+              progress=False)
+    assert s["stopped"] == "time" and s["step"] == 1
+    for bad in (dict(schedule="time"), dict(schedule="epochs"), dict(clock="gpu"), dict(augment_drop=1.5)):
+        with pytest.raises(InvalidInputError):
+            Trainer(micro_config(data, **bad), tmp_path / "bad", progress=False)
+
+
+def test_keep_last_zero_keeps_every_checkpoint(tmp_path, data):
+    train(micro_config(data, steps=6, eval_every=2, keep_last=0), tmp_path / "all", progress=False)
+    assert sorted(p.name for p in (tmp_path / "all/checkpoints").iterdir()) == [
+        "step_00000002", "step_00000004", "step_00000006"]
+    train(micro_config(data, steps=6, eval_every=2, keep_last=1, lr=0.0), tmp_path / "one", progress=False)
+    assert len(list((tmp_path / "one/checkpoints").iterdir())) == 2  # the latest + the best
+
+
+def test_voice_drop_rate_reaches_the_augmentation(tmp_path, data):
+    t = Trainer(micro_config(data, augment_drop=0.0), tmp_path / "d0", progress=False)
+    assert t.streams.augment.drop_voices is False and t.streams.augment.transpose
+    t = Trainer(micro_config(data, augment_drop=0.2), tmp_path / "d2", progress=False)
+    assert t.streams.augment.drop_voices and t.streams.augment.p_drop == 0.2
+
+
+def test_cli_set_model_options(tmp_path, data, capsys):
+    run = tmp_path / "set"
+    args = ["train", "--config", "tiny", "--data", str(data), "-o", str(run), "--steps", "2", "--eval-every", "2",
+            "--batch", "2", "--no-progress", "--threads", "1", "--set", "n_head=4", "--set", "tie_weights=false",
+            "--set", "d_model=48", "--schedule", "time", "--max-minutes", "5", "--clock", "cpu", "--aug-drop", "0"]
+    assert main(args) == 0
+    m = load_model(run)
+    assert (m.config.n_head, m.config.d_head, m.config.d_model) == (4, 12, 48) and m.out_weight is not None
+    stored = json.loads((run / "train_config.json").read_text())
+    assert (stored["schedule"], stored["clock"], stored["augment_drop"]) == ("time", "cpu", 0.0)
+    for bad, msg in ((["--set", "n_heads=4"], "not a model config key"), (["--set", "n_head"], "KEY=VALUE")):
+        assert main(args[:5] + ["-o", str(tmp_path / "bad")] + bad) == 2
+        assert msg in capsys.readouterr().err
 
 
 def test_cli(tmp_path, data, capsys):
