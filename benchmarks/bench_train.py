@@ -18,6 +18,7 @@ Prints one JSON line per config and a Markdown table for BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -29,6 +30,9 @@ CONFIGS = {
     # the reference: LakhNES' small comparison config (batch 4 x 256 tokens, memory 256)
     "ref": dict(model=dict(n_layer=4, n_head=8, d_model=256, d_inner=1024, tgt_len=256, mem_len=256), batch=4),
     "small": dict(model="small", batch=8),  # the preset's training batch: 8 x 128, memory 128
+    # the `small` preset before issue 12: 8 heads of 32, dropout 0.1
+    "small-v1": dict(model=dict(n_layer=4, n_head=8, d_model=256, d_inner=1024, tgt_len=128, mem_len=128,
+                                dropout=0.1), batch=8),
     "paper": dict(model="paper", batch=1),  # batch 30 with --gpu
 }
 GPU_BATCH = 30
@@ -59,13 +63,24 @@ def run_one(name: str, args) -> dict:
     dev = torch.device(args.device)
     spec = CONFIGS[name]
     torch.manual_seed(0)
-    model = build_model("transformer_xl", spec["model"]).to(dev)
+    cfg = spec["model"]
+    if args.set:
+        from lakhnes.models import make_config
+
+        base = dataclasses.asdict(make_config("transformer_xl", cfg))
+        sets = dict(kv.split("=", 1) for kv in args.set.split(","))
+        base.update({k: json.loads(v) for k, v in sets.items()})
+        if {"n_head", "d_model"} & set(sets) and "d_head" not in sets:
+            base["d_head"] = 0
+        cfg = base
+    model = build_model("transformer_xl", cfg).to(dev)
     model.train()
     c = model.config
     B, T = args.batch or spec["batch"], c.tgt_len
     tokens = _tokens(args.data, B * T * (args.steps + args.warmup + 1) + 1)
     rows = torch.from_numpy(tokens[: len(tokens) // B * B].reshape(B, -1).astype(np.int64)).to(dev)
-    opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-4, betas=(0.9, 0.99))  # as lakhnes.train
+    opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-4, betas=(0.9, 0.99),  # as lakhnes.train
+                            **({"fused": True} if args.fused else {}))
     net = torch.compile(model) if args.compile else model
     state = model.init_state(B, dev)
 
@@ -99,7 +114,8 @@ def run_one(name: str, args) -> dict:
            "tokens_per_s": round(B * T * args.steps / dt, 1), "s_per_step": round(dt / args.steps, 4),
            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "threads": torch.get_num_threads(), "compile": args.compile, "attention": args.attention,
-           "bf16": args.bf16, "steps": args.steps}
+           "bf16": args.bf16, "steps": args.steps, "set": args.set, "fused": args.fused,
+           "heads": c.n_head, "dropout": c.dropout, "malloc": os.environ.get("LD_PRELOAD", "").rsplit("/", 1)[-1]}
     if dev.type == "cuda":
         out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)
     return out
@@ -141,6 +157,8 @@ def main() -> int:
     ap.add_argument("--attention", choices=["sdpa", "manual"], default="sdpa")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (as lakhnes train on CUDA)")
+    ap.add_argument("--fused", action="store_true", help="fused AdamW")
+    ap.add_argument("--set", default="", help="model config overrides, e.g. n_head=4,dropout=0")
     ap.add_argument("--gpu", action="store_true",
                     help=f"the GPU measurement: --device cuda --bf16, paper config, batch {GPU_BATCH} x 512")
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -168,7 +186,8 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--one", name, "--data", args.data, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--batch", str(args.batch), "--threads", str(args.threads),
                "--attention", args.attention, "--device", args.device]
-        cmd += ["--compile"] * args.compile + ["--bf16"] * args.bf16
+        cmd += ["--compile"] * args.compile + ["--bf16"] * args.bf16 + ["--fused"] * args.fused
+        cmd += ["--set", args.set] if args.set else []
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             print(f"{name}: failed\n{out.stderr}", file=sys.stderr)
@@ -178,14 +197,16 @@ def main() -> int:
         results.append(r)
         print(json.dumps(r), flush=True)
     print(f"\nload average (1 min) at start: {load:.2f}; cores: {os.cpu_count()}\n")
-    print("| config | device | params | batch × tgt_len, mem | threads | bf16 | compile | attention | tokens/s "
-          "| s/step | peak RSS | peak GPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| config | device | params | heads, dropout | batch × tgt_len, mem | threads | bf16 | compile | fused AdamW "
+          "| malloc | tokens/s | s/step | peak RSS | peak GPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         gpu = f"{r['peak_gpu_mib']} MiB" if "peak_gpu_mib" in r else "—"
-        print(f"| {r['config']} | {r['device']} | {r['params']:,} | {r['batch']} × {r['tgt_len']}, {r['mem_len']} "
+        print(f"| {r['config']}{' (' + r['set'] + ')' if r['set'] else ''} | {r['device']} | {r['params']:,} "
+              f"| {r['heads']}, {r['dropout']} | {r['batch']} × {r['tgt_len']}, {r['mem_len']} "
               f"| {r['threads']} | {'yes' if r['bf16'] else 'no'} | {'yes' if r['compile'] else 'no'} "
-              f"| {r['attention']} | {r['tokens_per_s']:,.0f} | {r['s_per_step']} | {r['peak_rss_mib']} MiB | {gpu} |")
+              f"| {'yes' if r['fused'] else 'no'} | {r['malloc'] or 'glibc'} | {r['tokens_per_s']:,.0f} "
+              f"| {r['s_per_step']} | {r['peak_rss_mib']} MiB | {gpu} |")
     return 1 if failed else 0
 
 

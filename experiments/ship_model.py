@@ -1,0 +1,190 @@
+"""Ship a trained checkpoint as a packaged model (``src/lakhnes/assets/default`` or ``large``) and
+write its model card, or only re-write the card.
+
+The packaged ``config.json`` keeps the model config plus a ``card`` record: the training stages
+(command, data, steps, tokens, seconds, hardware; appended to the init model's stages), the
+whole-split perplexities (LakhNES protocol) and optional song statistics. ``README.md`` beside the
+weights is written from that record.
+
+    python experiments/ship_model.py runs/long/nesmdb --stage "lakhnes train ..." \\
+        --valid runs/long/eval/valid.json --test runs/long/eval/test.json --to src/lakhnes/assets/default
+    python experiments/ship_model.py --card-only src/lakhnes/assets/default --songs-md results/songs.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from lakhnes.io import write_text_atomic
+from lakhnes.models import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint
+
+HARDWARE = "2-core CPU (AMD EPYC, AVX2), torch 2.13.0"
+
+
+def stage_record(run: Path, command: str, hardware: str) -> dict:
+    """One training stage from a run folder's train_config.json and summary.json."""
+    cfg = json.loads((run / "train_config.json").read_text())
+    summ = json.loads((run / "summary.json").read_text())
+    return {"command": command, "data": cfg["data"], "init": cfg.get("init"), "steps": summ["step"],
+            "tokens": summ["tokens"], "seconds": summ["elapsed_s"], "clock": cfg.get("clock", "wall"),
+            "threads": cfg.get("threads") or None, "augment": cfg["augment"],
+            "augment_drop": cfg.get("augment_drop", 0.5) if cfg["augment"] else None, "lr": cfg["lr"],
+            "batch": cfg["batch_size"], "tgt_len": cfg.get("tgt_len") or cfg["model"].get("tgt_len"),
+            "hardware": hardware}
+
+
+def ship(ckpt: Path, to: Path, card: dict) -> None:
+    """Copy weights + config into ``to`` (each file under a temporary name, then renamed)."""
+    to.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((ckpt / CONFIG_FILE).read_text())
+    meta = {"model_type": meta["model_type"], "config": meta["config"], "card": card}
+    tmp = to / f".{WEIGHTS_FILE}.tmp"
+    shutil.copyfile(ckpt / WEIGHTS_FILE, tmp)
+    tmp.replace(to / WEIGHTS_FILE)
+    write_text_atomic(to / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+
+
+def _ppl(card: dict, split: str) -> str:
+    e = card.get("eval", {}).get(split)
+    return f"{e['ppl']:.3f}" if e else "not measured"
+
+
+def card_markdown(meta: dict, name: str) -> str:
+    c, card = meta["config"], meta.get("card", {})
+    stages = card.get("stages", [])
+    n_params = card.get("parameters")
+    tot_tok = sum(s["tokens"] for s in stages)
+    tot_steps = sum(s["steps"] for s in stages)
+    tot_h = sum(s["seconds"] for s in stages) / 3600
+    lines = [
+        "---",
+        "license: mit",
+        "library_name: lakhnes",
+        "tags: [music-generation, chiptune, nes, transformer-xl, lakhnes]",
+        "datasets: [nes-mdb" + (", lakh-midi-stand-in" if any("lakh" in s["data"] for s in stages) else "") + "]",
+        "metrics: [perplexity]",
+        "---",
+        "",
+        f"# {name}: Transformer-XL over NES-MDB TX1 events",
+        "",
+        "The model behind `lakhnes generate` and the studio. It predicts the next TX1 event (631 token types:",
+        "waits, and note-on / note-off for the pulse 1, pulse 2, triangle and noise voices of the NES) and is",
+        "sampled with temperature 0.95 and top-k 32 under lakhnes' decoding rules.",
+        "",
+        "## Model details",
+        "",
+        f"- Architecture: Transformer-XL (relative positions, segment recurrence), {c['n_layer']} layers, "
+        f"d_model {c['d_model']}, {c['n_head']} heads of {c['d_head']}, feed-forward {c['d_inner']}, "
+        f"{'pre' if c.get('pre_norm') else 'post'}-norm, {'tied' if c.get('tie_weights', True) else 'untied'} "
+        f"input/output embeddings, dropout {c['dropout']}.",
+        f"- Parameters: {n_params:,}." if n_params else "- Parameters: see config.json.",
+        f"- Training segments of {c['tgt_len']} tokens with a memory of {c['mem_len']}; generation and "
+        "evaluation use a longer memory (896).",
+        "- Files: `model.safetensors` (float32) + `config.json`; loads without pickle "
+        "(`lakhnes.models.load_model`).",
+        "",
+        "## Training data",
+        "",
+        "- NES-MDB (Donahue, Mao, McAuley, ISMIR 2018), official train split: 4,497 songs, 8,394,007 TX1",
+        "  tokens (`lakhnes prepare nesmdb`). The valid split picks checkpoints; the test split is only scored.",
+    ]
+    if any("lakh" in s["data"] for s in stages):
+        lines += ["- Pre-training: the Lakh MIDI stand-in in `shared/data/multitrack_midi.tar.gz` (545 genuine",
+                  "  Lakh MIDI files, POP909, JS fakes) mapped onto the four NES voices as LakhNES does",
+                  "  (`lakhnes prepare lakh`)."]
+    lines += ["- On-the-fly augmentation as LakhNES (transpose -6..+5, speed ±5 %, voice swap, voice dropping), at",
+              "  the rates each stage lists.", "", "## Training procedure", "",
+              "| # | command | data | steps | tokens | hours | clock | augmentation | peak lr | hardware |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for i, s in enumerate(stages, 1):
+        aug = f"on, voice drop p {s['augment_drop']}" if s.get("augment") else "off"
+        lines.append(f"| {i} | `{s['command']}` | `{s['data']}` | {s['steps']:,} | {s['tokens']:,} | "
+                     f"{s['seconds'] / 3600:.2f} | {s.get('clock', 'wall')} | {aug} | {s['lr']:g} | {s['hardware']} |")
+    lines += ["", f"Cumulative: **{tot_steps:,} steps, {tot_tok:,} tokens ({tot_tok / 8_394_007:.2f} NES-MDB "
+              f"epochs' worth), {tot_h:.2f} hours of training** (evaluations not counted).", "",
+              "## Evaluation", "",
+              "Perplexity with the LakhNES protocol (`lakhnes eval MODEL --data data/nesmdb --split valid|test`:",
+              "each split's songs concatenated, 10 parallel streams, segments of 128, memory 896, every token but",
+              "each stream's first scored once):", "",
+              "| split | PPL |", "|---|---|",
+              f"| NES-MDB valid | {_ppl(card, 'valid')} |", f"| NES-MDB test | **{_ppl(card, 'test')}** |", "",
+              "For scale: the LakhNES paper's Transformer-XL (41 M parameters, 4 GPUs) reached 3.50 on NES-MDB",
+              "alone and 2.46 with Lakh pre-training; lakhnes' 5-gram baseline scores 63.07."]
+    if card.get("songs_md"):
+        lines += ["", "## Song statistics", "", card["songs_md"].strip()]
+    lines += ["", "## Limitations", "",
+              "- Trained on a 2-core CPU: far less compute than the paper, so its perplexity is well above the",
+              "  paper's; without lakhnes' decoding rules, songs from scratch can thin out to one or two voices.",
+              "- It knows only what NES-MDB holds (1980s-90s NES game music, 4 voices, no DPCM samples, no",
+              "  dynamics: TX1 carries no volume or timbre, so the synth plays fixed volumes and duty cycles).",
+              "- Perplexity measures prediction, not musical quality; listen, and see `benchmarks/bench_songs.py`.",
+              "", "## License", "",
+              "MIT, as lakhnes. The training data keep their own terms (NES-MDB: research dataset; Lakh MIDI:",
+              "CC-BY 4.0; POP909: MIT; JS fakes: CC-BY 4.0); cite NES-MDB and LakhNES when you publish with it.",
+              "", "## Citation", "",
+              "Chris Donahue, Huanru Henry Mao, Yiting Ethan Li, Garrison W. Cottrell, Julian McAuley. *LakhNES:",
+              "Improving multi-instrumental music generation with cross-domain pre-training.* ISMIR 2019.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", nargs="?", help="run folder (its best checkpoint) or checkpoint folder to ship")
+    ap.add_argument("--stage", action="append", default=[], metavar="COMMAND",
+                    help="the command of each training stage behind RUN, in order (one per --stage-run)")
+    ap.add_argument("--stage-run", action="append", default=[], metavar="RUN",
+                    help="run folder of each stage (default: RUN alone)")
+    ap.add_argument("--base", help="packaged model (folder or its config.json) whose stages came before")
+    ap.add_argument("--valid", help="lakhnes eval JSON on the valid split")
+    ap.add_argument("--test", help="lakhnes eval JSON on the test split")
+    ap.add_argument("--songs-md", help="Markdown with song statistics (bench_songs) for the card")
+    ap.add_argument("--to", default="src/lakhnes/assets/default")
+    ap.add_argument("--name", default="lakhnes-small")
+    ap.add_argument("--hardware", default=HARDWARE)
+    ap.add_argument("--card-only", metavar="DIR", help="re-write DIR's README.md (and song stats) only")
+    args = ap.parse_args()
+    if args.card_only:
+        d = Path(args.card_only)
+        meta = json.loads((d / CONFIG_FILE).read_text())
+        if args.songs_md:
+            meta.setdefault("card", {})["songs_md"] = Path(args.songs_md).read_text()
+            write_text_atomic(d / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+        write_text_atomic(d / "README.md", card_markdown(meta, meta.get("card", {}).get("name", args.name)))
+        print(f"{d / 'README.md'}: model card written")
+        return 0
+    if not args.run:
+        ap.error("name the RUN to ship (or --card-only DIR)")
+    ckpt = resolve_checkpoint(args.run)
+    runs = [Path(r) for r in args.stage_run] or [Path(args.run)]
+    if len(args.stage) != len(runs):
+        ap.error(f"{len(runs)} stage run(s) but {len(args.stage)} --stage command(s)")
+    stages = []
+    if args.base:
+        base = Path(args.base) / CONFIG_FILE if Path(args.base).is_dir() else Path(args.base)
+        stages = json.loads(base.read_text()).get("card", {}).get("stages", [])
+    stages += [stage_record(r, cmd, args.hardware) for r, cmd in zip(runs, args.stage, strict=True)]
+    from lakhnes.models import load_model
+
+    card = {"name": args.name, "stages": stages, "parameters": load_model(ckpt).num_parameters(),
+            "checkpoint": str(ckpt), "eval": {}}
+    for split in ("valid", "test"):
+        f = getattr(args, split)
+        if f:
+            e = json.loads(Path(f).read_text())
+            card["eval"][split] = {k: e[k] for k in ("ppl", "nll", "targets", "streams", "tgt_len", "mem_len")}
+    if args.songs_md:
+        card["songs_md"] = Path(args.songs_md).read_text()
+    to = Path(args.to)
+    ship(ckpt, to, card)
+    meta = json.loads((to / CONFIG_FILE).read_text())
+    write_text_atomic(to / "README.md", card_markdown(meta, args.name))
+    print(f"{to}: shipped {ckpt} (valid {_ppl(card, 'valid')}, test {_ppl(card, 'test')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
