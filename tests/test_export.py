@@ -62,9 +62,14 @@ def test_load_token_ids(song, tmp_path):
     np.save(tmp_path / "bad.npy", np.array([[1, 2]]))
     with pytest.raises(InvalidInputError, match="1-D integer"):
         load(tmp_path / "bad.npy")
+    # TX1 as LakhNES' tx1_to_midi reads it: a NOTEOFF for a silent voice does nothing, <S> is
+    # skipped, and a song with neither notes nor waits is empty
     np.save(tmp_path / "off.npy", np.array([0, vocab.VOICE_OFF["P1"]], dtype=np.uint16))
-    with pytest.raises(InvalidInputError, match="P1_NOTEOFF while P1 is silent"):
+    with pytest.raises(InvalidInputError, match="off.npy: empty song"):
         load(tmp_path / "off.npy")
+    on = vocab.noteon_id("P1", 60)
+    np.save(tmp_path / "off2.npy", np.array([0, vocab.VOICE_OFF["P1"], on, vocab.WAIT_BASE + 99], dtype=np.uint16))
+    assert load(tmp_path / "off2.npy").notes["P1"].tolist() == [(0, 100, 60, 15)]
 
 
 def test_load_and_save_errors(tmp_path, song):

@@ -26,9 +26,10 @@ import numpy as np
 
 from lakhnes import tx1
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import CC_VOLUME, VOICES, NesScore, read_midi
+from lakhnes.score import CC_VOLUME, MAX_SAMPLES, VOICES, NesScore, read_midi, too_long
 
-__all__ = ["save", "load", "SAVE_SUFFIXES", "LOAD_SUFFIXES", "kind_of", "to_general_midi"]
+__all__ = ["save", "load", "load_source", "SAVE_SUFFIXES", "LOAD_SUFFIXES", "kind_of", "file_kind",
+           "to_general_midi"]
 
 SAVE_SUFFIXES = (".wav", ".mid", ".midi", ".gm.mid", ".tx1.txt", ".png")
 LOAD_SUFFIXES = (".mid", ".midi", ".tx1.txt", ".npy")
@@ -57,9 +58,9 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
     if kind is None or kind == "npy":
         raise InvalidInputError(f"cannot save this file type (use one of {', '.join(SAVE_SUFFIXES)})", path)
     if kind == "wav":
-        from lakhnes.synth import render, write_wav
+        from lakhnes.synth import render_wav
 
-        write_wav(render(score, duty=duty, mute=mute, filters=filters), path)
+        render_wav(score, path, duty=duty, mute=mute, filters=filters)
         return
     from lakhnes.synth import parse_mute
 
@@ -72,7 +73,7 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
         from lakhnes.io import atomic_path
 
         with atomic_path(path) as tmp:
-            to_general_midi(score).dump_midi(str(tmp))
+            Path(tmp).write_bytes(to_general_midi(score).dumps_midi())
     elif kind == "tx1":
         from lakhnes.io import write_text_atomic
 
@@ -86,12 +87,28 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
             fig.savefig(str(tmp), format="png")
 
 
-def load(path: str | os.PathLike) -> NesScore:
-    """Read a score from NES-MDB MIDI, TX1 text or a ``.npy`` of TX1 token ids."""
+def file_kind(path: str | os.PathLike) -> str | None:
+    """What a file to read holds: its name's kind (see ``kind_of``), else its content's: MIDI
+    (``MThd``, e.g. Lakh's ``.mid0`` ... ``.mid13``) or numpy token ids; None if neither."""
     kind = kind_of(path)
+    if kind is not None:
+        return kind
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        return None
+    return "mid" if head[:4] == b"MThd" else "npy" if head == b"\x93NUMPY" else None
+
+
+def load(path: str | os.PathLike) -> NesScore:
+    """Read a score from NES-MDB MIDI, TX1 text or a ``.npy`` of TX1 token ids (by name, else by
+    content). TX1 is read as LakhNES defines it (see :mod:`lakhnes.tx1`); empty songs and songs
+    over the one-hour limit are refused."""
     p = Path(path)
+    kind = file_kind(path) if p.is_file() else kind_of(path)
     if kind not in ("mid", "gm.mid", "tx1", "npy"):
-        raise InvalidInputError(f"unknown file type (expected one of {', '.join(LOAD_SUFFIXES)})", path)
+        raise InvalidInputError(f"unknown file type (expected MIDI, or one of {', '.join(LOAD_SUFFIXES)})", path)
     if not p.exists():
         raise InvalidInputError("no such file", path)
     if p.is_dir():
@@ -100,17 +117,48 @@ def load(path: str | os.PathLike) -> NesScore:
         return read_midi(p)
     if kind == "tx1":
         return tx1.read_tx1(p)
+    if p.stat().st_size > tx1.MAX_TX1_BYTES:
+        raise InvalidInputError(f"file too large ({p.stat().st_size / 1e6:.1f} MB; the limit is "
+                                f"{tx1.MAX_TX1_BYTES / 1e6:.0f} MB)", path)
     try:
         ids = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise InvalidInputError(f"not a numpy token file ({e})", path) from None
     if ids.ndim != 1 or ids.dtype.kind not in "iu":
         raise InvalidInputError(f"token ids must be a 1-D integer array, not {ids.dtype} {ids.shape}", path)
     try:
-        tx1.check_ids(ids)
-        return tx1.events_to_score(tx1.ids_to_events(ids), name=p.name.split(".")[0])
+        events = tx1.ids_to_events(ids)
+        total = int(-events[events < 0].sum())
+        if total > MAX_SAMPLES:
+            raise InvalidInputError(too_long(total))
+        score = tx1.events_to_score(events, name=p.name.split(".")[0])
+        if score.is_empty:
+            raise InvalidInputError("empty song: no notes and no waits")
+        return score
     except InvalidInputError as e:
         raise e.with_path(path) from None
+
+
+def load_source(path: str | os.PathLike, seed: int = 0) -> NesScore:
+    """A song to prime or accompany: NES-MDB MIDI, TX1 text, or any MIDI (mapped onto the NES
+    voices with :func:`lakhnes.lakh.general_midi_to_nes` when it has no NES tracks). MIDI is
+    recognised by its content (Lakh's ``.mid0`` ... too); every path caps songs at one hour."""
+    p = Path(path)
+    kind = file_kind(p) if p.is_file() else kind_of(p)
+    if kind not in ("tx1", "mid", "gm.mid"):
+        raise InvalidInputError("not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file", str(p))
+    if not p.is_file():
+        raise InvalidInputError("no such file" if not p.exists() else "is a folder, not a file", str(p))
+    if kind == "tx1":
+        return tx1.read_tx1(p)
+    try:
+        return read_midi(p)
+    except InvalidInputError as e:
+        if not e.reason.startswith("no NES tracks"):
+            raise
+    from lakhnes.lakh import general_midi_to_nes
+
+    return general_midi_to_nes(p, seed=seed)
 
 
 def without(score: NesScore, voices: Iterable[str]) -> NesScore:

@@ -63,26 +63,10 @@ def set_threads(threads: int | None = None) -> int:
 
 
 def load_source(path, seed: int = 0) -> NesScore:
-    """A song to prime or accompany: NES-MDB MIDI, TX1 text, or any MIDI (mapped onto the NES
-    voices with :func:`lakhnes.lakh.general_midi_to_nes` when it has no NES tracks)."""
-    from pathlib import Path
+    """A song to prime or accompany: see :func:`lakhnes.export.load_source` (torch-free)."""
+    from lakhnes.export import load_source as _load_source
 
-    from lakhnes.score import read_midi
-
-    p = Path(path)
-    low = p.name.lower()
-    if low.endswith(".tx1.txt"):
-        return tx1.read_tx1(p)
-    if not low.endswith((".mid", ".midi")):
-        raise InvalidInputError("not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file", str(p))
-    try:
-        return read_midi(p)
-    except InvalidInputError as e:
-        if not e.reason.startswith("no NES tracks"):
-            raise
-    from lakhnes.lakh import general_midi_to_nes
-
-    return general_midi_to_nes(p, seed=seed)
+    return _load_source(path, seed=seed)
 
 
 # ----------------------------------------------------------------------------- sampling core

@@ -1,9 +1,10 @@
-"""Small file helpers: atomic writes."""
+"""Small file helpers: atomic writes, and checking that an output can be written."""
 
 from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,9 +28,33 @@ def atomic_path(path: str | os.PathLike):
         if tmp.exists():  # the usual permissions, whatever the writer used (safetensors: 0600)
             os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename in (str(tmp), tmp):  # name the file the user asked for, never the temporary one
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise ``OSError`` (naming ``path``) unless a file can be written at ``path``: checked by
+    creating and removing a file in its folder, or in the nearest folder above it that exists
+    (the missing ones would be made). Cheap; meant to run before a long job."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    up = path.parent
+    while not up.exists() and up != up.parent:
+        up = up.parent
+    if not up.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{up} is a file, not a folder", str(path))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lakhnes-probe-", dir=up)
+    except OSError as e:
+        raise OSError(e.errno, f"{up}: {e.strerror}" if up != path.parent else e.strerror, str(path)) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

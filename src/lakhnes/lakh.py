@@ -18,7 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import DEFAULT_VELOCITY, NOTE_DTYPE, PITCH_RANGE, SAMPLE_RATE, NesScore, make_notes
+from lakhnes.score import (
+    DEFAULT_VELOCITY,
+    MAX_SAMPLES,
+    NOTE_DTYPE,
+    PITCH_RANGE,
+    SAMPLE_RATE,
+    NesScore,
+    check_midi_header,
+    make_notes,
+    tick_to_sample,
+    too_long,
+)
 
 #: Corpus filters (the paper's): file size, song length; examples are clipped to CLIP_SECONDS.
 MAX_BYTES = 512 * 1024
@@ -94,32 +105,14 @@ def _load(src, path: str | None, max_bytes: int | None):
     if data[:4] != b"MThd":
         raise SkippedFile("corrupt", "not a MIDI file (no MThd header)", path)
     try:
+        data = check_midi_header(data)
+    except InvalidInputError as e:
+        raise SkippedFile("corrupt", e.reason, path) from None
+    try:
         return symusic.Score.from_midi(data)
     except Exception as e:  # symusic raises plain RuntimeError/ValueError on corrupt data
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SkippedFile("corrupt", f"corrupt MIDI ({msg})", path) from None
-
-
-def _tick_to_sample(sm):
-    """A function mapping MIDI ticks to samples through the tempo map (float64, rounded)."""
-    tpq = max(int(sm.ticks_per_quarter), 1)
-    t = sm.tempos.numpy() if len(sm.tempos) else {"time": np.zeros(0), "mspq": np.zeros(0)}
-    times = np.asarray(t["time"], dtype=np.int64)
-    mspq = np.asarray(t["mspq"], dtype=np.float64)
-    order = np.argsort(times, kind="stable")
-    times, mspq = times[order], mspq[order]
-    if not len(times) or times[0] > 0:  # MIDI default tempo until the first change
-        times, mspq = np.insert(times, 0, 0), np.insert(mspq, 0, 500000.0)
-    mspq = np.where(mspq > 0, mspq, 500000.0)
-    sec_per_tick = mspq / 1e6 / tpq
-    at = np.concatenate([[0.0], np.cumsum(np.diff(times) * sec_per_tick[:-1])])
-
-    def convert(ticks: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(times, ticks, side="right") - 1
-        i = np.maximum(i, 0)
-        return np.round((at[i] + (ticks - times[i]) * sec_per_tick[i]) * SAMPLE_RATE).astype(np.int64)
-
-    return convert
 
 
 def read_parts(src, path: str | None = None, *, limits: bool = True) -> Parts:
@@ -130,7 +123,7 @@ def read_parts(src, path: str | None = None, *, limits: bool = True) -> Parts:
     if path is None and not isinstance(src, (bytes, bytearray)):
         path = str(src)
     sm = _load(src, path, MAX_BYTES if limits else None)
-    to_samples = _tick_to_sample(sm)
+    to_samples = tick_to_sample(sm)
     raw = []
     last = 0
     for track in sm.tracks:
@@ -147,6 +140,8 @@ def read_parts(src, path: str | None = None, *, limits: bool = True) -> Parts:
     seconds = last / SAMPLE_RATE
     if not raw:
         raise SkippedFile("too_short", "no notes", path)
+    if last > MAX_SAMPLES:  # every reader's one-hour cap, before any per-sample or per-token work
+        raise SkippedFile("too_long", too_long(last), path)
     if limits and seconds < MIN_SECONDS:
         raise SkippedFile("too_short", f"too short ({seconds:.1f} s < {MIN_SECONDS:.0f} s)", path)
     if limits and seconds > MAX_SECONDS:

@@ -338,10 +338,14 @@ def register_lakh(subparsers) -> None:
 
 
 def run_lakh(args) -> int:
-    from lakhnes.cli.common import fail, usage_error
+    from lakhnes.cli.common import fail, unwritable, usage_error
 
     if args.workers is not None and args.workers < 1:
         return usage_error(f"--workers must be at least 1 (got {args.workers})")
+    problem = unwritable([args.output, args.midi_out], folder=True)
+    if problem:
+        fail(problem)
+        return 1
     try:
         m = prepare_lakh(args.src, args.output, max_per_file=args.max_per_file, seed=args.seed,
                          workers=args.workers, midi_out=args.midi_out, progress=not args.quiet,

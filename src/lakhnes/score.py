@@ -58,6 +58,11 @@ class NesScore:
     def num_notes(self) -> int:
         return sum(len(n) for n in self.notes.values())
 
+    @property
+    def is_empty(self) -> bool:
+        """No notes and no length: nothing to hear, encode or continue (every reader refuses it)."""
+        return self.end <= 0 and not self.num_notes
+
     def __eq__(self, other) -> bool:
         if not isinstance(other, NesScore) or self.end != other.end:
             return False
@@ -147,10 +152,74 @@ def _load_symusic(src: str | os.PathLike | bytes, path: str | None):
     if data[:4] != b"MThd":
         raise InvalidInputError("not a MIDI file (no MThd header)", path)
     try:
+        data = check_midi_header(data)
+    except InvalidInputError as e:
+        raise e.with_path(path) from None
+    try:
         return symusic.Score.from_midi(data)
     except Exception as e:  # symusic raises plain RuntimeError/ValueError on corrupt data
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InvalidInputError(f"corrupt MIDI ({msg})", path) from None
+
+
+def too_long(samples: int) -> str:
+    """The one reason every reader gives for a song over ``MAX_SAMPLES``."""
+    return f"song too long ({samples / SAMPLE_RATE:.0f} s; the limit is {MAX_SAMPLES // SAMPLE_RATE} s)"
+
+
+def check_midi_header(data: bytes) -> bytes:
+    """The MIDI bytes, checked before parsing; raises ``InvalidInputError`` (no path) for a header
+    no reader can time: 0 ticks per quarter note, or SMPTE time division.
+
+    A header whose track count is smaller than the ``MTrk`` chunks that follow it (0 after a
+    damaged header) is repaired: every complete chunk is read, as the file's layout shows it.
+    """
+    if len(data) < 14:
+        raise InvalidInputError("corrupt MIDI (header cut short)")
+    division = int.from_bytes(data[12:14], "big")
+    if division == 0:
+        raise InvalidInputError("corrupt MIDI header: 0 ticks per quarter note (no timing)")
+    if division & 0x8000:
+        raise InvalidInputError("SMPTE time division is not supported (ticks per quarter note only)")
+    pos, found = 8 + int.from_bytes(data[4:8], "big"), 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos + 4 : pos + 8], "big")
+        if pos + 8 + size > len(data):
+            break
+        found += data[pos : pos + 4] == b"MTrk"
+        pos += 8 + size
+    if int.from_bytes(data[10:12], "big") < found <= 0xFFFF:
+        data = data[:10] + found.to_bytes(2, "big") + data[12:]
+    return data
+
+
+def tick_to_sample(sm):
+    """A function mapping a ``symusic.Score``'s ticks to samples through its tempo map.
+
+    Before the first tempo event the MIDI default (120 bpm) holds; a tempo of 0 (invalid: a
+    beat would take no time) is skipped, the tempo before it staying in force.
+    """
+    tpq = int(sm.ticks_per_quarter)
+    if tpq <= 0:
+        raise InvalidInputError("corrupt MIDI header: 0 ticks per quarter note (no timing)")
+    t = sm.tempos.numpy() if len(sm.tempos) else {"time": np.zeros(0), "mspq": np.zeros(0)}
+    times = np.asarray(t["time"], dtype=np.int64)
+    mspq = np.asarray(t["mspq"], dtype=np.float64)
+    valid = mspq > 0
+    times, mspq = times[valid], mspq[valid]
+    order = np.argsort(times, kind="stable")
+    times, mspq = times[order], mspq[order]
+    if not len(times) or times[0] > 0:  # MIDI default tempo until the first change
+        times, mspq = np.insert(times, 0, 0), np.insert(mspq, 0, 500000.0)
+    sec_per_tick = mspq / 1e6 / tpq
+    at = np.concatenate([[0.0], np.cumsum(np.diff(times) * sec_per_tick[:-1])])
+
+    def convert(ticks) -> np.ndarray:
+        ticks = np.asarray(ticks, dtype=np.int64)
+        i = np.maximum(np.searchsorted(times, ticks, side="right") - 1, 0)
+        return np.round((at[i] + (ticks - times[i]) * sec_per_tick[i]) * SAMPLE_RATE).astype(np.int64)
+
+    return convert
 
 
 def _raw(src) -> bytes:
@@ -171,9 +240,9 @@ def read_midi(src: str | os.PathLike | bytes, name: str | None = None) -> NesSco
     if name is None:
         name = Path(path).name.split(".")[0] if path else ""
     sm = _load_symusic(src, path)
-    native = sm.ticks_per_quarter == 22050 and all(t.mspq == 500000 for t in sm.tempos)
-    if not native:
-        sm = sm.to("second")
+    # NES-MDB's own layout: a tick is exactly one sample (22050 ticks a beat at 120 bpm)
+    native = sm.ticks_per_quarter == 22050 and all(t.mspq == 500000 for t in sm.tempos if t.mspq > 0)
+    to_samples = None if native else tick_to_sample(sm)
     tracks = {}
     for t in sm.tracks:
         key = t.name.strip().upper()
@@ -186,8 +255,8 @@ def read_midi(src: str | os.PathLike | bytes, name: str | None = None) -> NesSco
         raise InvalidInputError(f"no NES tracks (expected p1, p2, tr, no; found {found})", path)
 
     def ticks(x) -> np.ndarray:
-        x = np.asarray(x)
-        return x.astype(np.int64) if native else np.round(x * SAMPLE_RATE).astype(np.int64)
+        x = np.asarray(x, dtype=np.int64)
+        return x if native else to_samples(x)
 
     score = NesScore(name=name)
     last = 0
@@ -195,7 +264,7 @@ def read_midi(src: str | os.PathLike | bytes, name: str | None = None) -> NesSco
         if len(t.notes):
             a = t.notes.numpy()
             start = ticks(a["time"])
-            end = ticks(a["time"] + a["duration"])
+            end = ticks(a["time"].astype(np.int64) + a["duration"])
             order = np.lexsort((a["pitch"], start))
             notes = make_notes(start[order], end[order], a["pitch"][order], a["velocity"][order])
             notes = notes[notes["end"] > notes["start"]]  # zero-length notes make no sound
@@ -215,7 +284,9 @@ def read_midi(src: str | os.PathLike | bytes, name: str | None = None) -> NesSco
     marker = int(ticks([ts[-1].time])[0]) if len(ts) else 0
     score.end = marker if marker > 0 else last
     if score.end > MAX_SAMPLES or last > MAX_SAMPLES:
-        raise InvalidInputError(f"song too long ({max(score.end, last) / SAMPLE_RATE:.0f} s)", path)
+        raise InvalidInputError(too_long(max(score.end, last)), path)
+    if score.is_empty:
+        raise InvalidInputError("empty song: no notes and no length", path)
     try:
         score.check()
     except InvalidInputError as e:
@@ -263,5 +334,5 @@ def write_midi(score: NesScore, path: str | os.PathLike) -> None:
     """Write NES-MDB-style MIDI atomically (temporary name, then rename)."""
     from lakhnes.io import atomic_path
 
-    with atomic_path(path) as tmp:
-        to_symusic(score).dump_midi(str(tmp))
+    with atomic_path(path) as tmp:  # bytes written by Python: a failure is an OSError naming the file
+        Path(tmp).write_bytes(to_symusic(score).dumps_midi())

@@ -4,6 +4,17 @@ An *event array* is an ``int64`` array: a value ``>= 0`` is a note token id from
 :mod:`lakhnes.vocab` (``<S>``, NOTEON, NOTEOFF), a value ``< 0`` is a wait of ``-value``
 samples. Raw waits keep the exact timing (the LakhNES text files hold raw waits); token ids
 snap them to the 370 vocabulary waits.
+
+Reading TX1 (text or token ids) follows LakhNES' ``tx1_to_midi``, the format's definition, and
+every command that reads it (``decode``, ``synth``, ``plot``, ``generate --prime/--rhythm/--keep``,
+the studio) goes through the same functions, so they agree:
+
+- a NOTEON while the voice sounds ends the sounding note there (legato);
+- a NOTEOFF for a silent voice does nothing (``tx1_to_midi`` skips it); the writers and the
+  sampler never produce one (:func:`check_ids` is their check);
+- ``<S>``, the model's song separator, is not music and is skipped;
+- a song with neither a note nor a wait (e.g. a file holding only ``<S>``) is empty and refused:
+  there is nothing to decode, render or continue.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from lakhnes.score import (
     VOICES,
     NesScore,
     make_notes,
+    too_long,
 )
 
 __all__ = [
@@ -113,20 +125,32 @@ def text_to_events(text: str, source: str | None = None) -> np.ndarray:
         if tok.startswith("WT_"):
             num = tok[3:]
             if not _INT.fullmatch(num):
-                raise InvalidInputError(f"line {lineno}: wait {tok!r} is not a whole number of samples", source)
-            w = int(num)
+                raise InvalidInputError(f"line {lineno}: wait {_short(tok)!r} is not a whole number of samples",
+                                        source)
+            sig = num.lstrip("-").lstrip("0") or "0"  # leading zeros do not count
+            digits = len(sig)
+            if digits > _MAX_WAIT_DIGITS:  # checked before int(): thousands of digits are slow (and raise)
+                raise InvalidInputError(f"line {lineno}: song too long: wait {_short(tok)!r} has {digits} digits "
+                                        f"(the limit is {MAX_SAMPLES // SAMPLE_RATE} s)", source)
+            w = -int(sig) if num.startswith("-") else int(sig)
             if w <= 0:
                 raise InvalidInputError(f"line {lineno}: wait {tok!r} must be positive", source)
             now += w
             if now > MAX_SAMPLES:
-                raise InvalidInputError(f"line {lineno}: song too long (over {MAX_SAMPLES // SAMPLE_RATE} s)", source)
+                raise InvalidInputError(f"line {lineno}: {too_long(now)}", source)
             out.append(-w)
             continue
-        raise InvalidInputError(f"line {lineno}: {_why_unknown(tok, now)}", source)
+        raise InvalidInputError(f"line {lineno}: {_why_unknown(_short(tok, 40), now)}", source)
     return np.array(out, dtype=np.int64)
 
 
 _INT = re.compile(r"-?[0-9]+")
+#: digits of the longest wait worth parsing (one hour is 158,760,000 samples: 9 digits)
+_MAX_WAIT_DIGITS = len(str(MAX_SAMPLES))
+
+
+def _short(tok: str, n: int = 24) -> str:
+    return tok if len(tok) <= n else f"{tok[:n]}...({len(tok)} characters)"
 
 
 def _why_unknown(tok: str, now: int = 0) -> str:
@@ -213,4 +237,7 @@ def read_tx1(path) -> NesScore:
         raise InvalidInputError(f"cannot read TX1 text (not UTF-8: {e.reason} at byte {e.start})", str(p)) from None
     if not text.strip():
         raise InvalidInputError("empty TX1 file", str(p))
-    return text_to_score(text, name=p.name.split(".")[0], source=str(p))
+    score = text_to_score(text, name=p.name.split(".")[0], source=str(p))
+    if score.is_empty:  # e.g. only <S>, or only NOTEOFFs: no note and no wait
+        raise InvalidInputError("empty song: no notes and no waits", str(p))
+    return score

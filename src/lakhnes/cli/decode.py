@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakhnes.cli.encode import convert
+from lakhnes.cli.encode import convert, write_output
 
 
 def register(sub) -> None:
@@ -18,7 +18,8 @@ def _decode(job) -> None:
     from lakhnes.score import write_midi
     from lakhnes.tx1 import read_tx1
 
-    write_midi(read_tx1(src), dst)
+    score = read_tx1(src)  # refuses an empty song (e.g. only <S>), as synth and --prime do
+    write_output(dst, lambda: write_midi(score, dst))
 
 
 def run(args) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lakhnes.cli.common import MIDI_SUFFIXES, fail, summary, usage_error
+from lakhnes.cli.common import MIDI_SUFFIXES, fail, summary, unwritable, usage_error
+from lakhnes.errors import InvalidInputError
 
 
 def register(sub) -> None:
@@ -21,7 +22,18 @@ def _encode(job) -> None:
     from lakhnes.score import read_midi
     from lakhnes.tx1 import score_to_text
 
-    write_text_atomic(dst, score_to_text(read_midi(src)))
+    text = score_to_text(read_midi(src))
+    if not text:  # never an empty output counted as converted (read_midi refuses empty songs too)
+        raise InvalidInputError("empty song: nothing to encode")
+    write_output(dst, lambda: write_text_atomic(dst, text))
+
+
+def write_output(dst, write) -> None:
+    """Run ``write()``; a failure names the output file ``dst`` (not the input, nor a temporary name)."""
+    try:
+        write()
+    except OSError as e:
+        raise InvalidInputError(f"cannot write ({e.strerror or e})", str(dst)) from None
 
 
 def plan(inputs: list[str], out: Path, suffixes, new_suffix: str) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -65,6 +77,10 @@ def convert(args, func, suffixes, new_suffix: str) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         return usage_error(f"{out}: output must be a folder")
+    problem = unwritable([out], folder=True)
+    if problem:
+        fail(problem)
+        return 1
     jobs, refused = plan(args.inputs, out, suffixes, new_suffix)
     for line in refused:
         fail(line)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lakhnes.cli.common import fail, usage_error
+from lakhnes.cli.common import fail, unwritable, usage_error
 
-RESULTS = "results/evals"
+#: where results go by default: a folder of the user's (the project's own table lives in results/evals,
+#: written only when asked for: --results results/evals)
+RESULTS = "lakhnes-results/evals"
 
 
 def register(sub) -> None:
@@ -65,6 +67,10 @@ def run(args) -> int:
         fail(str(e))
         return 1
     res["name"] = name
+    problem = unwritable([args.results], folder=True) or unwritable([args.json])  # before a long evaluation
+    if problem:
+        fail(problem)
+        return 1
     print(f"{name} on {args.split}: {res['targets']} tokens scored, NLL {res['nll']:.4f} nats, "
           f"PPL {res['ppl']:.3f}  ({res['tokens_per_s']:.0f} tokens/s)")
     if args.json:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lakhnes.cli.common import fail, usage_error
+from lakhnes.cli.common import fail, unwritable, usage_error
 
 OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png")
+#: new music a song may ask for: without --long, and with it (every song file is capped at one hour)
+MAX_SECONDS, MAX_TOKENS = 600.0, 40_000
+LONG_SECONDS, LONG_TOKENS = 3600.0, 250_000
 
 
 def register(sub) -> None:
@@ -23,6 +26,9 @@ def register(sub) -> None:
                         help="music to generate (default 30); with --rhythm/--keep: use the source's "
                              "first SECONDS (default: all of it)")
     length.add_argument("--tokens", type=int, default=None, help="generate this many tokens instead")
+    p.add_argument("--long", action="store_true",
+                   help=f"allow up to {LONG_SECONDS:.0f} s ({LONG_TOKENS:,} tokens) of new music a song; without it "
+                        f"--seconds stops at {MAX_SECONDS:.0f} and --tokens at {MAX_TOKENS:,} (a long song takes minutes)")
     p.add_argument("--temperature", type=float, default=0.95,
                    help="softmax temperature (default 0.95; 0 = greedy)")
     p.add_argument("--top-k", type=int, default=32,
@@ -90,6 +96,13 @@ def _check(args) -> str | None:
         return "--prime-seconds must be positive"
     if (args.rhythm or args.keep) and args.tokens is not None:
         return "--tokens does not apply to --rhythm or --keep (the length is the source's)"
+    for name, value, cap, most, unit in (("--seconds", args.seconds, MAX_SECONDS, LONG_SECONDS, "s"),
+                                         ("--tokens", args.tokens, MAX_TOKENS, LONG_TOKENS, "tokens")):
+        if value is not None and value > most:
+            return f"{name} {value:g}: a song holds at most {most:g} {unit} of new music"
+        if value is not None and value > cap and not args.long:
+            return f"{name} {value:g} is over {cap:g} {unit}: a long song takes minutes to sample; add --long " \
+                   f"to allow up to {most:g} {unit}"
     return None
 
 
@@ -97,10 +110,29 @@ def run(args) -> int:
     problem = _check(args)
     if problem:
         return usage_error(problem)
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.export import load_source
+    from lakhnes.score import SAMPLE_RATE
+
+    # before the expensive steps (torch, the model, sampling): the outputs can be written, the source reads
+    paths = [p for song in output_paths(args.output, args.num) for p in song]
+    problem = unwritable(paths)
+    if problem:
+        fail(problem)
+        return 1
+    source_file = args.prime or args.rhythm or (args.keep[1] if args.keep else None)
+    try:
+        source = load_source(source_file, seed=args.seed or 0) if source_file else None
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
+    if args.prime and not args.only_new and args.seconds is not None:
+        kept = source.seconds if args.prime_seconds is None else min(source.seconds, args.prime_seconds)
+        if kept + args.seconds > LONG_SECONDS:
+            return usage_error(f"{source_file}: {kept:.0f} s of prime + {args.seconds:g} s is over the one-hour "
+                               "limit of a song (use --prime-seconds or --only-new)")
     from lakhnes import generate as G
     from lakhnes.constraints import parse_keep
-    from lakhnes.errors import InvalidInputError
-    from lakhnes.score import SAMPLE_RATE
 
     try:
         keep = parse_keep(args.keep[0]) if args.keep else None
@@ -113,8 +145,6 @@ def run(args) -> int:
         G.set_threads(args.threads)
     try:
         model = G.load_model(args.model, device) if args.model else G.load_default_model(device)
-        source_file = args.prime or args.rhythm or (args.keep[1] if args.keep else None)
-        source = G.load_source(source_file, seed=args.seed or 0) if source_file else None
     except InvalidInputError as e:
         fail(str(e))
         return 1

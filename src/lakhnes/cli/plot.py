@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakhnes.cli.common import fail, usage_error
+from lakhnes.cli.common import done, fail, unwritable, usage_error
 
 
 def register(sub) -> None:
@@ -44,6 +44,10 @@ def run(args) -> int:
         highlight = _highlight(args.highlight)
     except ValueError as e:
         return usage_error(str(e))
+    problem = unwritable([args.output])
+    if problem:
+        fail(problem)
+        return 1
     try:
         score = load(args.input)
         piano_roll(score, args.output, title=args.title or score.name, highlight=highlight)
@@ -53,4 +57,5 @@ def run(args) -> int:
     except OSError as e:
         fail(f"{args.output}: cannot write ({e.strerror or e})")
         return 1
+    done(args.output, score.seconds)
     return 0

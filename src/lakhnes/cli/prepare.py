@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from lakhnes.cli.common import usage_error
+from lakhnes.cli.common import unwritable, usage_error
 
 
 def register(sub) -> None:
@@ -31,6 +31,10 @@ def run_nesmdb(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         return usage_error("--workers must be at least 1")
+    problem = unwritable([args.output], folder=True)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     try:
         m = prepare_nesmdb(args.source, args.output, workers=args.workers)
     except InvalidInputError as e:

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from lakhnes.cli.common import expand_inputs, fail, summary, usage_error
+from lakhnes.cli.common import expand_inputs, fail, summary, unwritable, usage_error
 
 
 def register(sub) -> None:
@@ -35,6 +35,10 @@ def run(args) -> int:
 
     if args.measure_s <= 0 or args.grid < 1:
         return usage_error("--measure-s must be > 0 and --grid >= 1")
+    problem = unwritable([args.output, args.png, args.json])
+    if problem:
+        fail(problem)
+        return 1
     groups = [(args.inputs, _label(args.inputs, args.name, "songs"))]
     if args.vs:
         groups.append((args.vs, _label(args.vs, args.vs_name, "reference")))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakhnes.cli.common import fail, usage_error
+from lakhnes.cli.common import done, fail, unwritable, usage_error
 
 
 def register(sub) -> None:
@@ -30,7 +30,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
     from lakhnes.export import SAVE_SUFFIXES, kind_of, load, save, without
-    from lakhnes.synth import parse_filters, parse_mute, render, write_wav
+    from lakhnes.synth import parse_filters, parse_mute, render_wav
 
     try:
         mute = parse_mute(args.mute)
@@ -40,6 +40,10 @@ def run(args) -> int:
     for out in args.output:
         if kind_of(out) in (None, "npy"):
             return usage_error(f"{out}: unknown output type (use one of {', '.join(SAVE_SUFFIXES)})")
+    problem = unwritable(args.output)
+    if problem:
+        fail(problem)
+        return 1
     try:
         score = load(args.input)
     except InvalidInputError as e:
@@ -48,14 +52,17 @@ def run(args) -> int:
     failed = 0
     for out in args.output:
         try:
-            if kind_of(out) == "wav":
-                write_wav(render(score, duty=args.duty, filters=filters, mute=mute), out)
+            if kind_of(out) == "wav":  # streamed to the file block by block: flat memory at any length
+                render_wav(score, out, duty=args.duty, filters=filters, mute=mute)
             else:
                 save(without(score, mute), out)
         except InvalidInputError as e:
             fail(str(e.with_path(args.input)))
             failed += 1
+            continue
         except OSError as e:
             fail(f"{out}: cannot write ({e.strerror or e})")
             failed += 1
+            continue
+        done(out, score.seconds)
     return 1 if failed else 0

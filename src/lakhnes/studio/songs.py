@@ -22,6 +22,7 @@ import numpy as np
 
 from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore, read_midi
+from lakhnes.studio import MAX_SONGS
 
 ID_RE = re.compile(r"^[0-9a-f]{12}$")
 #: every file name a song folder may hold
@@ -60,11 +61,15 @@ def mute_name(mute) -> str:
 
 
 class SongStore:
-    """The songs under ``out_dir/songs``; thread-safe for one process."""
+    """The songs under ``out_dir/songs``; thread-safe for one process. At most ``max_songs`` are
+    kept: adding one deletes the oldest beyond that (None: no cap)."""
 
-    def __init__(self, out_dir: str | os.PathLike):
+    def __init__(self, out_dir: str | os.PathLike, max_songs: int | None = MAX_SONGS):
+        if max_songs is not None and max_songs < 1:
+            raise InvalidInputError(f"max_songs must be at least 1, not {max_songs}")
         self.root = Path(out_dir).resolve() / "songs"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.max_songs = max_songs
         self._render_lock = threading.Lock()
 
     # ------------------------------------------------------------------ writing
@@ -81,7 +86,7 @@ class SongStore:
         try:
             write_midi(score, tmp / "song.mid")
             write_text_atomic(tmp / "song.tx1.txt", score_to_text(score))
-            synth.write_wav(synth.render(score), tmp / "song.wav")
+            synth.render_wav(score, tmp / "song.wav")
             info = {
                 "id": song_id,
                 "created": time.time(),
@@ -96,7 +101,27 @@ class SongStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+        self.prune(keep=song_id)
         return self.public(info)
+
+    def prune(self, keep: str | None = None) -> list[str]:
+        """Delete the oldest songs beyond ``max_songs`` (never ``keep``); return their ids."""
+        if self.max_songs is None:
+            return []
+        songs = []
+        for d in self.root.iterdir():
+            if ID_RE.fullmatch(d.name) and d.is_dir():
+                try:
+                    created = float(json.loads((d / "song.json").read_text())["created"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    created = d.stat().st_mtime  # a damaged folder: its age on disk
+                songs.append((created, d.name))
+        songs.sort(reverse=True)
+        gone = [sid for _, sid in songs[self.max_songs :] if sid != keep]
+        with self._render_lock:  # not while a render writes into one of them
+            for sid in gone:
+                shutil.rmtree(self.root / sid, ignore_errors=True)
+        return gone
 
     def render(self, song_id: str, mute) -> str:
         """Render the song with ``mute`` voices silenced (cached); return the file name."""
@@ -107,7 +132,7 @@ class SongStore:
         with self._render_lock:
             if not path.exists():
                 score = read_midi(path.with_name("song.mid"))
-                synth.write_wav(synth.render(score, mute=tuple(mute)), path)
+                synth.render_wav(score, path, mute=tuple(mute))
         return name
 
     # ------------------------------------------------------------------ reading

@@ -1,13 +1,16 @@
 """NES audio: render an ``NesScore`` the way the 2A03 APU plays it, and write WAV files.
 
-``render`` builds each channel as a whole-song numpy array (``channels``), mixes them with
-the chip's non-linear mixer and applies the console's output filters (``mixer``).
+``render`` builds each channel's segments for the whole song (``channels``), then renders,
+mixes (the chip's non-linear mixer) and filters (the console's output filters, ``mixer``) one
+block of ``BLOCK`` samples at a time; ``render_wav`` writes those blocks straight to a WAV file,
+so memory stays flat at any song length.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -15,7 +18,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.synth import channels, mixer
 
-__all__ = ["render", "write_wav", "DEFAULT_DUTY", "parse_mute", "parse_filters"]
+__all__ = ["render", "render_blocks", "render_wav", "write_wav", "DEFAULT_DUTY", "parse_mute", "parse_filters"]
 
 #: Pulse duty (0-3 = 12.5/25/50/75 %) used where a score carries no timbre (e.g. TX1).
 DEFAULT_DUTY = 2
@@ -89,6 +92,26 @@ def render(
     Raises ``InvalidInputError`` for out-of-range pitches (naming the voice, time and pitch),
     polyphonic voices, bad options, or a score with neither notes nor length.
     """
+    n, blocks = render_blocks(score, sample_rate, duty, filters, mute)
+    out = np.empty(n, dtype=np.float32)
+    at = 0
+    for block in blocks:
+        out[at : at + len(block)] = block
+        at += len(block)
+    return out
+
+
+def render_blocks(
+    score: NesScore,
+    sample_rate: int = SAMPLE_RATE,
+    duty: int | None = None,
+    filters: bool | str | Iterable[str] = True,
+    mute: str | Iterable[str] = (),
+) -> tuple[int, Iterator[np.ndarray]]:
+    """``render`` one block at a time: the song's length in samples, and an iterator of its
+    float32 blocks (``BLOCK`` samples, the last one shorter). Concatenated, the blocks are
+    ``render``'s output exactly; memory stays that of one block whatever the song's length.
+    Everything is checked before this returns (same errors as ``render``)."""
     _check_options(sample_rate, duty)
     muted = parse_mute(mute)
     stages = parse_filters(filters)
@@ -121,26 +144,48 @@ def render(
         else:
             seg = channels.segments(notes, channels.noise_rates(pitch, sample_rate), n, vol, tim, 0)
             oscs[v] = channels.noise(seg, gain)
-    out = np.zeros(n, dtype=np.float32)
-    ramp = np.arange(min(n, BLOCK) + 1, dtype=np.float64)
-    state = None
-    for c0 in range(0, n, BLOCK):
-        c1 = min(n, c0 + BLOCK)
-        mixed = mixer.mix_scaled(*(oscs[v].block(c0, c1, ramp) if v in oscs else None for v in VOICES))
-        if mixed is None:
-            mixed = np.zeros(c1 - c0)
-        if stages:
-            mixed, state = mixer.output_filters(mixed, sample_rate, stages, state=state)
-        out[c0:c1] = mixed
-    return out
+
+    def blocks() -> Iterator[np.ndarray]:
+        ramp = np.arange(min(n, BLOCK) + 1, dtype=np.float64)
+        state = None
+        for c0 in range(0, n, BLOCK):
+            c1 = min(n, c0 + BLOCK)
+            mixed = mixer.mix_scaled(*(oscs[v].block(c0, c1, ramp) if v in oscs else None for v in VOICES))
+            if mixed is None:
+                mixed = np.zeros(c1 - c0)
+            if stages:
+                mixed, state = mixer.output_filters(mixed, sample_rate, stages, state=state)
+            yield mixed.astype(np.float32)
+
+    return n, blocks()
 
 
-def write_wav(audio: np.ndarray, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write mono audio (float, -1..1; clipped) as a 16-bit PCM WAV, atomically."""
+def _pcm16(audio: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def write_wav(audio: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike,
+              sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono audio (float, -1..1; clipped) as a 16-bit PCM WAV, atomically. ``audio`` is
+    one array or an iterable of blocks, written as they come (memory: one block)."""
     import soundfile as sf
 
     from lakhnes.io import atomic_path
 
-    pcm = np.round(np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
+    blocks = [audio] if isinstance(audio, np.ndarray) else audio
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), pcm, int(sample_rate), subtype="PCM_16", format="WAV")
+        try:
+            with sf.SoundFile(str(tmp), "w", int(sample_rate), 1, subtype="PCM_16", format="WAV") as fh:
+                for block in blocks:
+                    fh.write(_pcm16(block))
+        except sf.SoundFileRuntimeError as e:  # libsndfile's errors are not OSErrors: say it as one
+            raise OSError(errno.EIO, str(getattr(e, "error_string", e)), str(path)) from None
+
+
+def render_wav(score: NesScore, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, duty: int | None = None,
+               filters: bool | str | Iterable[str] = True, mute: str | Iterable[str] = ()) -> int:
+    """Render ``score`` straight into a 16-bit WAV file block by block (``render`` + ``write_wav``
+    with the same bytes, without holding the song in memory); returns its length in samples."""
+    n, blocks = render_blocks(score, sample_rate, duty, filters, mute)
+    write_wav(blocks, path, sample_rate)
+    return n
