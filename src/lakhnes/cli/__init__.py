@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: subcommand modules, in the order ``lakhnes --help`` lists them
-COMMANDS = ["generate", "synth", "plot", "encode", "decode", "prepare", "train", "eval", "report", "stats", "serve"]
+COMMANDS = ["generate", "synth", "plot", "encode", "decode", "prepare", "train", "eval", "report", "stats", "serve", "listen"]
 
 
 class _Parser(argparse.ArgumentParser):

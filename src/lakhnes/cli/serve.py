@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest song a request may ask for")
+    p.add_argument("--study", default=None, metavar="STUDY",
+                   help="also serve a listening study (lakhnes listen setup) at /listen/")
     p.set_defaults(func=run)
 
 
@@ -52,7 +54,7 @@ def run(args) -> int:
 
     try:
         app = create_app(args.model, args.output, device=device, limits=Limits(max_seconds=args.max_seconds),
-                         trusted_hosts=LOOPBACK_NAMES if _is_loopback(args.host) else None)
+                         trusted_hosts=LOOPBACK_NAMES if _is_loopback(args.host) else None, study_dir=args.study)
     except InvalidInputError as e:
         fail(str(e))
         return 1
@@ -63,6 +65,8 @@ def run(args) -> int:
         print(f"warning: listening on {args.host}: anyone who can reach this machine can use the studio")
     url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"LakhNES Studio: {url}/  (API: {url}/reference; songs go to {args.output}/songs; Ctrl+C stops)")
+    if args.study:
+        print(f"Listening study: {url}/listen/  (results: {url}/listen/results?key={app.state.study.key})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -49,9 +49,10 @@ def _model_name(model, model_path) -> str:
 
 def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
                model=None, device: str = "cpu", limits: modes.Limits | None = None,
-               trusted_hosts: list[str] | None = None) -> FastAPI:
+               trusted_hosts: list[str] | None = None, study_dir: str | os.PathLike | None = None) -> FastAPI:
     """The studio app. ``model`` (an already loaded model) wins over ``model_path``; with
     neither, the shipped default model is loaded. Songs are written under ``out_dir``.
+    ``study_dir``: a listening study (``lakhnes listen setup``) to serve under ``/listen``.
     ``trusted_hosts`` limits the ``Host`` header (e.g. loopback names, against DNS rebinding);
     POSTs from another origin (a cross-site form or script) are always refused."""
     limits = limits or modes.Limits()
@@ -125,6 +126,12 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         return FileResponse(STATIC / "reference.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if study_dir is not None:  # the listening study's page and API (lakhnes serve --study DIR)
+        from lakhnes.studio.listen_routes import listen_router
+
+        listen = listen_router(study_dir)
+        app.include_router(listen)
+        app.state.study = listen.study
 
     # ------------------------------------------------------------------ API
     @app.get("/api/info", summary="Model, modes and limits")
