@@ -7,7 +7,7 @@
 # checkpoints after 1, 2 and 4 units kept. Each of 0 (no pre-training: a fresh model), 1, 2, 4
 # units is then fine-tuned on NES-MDB with augmentation for the same FT_STEPS (fresh optimizer,
 # warmup, cosine) and scored on the NES-MDB test split with the LakhNES protocol (`lakhnes eval
-# --split test`). The model shape is MODEL_ARGS (default: the `small` preset).
+# --split test`). The model shape is the `small` preset changed by MODEL_ARGS (default: 4 heads, no dropout).
 #
 # Re-running resumes: finished stages are kept. Results: $WORK/pretrain_curve.md and
 # docs/pretrain_curve.png (experiments/pretrain_curve_plot.py).
@@ -17,14 +17,14 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-UNIT="${UNIT:-1000}"
-FT_STEPS="${FT_STEPS:-2000}"
+UNIT="${UNIT:-500}"
+FT_STEPS="${FT_STEPS:-1000}"
 WORK="${WORK:-$ROOT/runs/pretrain_curve}"
 NESMDB="${NESMDB:-$ROOT/data/nesmdb}"
 LAKH="${LAKH:-$ROOT/data/lakh}"
 NESMDB_SRC="${NESMDB_SRC:-$ROOT/../shared/data/nesmdb_midi.tar.gz}"
 LAKH_SRC="${LAKH_SRC:-$ROOT/../shared/data/multitrack_midi.tar.gz}"
-MODEL_ARGS="${MODEL_ARGS:-}"
+MODEL_ARGS="${MODEL_ARGS:---set n_head=4 --set dropout=0}"
 LR="${LR:-5e-4}"
 PLOT="${PLOT:-$ROOT/docs/pretrain_curve.png}"
 NICE="nice -n ${NICE:-10}"

@@ -59,7 +59,8 @@ def card_markdown(meta: dict, name: str) -> str:
     n_params = card.get("parameters")
     tot_tok = sum(s["tokens"] for s in stages)
     tot_steps = sum(s["steps"] for s in stages)
-    tot_h = sum(s["seconds"] for s in stages) / 3600
+    # stages recorded before per-stage times were kept carry seconds None; their sum is "unsplit_seconds"
+    tot_h = (sum(s["seconds"] or 0 for s in stages) + card.get("unsplit_seconds", 0)) / 3600
     lines = [
         "---",
         "license: mit",
@@ -102,8 +103,9 @@ def card_markdown(meta: dict, name: str) -> str:
               "|---|---|---|---|---|---|---|---|---|---|"]
     for i, s in enumerate(stages, 1):
         aug = f"on, voice drop p {s['augment_drop']}" if s.get("augment") else "off"
+        hours = f"{s['seconds'] / 3600:.2f}" if s.get("seconds") else "—"
         lines.append(f"| {i} | `{s['command']}` | `{s['data']}` | {s['steps']:,} | {s['tokens']:,} | "
-                     f"{s['seconds'] / 3600:.2f} | {s.get('clock', 'wall')} | {aug} | {s['lr']:g} | {s['hardware']} |")
+                     f"{hours} | {s.get('clock', 'wall')} | {aug} | {s['lr']:g} | {s['hardware']} |")
     lines += ["", f"Cumulative: **{tot_steps:,} steps, {tot_tok:,} tokens ({tot_tok / 8_394_007:.2f} NES-MDB "
               f"epochs' worth), {tot_h:.2f} hours of training** (evaluations not counted).", "",
               "## Evaluation", "",
@@ -162,14 +164,15 @@ def main() -> int:
     runs = [Path(r) for r in args.stage_run] or [Path(args.run)]
     if len(args.stage) != len(runs):
         ap.error(f"{len(runs)} stage run(s) but {len(args.stage)} --stage command(s)")
-    stages = []
+    base_card = {}
     if args.base:
         base = Path(args.base) / CONFIG_FILE if Path(args.base).is_dir() else Path(args.base)
-        stages = json.loads(base.read_text()).get("card", {}).get("stages", [])
+        base_card = json.loads(base.read_text()).get("card", {})
+    stages = list(base_card.get("stages", []))
     stages += [stage_record(r, cmd, args.hardware) for r, cmd in zip(runs, args.stage, strict=True)]
     from lakhnes.models import load_model
 
-    card = {"name": args.name, "stages": stages, "parameters": load_model(ckpt).num_parameters(),
+    card = {"name": args.name, "stages": stages, "unsplit_seconds": base_card.get("unsplit_seconds", 0), "parameters": load_model(ckpt).num_parameters(),
             "checkpoint": str(ckpt), "eval": {}}
     for split in ("valid", "test"):
         f = getattr(args, split)
