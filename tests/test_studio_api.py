@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 import time
 
@@ -86,8 +87,11 @@ def test_page_static_files_and_openapi(studio):
     for p in ("/api/jobs", "/api/jobs/{job_id}", "/api/songs", "/api/songs/{song_id}/render",
               "/api/files/{song_id}/{name}"):
         assert p in paths
-    assert studio.get("/docs").status_code == 200
-    assert "/openapi.json" in studio.get("/reference").text  # offline API reference
+    # one API reference, /docs: the package's own page (no CDN: it draws /openapi.json itself)
+    docs = studio.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", docs.text)  # nothing loaded from another host
+    assert studio.get("/reference").status_code == 404 and studio.get("/redoc").status_code == 404
     info = studio.get("/api/info").json()
     assert info["limits"]["max_seconds"] == 4 and info["limits"]["max_upload_bytes"] == 2 * 1024 * 1024
     assert [m["id"] for m in info["modes"]] == ["new", "continue", "rhythm", "accompany"]

@@ -147,7 +147,7 @@ def test_continue_shades_the_prime_and_reports_bad_files(page, tmp_path):
 
 
 def test_api_reference_renders_offline(page, server):
-    page.goto(f"{server}/reference")
+    page.goto(f"{server}/docs")
     sync_api.expect(page.locator(".op h3").first).to_be_visible()
     heads = page.locator(".op h3").all_inner_texts()
     assert any("/api/jobs" in h for h in heads) and any("/render" in h for h in heads)

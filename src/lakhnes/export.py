@@ -140,17 +140,17 @@ def load(path: str | os.PathLike) -> NesScore:
 
 
 def load_source(path: str | os.PathLike, seed: int = 0) -> NesScore:
-    """A song to prime or accompany: NES-MDB MIDI, TX1 text, or any MIDI (mapped onto the NES
-    voices with :func:`lakhnes.lakh.general_midi_to_nes` when it has no NES tracks). MIDI is
+    """A song to prime or accompany: NES-MDB MIDI, TX1 text or token ids, or any MIDI (mapped onto
+    the NES voices with :func:`lakhnes.lakh.general_midi_to_nes` when it has no NES tracks). MIDI is
     recognised by its content (Lakh's ``.mid0`` ... too); every path caps songs at one hour."""
     p = Path(path)
     kind = file_kind(p) if p.is_file() else kind_of(p)
-    if kind not in ("tx1", "mid", "gm.mid"):
+    if kind not in ("tx1", "mid", "gm.mid", "npy"):
         raise InvalidInputError("not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file", str(p))
     if not p.is_file():
         raise InvalidInputError("no such file" if not p.exists() else "is a folder, not a file", str(p))
-    if kind == "tx1":
-        return tx1.read_tx1(p)
+    if kind in ("tx1", "npy"):
+        return load(p)
     try:
         return read_midi(p)
     except InvalidInputError as e:

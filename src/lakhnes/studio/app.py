@@ -1,4 +1,4 @@
-"""The studio's web app: one page and the JSON API behind it (OpenAPI docs at ``/docs``)."""
+"""The studio's web app: one page and the JSON API behind it (its reference at ``/docs``, offline)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.score import VOICES
 from lakhnes.studio import modes
 from lakhnes.studio.jobs import JobQueue, QueueFull
-from lakhnes.studio.songs import ID_RE, SongStore
+from lakhnes.studio.songs import ID_RE, MAX_SONGS, SongStore
 
 STATIC = Path(__file__).parent / "static"
 MEDIA = {".wav": "audio/wav", ".mid": "audio/midi", ".txt": "text/plain; charset=utf-8",
@@ -49,21 +49,23 @@ def _model_name(model, model_path) -> str:
 
 def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
                model=None, device: str = "cpu", limits: modes.Limits | None = None,
-               trusted_hosts: list[str] | None = None, study_dir: str | os.PathLike | None = None) -> FastAPI:
+               trusted_hosts: list[str] | None = None, study_dir: str | os.PathLike | None = None,
+               max_songs: int | None = MAX_SONGS) -> FastAPI:
     """The studio app. ``model`` (an already loaded model) wins over ``model_path``; with
-    neither, the shipped default model is loaded. Songs are written under ``out_dir``.
+    neither, the shipped default model is loaded. Songs are written under ``out_dir``; adding
+    one deletes the oldest beyond ``max_songs`` (None: keep every song).
     ``study_dir``: a listening study (``lakhnes listen setup``) to serve under ``/listen``.
     ``trusted_hosts`` limits the ``Host`` header (e.g. loopback names, against DNS rebinding);
     POSTs from another origin (a cross-site form or script) are always refused."""
     limits = limits or modes.Limits()
     if model is None:
-        from lakhnes.models import default_model_path, load_model
+        from lakhnes.models import SHIPPED, default_model_path, load_model
 
         model_path = model_path or default_model_path()
-        if not Path(model_path).exists():
+        if not Path(model_path).exists() and str(model_path) not in SHIPPED:
             raise InvalidInputError("no such model (train one, or pass -m MODEL)", str(model_path))
         model = load_model(model_path, device=device)
-    store = SongStore(out_dir or "lakhnes-studio")
+    store = SongStore(out_dir or "lakhnes-studio", max_songs=max_songs)  # the oldest songs go beyond max_songs
     model_name = _model_name(model, model_path)
 
     def run_job(job, report):
@@ -93,6 +95,8 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         description="The JSON API behind the studio page. Submit a job with `POST /api/jobs`, poll "
         "`GET /api/jobs/{id}` until its status is `done`, then fetch its songs' files.",
         version="1",
+        docs_url=None,  # the API reference is /docs, served from the package (Swagger UI needs a CDN)
+        redoc_url=None,
     )
     app.state.jobs, app.state.store, app.state.limits, app.state.model = jobs, store, limits, model
 
@@ -121,8 +125,8 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
     def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/reference", include_in_schema=False)
-    def reference():  # the API reference, drawn from /openapi.json without network (/docs needs it)
+    @app.get("/docs", include_in_schema=False)
+    def reference():  # the API reference, drawn from /openapi.json by the page itself: works offline
         return FileResponse(STATIC / "reference.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

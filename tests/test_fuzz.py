@@ -1,0 +1,38 @@
+"""A seeded fuzz run: a few hundred mutations of the real fixture files through ``encode``, ``decode``,
+``synth``, ``generate --prime`` and ``prepare lakh`` (see ``tests/fuzzing.py``; the 10,000-input run
+is ``benchmarks/fuzz.py``). Every case must end with exit status 0, 1 or 2, no traceback and no stray
+RuntimeWarning, one ``path: reason`` line per failure, no empty output counted as converted, nothing
+half-written, within its time limit and with peak memory growing by at most ``MAX_PEAK_MB``."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.fuzzing import MAX_PEAK_MB, TARGETS, make_cases, run_case, seed_files
+
+CASES = 300
+SEED = 14
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    import torch
+
+    from lakhnes.models import build_model, save_model
+
+    torch.manual_seed(0)
+    return str(save_model(build_model("transformer_xl", "tiny"), tmp_path_factory.mktemp("tiny")))
+
+
+def test_fuzzed_real_files_fail_cleanly(fixtures, tmp_path, tiny_model, one_torch_thread):
+    cases = make_cases(seed_files(fixtures), CASES, SEED)
+    outcomes = [run_case(c, tmp_path / "work", tiny_model, timeout=60) for c in cases]
+    bad = [o for o in outcomes if not o.ok]
+    assert not bad, "\n".join(o.to_json() for o in bad[:10])
+    rcs = Counter((o.target, o.rc) for o in outcomes)
+    for t in TARGETS:  # the run reached every command, and both its success and its failure paths
+        assert rcs[(t, 0)] >= 3 and rcs[(t, 1)] + rcs[(t, 2)] >= 3, rcs
+    assert max(o.peak_mb for o in outcomes) <= MAX_PEAK_MB
+    assert sum(o.converted for o in outcomes if o.target == "encode") == rcs[("encode", 0)]
