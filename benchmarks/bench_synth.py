@@ -3,8 +3,11 @@
     OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/bench_synth.py /tmp/data/nesmdb_midi/test
 
 Reads every file first (not timed), then times ``lakhnes.synth.render`` (filters on) over all
-of them, best of ``--repeat`` passes. Then renders a 10-minute song (the first file looped)
-and reports the peak traced memory (tracemalloc) of that render.
+of them, best of ``--repeat`` passes. Then renders a 10-minute song (the densest file looped)
+and reports the peak traced memory (tracemalloc) of that render. With ``--wav-minutes M``, also
+runs ``lakhnes synth SONG.mid -o SONG.wav`` in a child process on an M-minute song (the same
+file looped) and reports its wall time and peak RSS: the WAV is rendered straight to the file
+block by block (``lakhnes.synth.render_wav``).
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-from lakhnes.score import SAMPLE_RATE, VOICES, NesScore, read_midi
+from lakhnes.score import SAMPLE_RATE, VOICES, NesScore, read_midi, write_midi
 from lakhnes.synth import render
 
 
@@ -39,11 +46,26 @@ def looped(score: NesScore, seconds: float) -> NesScore:
     return out
 
 
+def peak_rss_mib(child: subprocess.Popen) -> float:
+    """The child's peak RSS (MiB), read from /proc while it runs (VmHWM: the new program's own peak;
+    ``ru_maxrss`` would also count the parent's pages the child held between fork and exec)."""
+    peak = 0
+    while child.poll() is None:
+        try:
+            with open(f"/proc/{child.pid}/status") as fh:
+                peak = max([peak] + [int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM")])
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return peak / 1024 if peak else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", help="folder of NES-MDB .mid files (e.g. the test split)")
     ap.add_argument("--repeat", type=int, default=2, help="timed passes (best is kept)")
     ap.add_argument("--long-seconds", type=float, default=600.0)
+    ap.add_argument("--wav-minutes", type=float, default=0.0, help="also time `lakhnes synth` on a song this long")
     args = ap.parse_args()
     files = sorted(Path(args.folder).rglob("*.mid"))
     scores = [read_midi(f) for f in files]
@@ -69,6 +91,20 @@ def main() -> None:
     tracemalloc.stop()
     print(f"{song.seconds / 60:.1f}-minute song ({song.num_notes} notes): peak memory {peak / 2**20:.0f} MiB "
           f"({peak / song.end:.0f} bytes/sample), {time.perf_counter() - t0:.2f} s with tracing")
+    if args.wav_minutes > 0:
+        dense = max(scores, key=lambda s: s.num_notes / max(s.end, 1))
+        song = looped(dense, args.wav_minutes * 60).slice(0, round(args.wav_minutes * 60 * SAMPLE_RATE))
+        with tempfile.TemporaryDirectory() as tmp:
+            write_midi(song, f"{tmp}/song.mid")
+            t0 = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-m", "lakhnes", "synth", f"{tmp}/song.mid", "-o",
+                                      f"{tmp}/song.wav"], stderr=subprocess.DEVNULL)
+            rss = peak_rss_mib(child)
+            wall = time.perf_counter() - t0
+            assert child.returncode == 0
+            size = os.path.getsize(f"{tmp}/song.wav")
+        print(f"lakhnes synth, {song.seconds / 60:.1f}-minute song ({song.num_notes} notes) -> {size / 1e6:.0f} MB WAV: "
+              f"{wall:.2f} s wall (with start-up), peak RSS {rss:.0f} MiB")
 
 
 if __name__ == "__main__":
