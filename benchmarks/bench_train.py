@@ -47,6 +47,15 @@ def _manual_sdpa(q, k, v, attn_mask=None, dropout_p=0.0, **_):
     return torch.matmul(torch.softmax(s, -1), v)
 
 
+def strided_rel_shift(x):
+    """The rel_shift lakhnes used before issue 12: an ``as_strided`` view (same values; on CPU its
+    backward is an index_add over the whole score tensor)."""
+    *lead, q, k = x.shape
+    x = x.contiguous()
+    stride = list(x.stride())
+    return x.as_strided((*lead, q, k), (*stride[:-2], k - 1, 1), x.storage_offset() + q - 1)
+
+
 def run_one(name: str, args) -> dict:
     import numpy as np
     import torch
@@ -57,6 +66,8 @@ def run_one(name: str, args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.rel_shift == "strided":
+        transformer_xl.rel_shift = strided_rel_shift
     if args.attention == "manual":
         transformer_xl.F = type("F", (), {**{k: getattr(F, k) for k in dir(F) if not k.startswith("__")},
                                           "scaled_dot_product_attention": staticmethod(_manual_sdpa)})
@@ -115,7 +126,8 @@ def run_one(name: str, args) -> dict:
            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "threads": torch.get_num_threads(), "compile": args.compile, "attention": args.attention,
            "bf16": args.bf16, "steps": args.steps, "set": args.set, "fused": args.fused,
-           "heads": c.n_head, "dropout": c.dropout, "malloc": os.environ.get("LD_PRELOAD", "").rsplit("/", 1)[-1]}
+           "heads": c.n_head, "dropout": c.dropout, "malloc": os.environ.get("LD_PRELOAD", "").rsplit("/", 1)[-1],
+           "rel_shift": args.rel_shift}
     if dev.type == "cuda":
         out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20)
     return out
@@ -158,6 +170,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (as lakhnes train on CUDA)")
     ap.add_argument("--fused", action="store_true", help="fused AdamW")
+    ap.add_argument("--rel-shift", choices=["pad", "strided"], default="pad",
+                    help="pad: the model's; strided: the as_strided view used before (for comparison)")
     ap.add_argument("--set", default="", help="model config overrides, e.g. n_head=4,dropout=0")
     ap.add_argument("--gpu", action="store_true",
                     help=f"the GPU measurement: --device cuda --bf16, paper config, batch {GPU_BATCH} x 512")
@@ -188,6 +202,7 @@ def main() -> int:
                "--attention", args.attention, "--device", args.device]
         cmd += ["--compile"] * args.compile + ["--bf16"] * args.bf16 + ["--fused"] * args.fused
         cmd += ["--set", args.set] if args.set else []
+        cmd += ["--rel-shift", args.rel_shift]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             print(f"{name}: failed\n{out.stderr}", file=sys.stderr)
@@ -198,14 +213,14 @@ def main() -> int:
         print(json.dumps(r), flush=True)
     print(f"\nload average (1 min) at start: {load:.2f}; cores: {os.cpu_count()}\n")
     print("| config | device | params | heads, dropout | batch × tgt_len, mem | threads | bf16 | compile | fused AdamW "
-          "| malloc | tokens/s | s/step | peak RSS | peak GPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| malloc | rel_shift | tokens/s | s/step | peak RSS | peak GPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         gpu = f"{r['peak_gpu_mib']} MiB" if "peak_gpu_mib" in r else "—"
         print(f"| {r['config']}{' (' + r['set'] + ')' if r['set'] else ''} | {r['device']} | {r['params']:,} "
               f"| {r['heads']}, {r['dropout']} | {r['batch']} × {r['tgt_len']}, {r['mem_len']} "
               f"| {r['threads']} | {'yes' if r['bf16'] else 'no'} | {'yes' if r['compile'] else 'no'} "
-              f"| {'yes' if r['fused'] else 'no'} | {r['malloc'] or 'glibc'} | {r['tokens_per_s']:,.0f} "
+              f"| {'yes' if r['fused'] else 'no'} | {r['malloc'] or 'glibc'} | {r['rel_shift']} | {r['tokens_per_s']:,.0f} "
               f"| {r['s_per_step']} | {r['peak_rss_mib']} MiB | {gpu} |")
     return 1 if failed else 0
 
