@@ -1,37 +1,321 @@
-"""Constrained decoding: per-step masks of the token ids that keep sampled TX1 valid.
+"""Constrained decoding: small rules that turn the song so far into a mask (and a re-weighting) of
+the next token. :mod:`lakhnes.generate` only runs them.
 
-Rules applied to every stream at every step (masks, never repairs afterwards):
+Each step, :class:`Constraint` builds, for every stream, the mask of the token ids it may take from
+the song so far (:class:`Stream`: the time, which voices sound, when each note started, when each
+voice fell silent, its recent onsets) and from its rules:
 
-- a NOTEOFF only for a voice that sounds; NOTEON ids exist only for in-range pitches;
-- at one instant at most one event per voice, in the order P1, P2, TR, NO (the canonical TX1
-  order LakhNES trained on; it also rules out zero-length notes);
-- ``<S>`` is never sampled: a song ends when it reaches its requested length;
-- with a :class:`KeepPlan`, the kept voices' events are forced at their exact times: the model may
-  not emit kept-voice events itself, a wait longer than the time to the next kept event is masked
-  (its probability goes to the longest wait that fits: see :meth:`Constraint.adjust`), and at
-  that time only the kept event and free-voice events that precede it in the canonical order are
-  allowed;
-- past its token budget a stream may only take the longest wait that fits (a guard that always
-  ends decoding, even for an untrained model).
+- validity (always): a NOTEOFF only for a voice that sounds; at one instant at most one event per
+  voice, in the order P1, P2, TR, NO (the canonical TX1 order LakhNES trained on; it also rules out
+  zero-length notes); ``<S>`` never (a song ends at its requested length);
+- kept voices (a :class:`KeepPlan`): forced at their exact times (see below);
+- :class:`Ensemble`: the voices a song uses: each named voice enters by ``entry`` seconds and never
+  rests longer than ``max_rest``; voices it does not allow never start a note;
+- :class:`MaxHold`: no note longer than ``seconds`` (drones);
+- :class:`NoteRate`: at most ``max_onsets`` note starts per voice in any ``window`` (floods);
+- :class:`SubMsRun`: at most ``max_run`` notes shorter than 1 ms in a row per voice (floods of
+  sub-millisecond notes; single ones are real legato re-attacks).
+
+A rule says one of two things about a voice: *not now* (a ban on its NOTEON and/or NOTEOFF) or *by
+then* (a deadline by which the voice must speak: with a NOTEON if it is silent, with any event if it
+sounds). The model still chooses every pitch and every time: a deadline caps the waits the model
+may take (the probability of a longer wait goes to the longest that fits, :meth:`Constraint.adjust`),
+and once it is due (within ``DUE_WINDOW``) the due voice must speak before any later voice or wait
+(any pitch), after whichever voices precede it at that instant. Rules apply to the voices the model
+writes, never to kept ones. Defaults are measured on NES-MDB's train split
+(``benchmarks/rule_bounds.py``, figures in BENCHMARKS.md): bounds that nearly every real voice part
+meets.
+
+Kept voices: their events are forced at their exact times, and the model may not speak for them.
+Two things about the waits around them matter (they caused the floods of sub-millisecond notes):
+
+- A wait that would pass the next kept event is cut to end *on* it. When the time to it is not one
+  vocabulary wait (1,234 samples: the longest that fits is 1,200), the cut wait is followed by the
+  forced remainder (``carry``): the model is never asked to act at an instant it did not choose,
+  34 samples before the kept note. (Before, it was: having just waited, a model trained on songs
+  in which every wait ends in an event wrote a note there, which the kept note's instant then
+  re-attacked: a sub-millisecond note, and in-context copying turned those into floods.)
+- The probability the model gives the kept voices' events, which it may not emit, goes to waiting
+  for their next event (the longest wait that fits). Renormalised as before, it went to notes of
+  the model's own voices: where the model meant "the melody plays now", P2 or TR played instead.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from lakhnes import tx1
 from lakhnes import vocab as V
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import VOICES, NesScore
+from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 
-#: token class of each id: NOTEON of voice v -> v, NOTEOFF of voice v -> 4 + v, wait -> 8, <S> -> 9
-TOKEN_CLASS = np.full(V.VOCAB_SIZE, 9, dtype=np.int64)
-TOKEN_CLASS[V.IS_WAIT] = 8
-TOKEN_CLASS[V.IS_NOTEON] = V.VOICE_OF[V.IS_NOTEON]
-TOKEN_CLASS[V.IS_NOTEOFF] = 4 + V.VOICE_OF[V.IS_NOTEOFF]
+# ------------------------------------------------------------------ defaults, measured on NES-MDB
+# `python benchmarks/rule_bounds.py` over the train split (4,502 songs, 15,285 voice parts: the voices
+# that play in each song); "p99" = the 99th percentile over voice parts.
+#: named voices enter within this many seconds (90th percentile of a voice part's first note: 0.80 s)
+ENTRY_S = 1.0
+#: the longest rest of a named voice (p99 of a voice part's longest rest between two notes: 8.37 s)
+MAX_REST_S = 8.4
+#: the longest note (p99 of a voice part's longest note: 7.21 s)
+MAX_HOLD_S = 7.5
+#: note starts per voice in any RATE_WINDOW samples (p99 of a voice part's most in one second: 61)
+MAX_ONSETS = 64
+RATE_WINDOW = SAMPLE_RATE
+#: notes shorter than 1 ms in a row, per voice (p99 of a voice part's longest such run: 2)
+MAX_SUB_MS_RUN = 2
+#: a note shorter than this many samples is "sub-millisecond" (1 ms = 44.1 samples)
+SUB_MS = SAMPLE_RATE / 1000
+#: a rule's deadline is due this many samples before it: a wait cut for it lands at most 999 short
+DUE_WINDOW = 1000
+
+#: ages (s) of the survival curves below
+SURVIVAL_AGES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+#: share of notes longer than each age (P1/P2/TR, NO), and of rests between two notes of a voice
+NOTE_SURVIVAL = {  # 2,207,401 melodic notes (median 0.094 s), 837,902 noise notes (median 0.017 s)
+    "mel": (0.84140, 0.73221, 0.65517, 0.42195, 0.16526, 0.09601, 0.04605, 0.02838, 0.01666, 0.00811, 0.00349,
+            0.00132, 0.00049, 0.00020, 0.00012),
+    "NO": (0.85959, 0.49171, 0.31376, 0.09604, 0.02318, 0.01104, 0.00385, 0.00178, 0.00085, 0.00038, 0.00027,
+           0.00019, 0.00015, 0.00008, 0.00004),
+}
+REST_SURVIVAL = {  # 748,892 melodic rests (median 0.050 s), 423,954 noise rests (median 0.083 s)
+    "mel": (0.92982, 0.72870, 0.47774, 0.28202, 0.10952, 0.05506, 0.02448, 0.01359, 0.00893, 0.00468, 0.00245,
+            0.00133, 0.00082, 0.00045, 0.00023),
+    "NO": (0.96813, 0.90912, 0.73933, 0.39357, 0.15381, 0.07353, 0.02428, 0.01098, 0.00627, 0.00253, 0.00117,
+           0.00056, 0.00030, 0.00021, 0.00014),
+}
+#: how strongly :class:`Activity` tilts the model towards real note and rest lengths (1: a plain
+#: product of the model and the real-length prior)
+ACTIVITY = 1.0
+
+NEVER = -(1 << 40)  # a time long before any song
+FAR = 1 << 60  # no deadline
+
+_WAITS = V.WAITS.tolist()
+_WAIT_END = V.WAIT_BASE + len(V.WAITS)
+_ON_IDS = [slice(int(V.noteon_ids(v)[0]), int(V.noteon_ids(v)[-1]) + 1) for v in VOICES]
+_OFF_ID = [V.VOICE_OFF[v] for v in VOICES]
+_VOICE_OF = V.VOICE_OF.tolist()
+_WAIT_OF = V.WAIT_OF.tolist()
+_IS_ON = V.IS_NOTEON.tolist()
+
+
+def longest_wait(room: int) -> int:
+    """The id of the longest vocabulary wait <= ``room`` samples (``WT_1`` if ``room`` < 1)."""
+    return max(bisect.bisect_right(_WAITS, room), 1) - 1 + V.WAIT_BASE
+
+
+# ------------------------------------------------------------------ the song so far
+
+
+class Stream:
+    """The song so far of one stream, as the rules read it: the time ``t`` (samples since decoding
+    started; a prefix lies before 0), the voice that spoke last at this instant (``last``, -1 after a
+    wait), and per voice (lists of 4): ``sounding``, ``onset`` (start of its current or last note),
+    ``since`` (when it fell silent), ``played``, ``sub_run`` (how many notes shorter than 1 ms it just
+    played in a row) and ``oldest``: the earliest of its last ``ring`` onsets. A token costs a few
+    Python operations, whatever the song's length."""
+
+    __slots__ = ("t", "last", "sounding", "played", "onset", "since", "sub_run", "ring", "ptr", "oldest")
+
+    def __init__(self, ring: int = 1):
+        self.t, self.last = 0, -1
+        self.sounding, self.played = [False] * 4, [False] * 4
+        self.onset, self.since = [NEVER] * 4, [NEVER] * 4
+        self.sub_run, self.ptr, self.oldest = [0] * 4, [0] * 4, [NEVER] * 4
+        self.ring = [[NEVER] * max(1, int(ring)) for _ in range(4)]
+
+    @classmethod
+    def after(cls, prefix, ring: int = 1) -> Stream:
+        """The state after token ids ``prefix`` (a prime), with time 0 at its end."""
+        s = cls(ring)
+        ids = np.asarray(prefix, dtype=np.int64)
+        s.t = -int(V.WAIT_OF[ids].sum())
+        for i in ids.tolist():
+            s.update(i)
+        return s
+
+    def copy(self) -> Stream:
+        c = Stream.__new__(Stream)
+        c.t, c.last = self.t, self.last
+        for k in ("sounding", "played", "onset", "since", "sub_run", "ptr", "oldest"):
+            setattr(c, k, list(getattr(self, k)))
+        c.ring = [list(r) for r in self.ring]
+        return c
+
+    def update(self, tok: int) -> None:
+        w = _WAIT_OF[tok]
+        if w:
+            self.t += w
+            self.last = -1
+            return
+        v = _VOICE_OF[tok]
+        if v < 0:
+            return
+        now = self.t
+        if self.sounding[v]:  # this event ends the voice's note
+            self.sub_run[v] = self.sub_run[v] + 1 if now - self.onset[v] < SUB_MS else 0
+        if _IS_ON[tok]:
+            self.sounding[v] = self.played[v] = True
+            self.onset[v] = now
+            ring, k = self.ring[v], self.ptr[v]
+            ring[k] = now
+            k = (k + 1) % len(ring)
+            self.ptr[v], self.oldest[v] = k, ring[k]
+        else:
+            self.sounding[v] = False
+            self.since[v] = now
+        self.last = v
+
+
+# ------------------------------------------------------------------ rules
+
+
+class Rule:
+    """A decoding rule: reads a :class:`Stream` and says *not now* or *by then* per voice.
+    Override what applies:
+
+    - ``bans(s)`` -> ``(no_on, no_off)``: bit masks of voices (bit v = voice v) that may not start
+      (NOTEON) / end (NOTEOFF, or a new NOTEON) a note now;
+    - ``deadlines(s)`` -> 4 times (``FAR``: none) by which each voice must speak, or None: a silent
+      voice speaks with a NOTEON, a sounding one with any event. A due voice may speak whatever
+      the bans say;
+    - ``bias(s)`` -> 4 floats or None: added to the logits of each voice's events (a re-weighting:
+      the model still ranks the pitches);
+    - ``may_start``: bit mask of the voices that may ever start a note (default all);
+    - ``ring``: how many past onsets per voice the :class:`Stream` must keep for the rule.
+    """
+
+    ring = 1
+    may_start = 0b1111
+
+    def bans(self, s: Stream) -> tuple[int, int]:
+        return 0, 0
+
+    def bias(self, s: Stream):
+        """None, or 4 logit offsets for each voice's events (NOTEON and NOTEOFF ids)."""
+        return None
+
+    def deadlines(self, s: Stream):
+        return None
+
+
+class Ensemble(Rule):
+    """The voices a song uses. Each voice of ``named`` enters by ``entry`` seconds (counted from
+    the start of decoding) and, once it has played, never rests longer than ``max_rest`` seconds
+    (``None``: no bound). Voices outside ``allowed`` (default: all) never start a note.
+    Defaults ``ENTRY_S``, ``MAX_REST_S``."""
+
+    def __init__(self, named=VOICES, *, entry: float = ENTRY_S, max_rest: float | None = MAX_REST_S,
+                 allowed=VOICES):
+        self.named = [v in named for v in VOICES]
+        self.may_start = sum(1 << k for k, v in enumerate(VOICES) if v in allowed)
+        self.entry = int(round(entry * SAMPLE_RATE))
+        self.rest = FAR if max_rest is None else int(round(max_rest * SAMPLE_RATE))
+        self._none = not any(self.named)
+
+    def deadlines(self, s):
+        if self._none:
+            return None
+        return [FAR if not n or on else (s.since[v] + self.rest if p else self.entry)
+                for v, (n, on, p) in enumerate(zip(self.named, s.sounding, s.played, strict=True))]
+
+
+class MaxHold(Rule):
+    """No note longer than ``seconds`` (default ``MAX_HOLD_S``): a voice that has held one note
+    that long must end it (NOTEOFF) or move on (a new NOTEON, any pitch)."""
+
+    def __init__(self, seconds: float = MAX_HOLD_S):
+        self.hold = int(round(seconds * SAMPLE_RATE))
+
+    def deadlines(self, s):
+        h = self.hold
+        return [o + h if on else FAR for o, on in zip(s.onset, s.sounding, strict=True)]
+
+
+class NoteRate(Rule):
+    """At most ``max_onsets`` note starts per voice in any ``window`` samples (defaults
+    ``MAX_ONSETS`` per ``RATE_WINDOW``)."""
+
+    def __init__(self, max_onsets: int = MAX_ONSETS, window: int = RATE_WINDOW):
+        self.ring, self.window = max(1, int(max_onsets)), int(window)
+
+    def bans(self, s):
+        # the earliest of the voice's last `ring` onsets lies inside the window: one more is too many
+        start = s.t - self.window
+        o = s.oldest
+        return (o[0] > start) | (o[1] > start) << 1 | (o[2] > start) << 2 | (o[3] > start) << 3, 0
+
+
+class SubMsRun(Rule):
+    """At most ``max_run`` (default ``MAX_SUB_MS_RUN``) notes shorter than 1 ms in a row per voice:
+    after that many, a note started less than 1 ms ago may not end yet."""
+
+    def __init__(self, max_run: int = MAX_SUB_MS_RUN):
+        self.max_run = int(max_run)
+
+    def bans(self, s):
+        young = 0
+        for v in range(4):
+            if s.sounding[v] and s.sub_run[v] >= self.max_run and s.t - s.onset[v] < SUB_MS:
+                young |= 1 << v
+        return young, young
+
+
+class Activity(Rule):
+    """Real note and rest lengths as a soft prior: a voice that has held its note for ``a`` seconds
+    gets ``strength * ln(S(median) / S(a))`` added to the logits of its events once ``a`` passes the
+    median note length, with ``S`` the share of real notes longer than ``a`` (``NOTE_SURVIVAL``);
+    likewise for a resting voice of ``named`` (its NOTEONs, with ``REST_SURVIVAL``; before it has
+    played, the time since the start counts as its rest). The model still chooses when and what;
+    held notes and rests just grow as unlikely as they are in NES-MDB (the hard bounds above stay)."""
+
+    def __init__(self, named=VOICES, strength: float = ACTIVITY):
+        self.named = [v in named for v in VOICES]
+        self.strength = float(strength)
+        self.note = [_tilt(NOTE_SURVIVAL["NO" if v == "NO" else "mel"], strength) for v in VOICES]
+        self.rest = [_tilt(REST_SURVIVAL["NO" if v == "NO" else "mel"], strength) for v in VOICES]
+
+    def bias(self, s):
+        t, out, any_ = s.t, [0.0] * 4, False
+        for v in range(4):
+            if s.sounding[v]:
+                ages, values = self.note[v]
+                age = t - s.onset[v]
+            elif self.named[v]:
+                ages, values = self.rest[v]
+                age = t - s.since[v] if s.played[v] else t
+            else:
+                continue
+            if age > ages[0]:
+                k = bisect.bisect_right(ages, age) - 1
+                out[v], any_ = values[k], True
+        return out if any_ else None
+
+
+def _tilt(survival, strength: float):
+    """(ages in samples, logit offsets) of a survival curve: ``strength * ln(0.5 / S)`` where the
+    curve is under 0.5, on a fine grid (log-linear between the measured ages)."""
+    ages = np.array(SURVIVAL_AGES)
+    logs = np.log(np.maximum(np.asarray(survival, dtype=float), 1e-6))
+    grid = np.geomspace(ages[0], ages[-1], 96)
+    value = strength * np.maximum(0.0, np.log(0.5) - np.interp(grid, ages, logs))
+    first = int(np.argmax(value > 0)) if (value > 0).any() else len(grid) - 1
+    return (np.round(grid[first:] * SAMPLE_RATE).astype(np.int64).tolist(), value[first:].tolist())
+
+
+def default_rules(named=VOICES, *, max_rest: float | None = MAX_REST_S, allowed=VOICES,
+                  entry: float = ENTRY_S) -> list[Rule]:
+    """The rules every mode samples under by default: :class:`Ensemble` (``named`` voices enter
+    and keep playing; voices outside ``allowed`` stay silent), :class:`MaxHold`,
+    :class:`NoteRate`, :class:`SubMsRun`."""
+    return [Ensemble(named, entry=entry, max_rest=max_rest, allowed=allowed), Activity(named), MaxHold(), NoteRate(),
+            SubMsRun()]
+
+
+# ------------------------------------------------------------------ kept voices
 
 
 @dataclass
@@ -60,159 +344,242 @@ def keep_plan(source: NesScore, keep) -> KeepPlan:
     return KeepPlan(time[sel].astype(np.int64), ev[sel].astype(np.int64), int(waits.sum()), keep)
 
 
-def state_after(ids) -> tuple[list[bool], int]:
-    """Which voices sound after token ids, and the last voice that spoke at the final instant (-1
-    if the ids end with a wait or are empty)."""
-    sounding, last = [False] * 4, -1
-    for i in np.asarray(ids, dtype=np.int64).tolist():
-        vi = int(V.VOICE_OF[i])
-        if V.IS_WAIT[i]:
-            last = -1
-        elif vi >= 0:
-            sounding[vi], last = bool(V.IS_NOTEON[i]), vi
-    return sounding, last
+# ------------------------------------------------------------------ the core
 
 
 class Constraint:
     """Decoding state of ``batch`` streams, and the mask of ids each may take next.
 
     ``limit``: stop once a stream's sampled wait time reaches it (samples); ``max_tokens``: stop
-    after that many tokens; ``plan``: force kept voices (stops at the plan's end). ``budget``: tokens
-    after which only the longest fitting wait is allowed. ``sounding``/``last``: the state after a
-    prefix (a prime) already fed to the model.
+    after that many tokens; ``plan``: force kept voices (stops at the plan's end). ``budget``:
+    tokens after which only the longest fitting wait (and what is due) is allowed: a guard that
+    always ends decoding, even for an untrained model. ``prefix``: token ids already fed to the
+    model (a prime). ``rules``: see :func:`default_rules` (``()``: validity only). ``song_start``:
+    the streams begin a song (after ``<S>`` alone): the first token is a note, as in every song
+    the model was trained on (their leading silence is trimmed).
+
+    Each step: :meth:`mask` (the allowed ids), :meth:`adjust` (the re-weighted logits), then
+    :meth:`update` with the sampled ids. Bookkeeping is O(1) per token and stream; masks are
+    precomputed rows, looked up by what the rules decided.
     """
 
     def __init__(self, batch: int, device="cpu", *, limit: int | None = None, max_tokens: int | None = None,
-                 plan: KeepPlan | None = None, budget: int | None = None, sounding=None, last: int = -1):
+                 plan: KeepPlan | None = None, budget: int | None = None, prefix=(), rules=(),
+                 song_start: bool = False):
         if limit is None and max_tokens is None and plan is None:
             raise ValueError("give limit, max_tokens or plan")
-        dev = torch.device(device)
-        self.B, self.device = batch, dev
-        self.limit, self.max_tokens, self.plan = limit, max_tokens, plan
-        self.budget = budget
-        self.cls = torch.as_tensor(TOKEN_CLASS, device=dev).expand(batch, V.VOCAB_SIZE)
-        self.wait_len = torch.as_tensor(V.WAIT_OF, device=dev)
-        self.is_wait = torch.as_tensor(V.IS_WAIT, device=dev)
-        self.is_on = torch.as_tensor(V.IS_NOTEON, device=dev)
-        self.voice_of = torch.as_tensor(V.VOICE_OF.astype(np.int64), device=dev)
-        self.waits = torch.as_tensor(V.WAITS, device=dev)
-        self.voices = torch.arange(4, device=dev)
-        self.rows = torch.arange(batch, device=dev)
-        self.false = torch.zeros(batch, 1, dtype=torch.bool, device=dev)
-        s = torch.as_tensor(sounding if sounding is not None else [False] * 4, dtype=torch.bool, device=dev)
-        self.sounding = s.expand(batch, 4).clone()
-        self.last = torch.full((batch,), last, dtype=torch.long, device=dev)
-        self.elapsed = torch.zeros(batch, dtype=torch.long, device=dev)
-        self.steps = torch.zeros(batch, dtype=torch.long, device=dev)
-        self.done = torch.zeros(batch, dtype=torch.bool, device=dev)
-        self.length = torch.zeros(batch, dtype=torch.long, device=dev)  # tokens before done
-        self.free = torch.ones(4, dtype=torch.bool, device=dev)
+        self.B, self.device = batch, device
+        self.limit, self.max_tokens, self.plan, self.budget = limit, max_tokens, plan, budget
+        self.rules = list(rules)
+        self._banning = [r for r in self.rules if type(r).bans is not Rule.bans]
+        self._biasing = [r for r in self.rules if type(r).bias is not Rule.bias]
+        self._bias: list = [None] * batch
+        self._timing = [r for r in self.rules if type(r).deadlines is not Rule.deadlines]
+        ring = max([r.ring for r in self.rules] + [1])
+        first = Stream.after(prefix, ring) if len(prefix) else Stream(ring)
+        self.streams = [first] + [first.copy() for _ in range(batch - 1)]
+        self.t0 = first.t
+        self.steps = [0] * batch
+        self.song_start = song_start and plan is None
+        self.done = [False] * batch
+        self.length = np.zeros(batch, dtype=np.int64)  # tokens before done
+        self.carry = [False] * batch  # the last wait was cut short of a kept event
+        self.free = 0b1111  # voices the model writes (bits)
+        start_ok = 0b1111
+        for r in self.rules:
+            start_ok &= r.may_start
+        self.kept_ids: list[slice] = []
+        self.kp = [0] * batch
         if plan is not None:
-            n = len(plan.times)
-            self.free[[VOICES.index(v) for v in plan.keep]] = False
+            for v in plan.keep:
+                self.free &= ~(1 << VOICES.index(v))
             # padded with one sentinel "event" at the end: nothing to force, time = end
-            self.p_time = torch.as_tensor(np.append(plan.times, plan.end), device=dev)
-            self.p_tok = torch.as_tensor(np.append(plan.tokens, V.START), device=dev)
-            self.p_voice = torch.as_tensor(np.append(V.VOICE_OF[plan.tokens].astype(np.int64), 4), device=dev)
-            self.p_n = n
-            self.kp = torch.zeros(batch, dtype=torch.long, device=dev)
-        # Python-side summaries that let a step skip whole groups of tensor operations (at batch 1
-        # a step is a few dozen tiny operations, each costing more dispatch than arithmetic)
-        self.n_updates = 0  # an upper bound of every stream's steps
-        self.n_done = 0
-        self._update_done()
+            self.p_time = np.append(plan.times, plan.end).astype(np.int64).tolist()
+            self.p_tok = np.append(plan.tokens, V.START).astype(np.int64).tolist()
+            self.p_voice = np.append(V.VOICE_OF[plan.tokens].astype(np.int64), 4).tolist()
+            self.p_n = len(plan.times)
+            for v in plan.keep:
+                ids = V.noteon_ids(v)
+                self.kept_ids.append(slice(V.VOICE_OFF[v], int(ids[-1]) + 1))
+        self.start_ok = start_ok & self.free
+        self._rows: dict = {}  # mask rows by (on bits, off bits, wait, longest wait id)
+        self._room = [FAR] * batch
+        self._land = [0] * batch
+        self._waits = [False] * batch
+        self.n_updates = 0
+        for b in range(batch):
+            self._check_done(b)
 
-    def _update_done(self) -> None:
-        if self.plan is None and self.n_done == 0:  # fast path: nobody can have finished yet?
-            if self.limit is None and self.n_updates < self.max_tokens:
-                return
-            if self.limit is not None and not bool((self.elapsed >= self.limit).any()) and (
-                    self.max_tokens is None or self.n_updates < self.max_tokens):
-                return
-        done = torch.zeros_like(self.done)
-        if self.limit is not None:
-            done |= self.elapsed >= self.limit
-        if self.max_tokens is not None:
-            done |= self.steps >= self.max_tokens
-        if self.plan is not None:
-            done |= (self.kp >= self.p_n) & (self.elapsed >= self.plan.end)
-        self.length = torch.where(done & ~self.done, self.steps, self.length)
-        self.done |= done
-        self.n_done = int(self.done.sum())
+    # -------------------------------------------------------------- bookkeeping
+    @property
+    def elapsed(self) -> np.ndarray:
+        """Samples of waits sampled so far, per stream."""
+        return np.array([s.t - self.t0 for s in self.streams], dtype=np.int64)
 
-    def mask(self) -> torch.Tensor:
-        """Bool [B, vocab]: the ids each stream may take now (finished streams: ``WT_1`` only)."""
-        order = self.voices[None, :] > self.last[:, None]  # [B, 4]
-        if self.plan is not None:
-            nxt = self.p_time[self.kp]
-            dt = nxt - self.elapsed
-            at = dt == 0
-            order &= ~at[:, None] | (self.voices[None, :] < self.p_voice[self.kp][:, None])
-        on = order & self.free
-        off = on & self.sounding
-        wait = ~self.done[:, None] if self.plan is None else (dt > 0)[:, None]
-        table = torch.cat([on, off, wait, self.false], 1)  # [B, 10]
-        m = table.gather(1, self.cls)
-        if self.plan is not None:
-            m &= ~self.is_wait | (self.wait_len <= dt[:, None])
-            m[self.rows, self.p_tok[self.kp]] |= at & (self.kp < self.p_n)
-        if self.budget is not None and self.n_updates >= self.budget:
-            over = (self.steps >= self.budget) & ~self.done
-            if bool(over.any()):
-                room = dt if self.plan is not None else (self.limit - self.elapsed).clamp(min=1)
-                longest = torch.searchsorted(self.waits, room.clamp(min=1), right=True) - 1 + V.WAIT_BASE
-                forced = torch.zeros_like(m)
-                forced[self.rows, longest] = room > 0
-                if self.plan is not None:
-                    forced[self.rows, self.p_tok[self.kp]] |= at & (self.kp < self.p_n)
-                m = torch.where(over[:, None], forced, m)
-        if self.n_done:
-            idle = torch.zeros_like(m)
-            idle[:, V.WAIT_BASE] = True
-            m = torch.where(self.done[:, None], idle, m)
-        return m
-
-    def adjust(self, logits: torch.Tensor) -> torch.Tensor:
-        """With a plan: give each stream's masked waits (longer than the time to its next kept
-        event) to the longest wait that fits, so a model that means to wait past a kept event
-        waits up to it instead of spreading that probability over new notes."""
-        if self.plan is None:
-            return logits
-        dt = self.p_time[self.kp] - self.elapsed
-        logits = logits.float()
-        long = self.is_wait & (self.wait_len > dt[:, None])
-        mass = logits.masked_fill(~long, float("-inf")).logsumexp(-1)  # [B]
-        land = (torch.searchsorted(self.waits, dt.clamp(min=1), right=True) - 1 + V.WAIT_BASE)[:, None]
-        merged = torch.logaddexp(logits.gather(1, land), mass[:, None])
-        return logits.scatter(1, land, torch.where((dt > 0)[:, None], merged, logits.gather(1, land)))
-
-    def update(self, ids: torch.Tensor) -> None:
-        """Take the sampled ids [B] (ignored for finished streams)."""
-        self.n_updates += 1
-        if self.n_done == 0 and self.plan is None:  # every stream live: no masking needed
-            w, vo = self.wait_len[ids], self.voice_of[ids]
-            hit = self.voices[None, :] == vo[:, None]
-            self.sounding = torch.where(hit, self.is_on[ids][:, None], self.sounding)
-            self.last = torch.where(w > 0, -1, torch.where(vo >= 0, vo, self.last))
-            self.elapsed += w
-            self.steps += 1
-            self._update_done()
+    def _check_done(self, b: int) -> None:
+        if self.done[b]:
             return
-        live = ~self.done
-        w = self.wait_len[ids]
-        vo = self.voice_of[ids]
-        speaks = (vo >= 0) & live
-        hit = (self.voices[None, :] == vo[:, None]) & speaks[:, None]
-        self.sounding = torch.where(hit, self.is_on[ids][:, None], self.sounding)
-        self.last = torch.where(live & (w > 0), -1, torch.where(speaks, vo, self.last))
-        self.elapsed += torch.where(live, w, 0)
-        if self.plan is not None:
-            self.kp += (live & (ids == self.p_tok[self.kp]) & (self.kp < self.p_n)).long()
-        self.steps += live.long()
-        self._update_done()
+        s = self.streams[b]
+        if self.plan is None:
+            done = self.limit is not None and s.t - self.t0 >= self.limit
+        else:
+            done = self.kp[b] >= self.p_n and s.t - self.t0 >= self.plan.end
+        if done or (self.max_tokens is not None and self.steps[b] >= self.max_tokens):
+            self.done[b] = True
+            self.length[b] = self.steps[b]
 
     def all_done(self) -> bool:
-        return self.n_done == self.B
+        return all(self.done)
+
+    # -------------------------------------------------------------- the mask
+    def _row(self, on: int, off: int, wait: bool, land: int) -> np.ndarray:
+        key = (on, off, wait, land)
+        row = self._rows.get(key)
+        if row is None:
+            if len(self._rows) > 50_000:
+                self._rows.clear()
+            row = np.zeros(V.VOCAB_SIZE, dtype=bool)
+            for v in range(4):
+                if on >> v & 1:
+                    row[_ON_IDS[v]] = True
+                if off >> v & 1:
+                    row[_OFF_ID[v]] = True
+            if wait:
+                row[V.WAIT_BASE : land + 1] = True
+            self._rows[key] = row
+        return row
+
+    def _decide(self, b: int) -> tuple[np.ndarray, int]:
+        """Stream ``b``'s mask row, and the kept token allowed now (-1: none)."""
+        s = self.streams[b]
+        if self.done[b]:
+            self._bias[b], self._waits[b] = None, False
+            return self._row(0, 0, True, V.WAIT_BASE), -1
+        t, free = s.t, self.free
+        no_on = no_off = 0
+        for rule in self._banning:
+            a, c = rule.bans(s)
+            no_on |= a
+            no_off |= c
+        dl = None
+        for rule in self._timing:
+            d = rule.deadlines(s)
+            if d is not None:
+                dl = d if dl is None else [min(x, y) for x, y in zip(dl, d, strict=True)]
+        fd, room = 4, FAR
+        after = s.last
+        if dl is not None:
+            for v in range(4):
+                if free >> v & 1:
+                    x = dl[v] - t
+                    if x < room:
+                        room = x
+                    if fd == 4 and v > after and x < DUE_WINDOW:
+                        fd = v
+        bias = None
+        for rule in self._biasing:
+            x = rule.bias(s)
+            if x is not None:
+                bias = x if bias is None else [p + q for p, q in zip(bias, x, strict=True)]
+        self._bias[b] = bias
+        kept_tok = -1
+        if self.plan is not None:
+            k = self.kp[b]
+            kt = self.p_time[k] - t  # time to the next kept event (the song's end after the last)
+            if kt == 0 and k < self.p_n:
+                kv = self.p_voice[k]
+                if kv <= fd:
+                    fd, kept_tok = kv, self.p_tok[k]
+            if kt < room:
+                room = kt
+        # voices that may speak now: free ones after the last speaker, up to the first due one
+        speak = free & ((0b1111 << (after + 1)) & 0b1111) & ((1 << (fd + 1)) - 1)
+        req = (1 << fd) & speak  # the due voice: it must speak, whatever the bans say
+        on = speak & (~no_on | req) & self.start_ok
+        off = speak & (~no_off | req) & sum(1 << v for v in range(4) if s.sounding[v])
+        wait = fd == 4 and not (self.song_start and self.steps[b] == 0 and on)
+        if wait and (self.carry[b] or (self.budget is not None and self.steps[b] >= self.budget)):
+            # a forced wait (the remainder of a cut one, or past the budget): the longest that fits
+            if self.plan is None and self.limit is not None and room >= FAR // 2:
+                room = max(self.limit - (t - self.t0), 1)
+            on = off = 0
+            land = longest_wait(min(room, V.MAX_WAIT))
+            row = self._row(0, 0, False, land).copy()
+            row[land] = True
+            self._room[b], self._land[b], self._waits[b] = room, land, False
+            return row, kept_tok
+        land = longest_wait(min(room, V.MAX_WAIT))
+        self._room[b], self._land[b], self._waits[b] = room, land, wait
+        return self._row(on, off, wait, land if wait else 0), kept_tok
+
+    def mask_np(self) -> np.ndarray:
+        """Bool [B, vocab]: the ids each stream may take now (finished streams: ``WT_1`` only)."""
+        m = np.empty((self.B, V.VOCAB_SIZE), dtype=bool)
+        for b in range(self.B):
+            row, kept = self._decide(b)
+            m[b] = row
+            if kept >= 0:
+                m[b, kept] = True
+        return m
+
+    def mask(self):
+        """:meth:`mask_np` as a torch tensor on the model's device."""
+        import torch
+
+        return torch.from_numpy(self.mask_np()).to(self.device)
+
+    def adjust(self, logits):
+        """Re-weight the model's logits (a torch tensor [B, vocab]) for the mask just made (call after :meth:`mask`),
+        where the stream may wait: the probability of waits longer than the room before the next
+        deadline goes to the longest wait that fits (a model that means to wait past a kept event
+        waits up to it, instead of that probability spreading over new notes), and so does the
+        probability of the kept voices' events, which the model may not emit. And the rules'
+        biases are added (:class:`Activity`)."""
+        kept = self.kept_ids
+        give = [b for b in range(self.B) if self._waits[b] and (kept or self._room[b] < V.MAX_WAIT)]
+        tilt = [b for b in range(self.B) if self._bias[b] is not None]
+        if not give and not tilt:
+            return logits
+        x = logits.detach().float().cpu().numpy().copy()  # the caller's logits stay as they are
+        for b in tilt:
+            for v, add in enumerate(self._bias[b]):
+                if add:
+                    x[b, _ON_IDS[v]] += add
+                    x[b, _OFF_ID[v]] += add
+        for b in give:
+            land = self._land[b]
+            parts = [x[b, land + 1 : _WAIT_END]] + [x[b, k] for k in kept]
+            extra = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            if extra.size:
+                top = float(extra.max())
+                if top > -np.inf:
+                    x[b, land] = np.logaddexp(x[b, land], top + np.log(np.exp(extra - top).sum()))
+        import torch
+
+        out = torch.from_numpy(x)
+        return out if logits.device.type == "cpu" else out.to(logits.device)
+
+    # -------------------------------------------------------------- taking a token
+    def update(self, ids) -> None:
+        """Take the sampled ids [B] (ignored for finished streams)."""
+        ids = (ids.cpu().numpy() if hasattr(ids, "cpu") else np.asarray(ids)).tolist()
+        self.n_updates += 1
+        plan = self.plan is not None
+        for b, tok in enumerate(ids):
+            if self.done[b]:
+                continue
+            s = self.streams[b]
+            if plan:
+                k = self.kp[b]
+                kt = self.p_time[k] - s.t
+                w = _WAIT_OF[tok]
+                # a wait that stops short of the kept event it was cut for: the remainder is forced
+                self.carry[b] = 0 < w < kt and self._room[b] == kt and tok == self._land[b]
+                if kt == 0 and k < self.p_n and tok == self.p_tok[k]:
+                    self.kp[b] = k + 1
+            s.update(tok)
+            self.steps[b] += 1
+            self._check_done(b)
 
 
 def parse_keep(spec) -> tuple[str, ...]:
@@ -226,3 +593,15 @@ def parse_keep(spec) -> tuple[str, ...]:
     if not 1 <= len(keep) <= 3:
         raise InvalidInputError("keep: name one to three voices to keep (the model writes the others)")
     return keep
+
+
+def parse_voices(spec, option: str = "voices") -> tuple[str, ...]:
+    """``"P1,TR"`` (or a list) → those voices in canonical order; at least one."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [s.strip().upper() for s in items if s.strip()]
+    bad = [s for s in names if s not in VOICES]
+    if bad:
+        raise InvalidInputError(f"{option}: unknown voice {bad[0]!r} (voices are {', '.join(VOICES)})")
+    if not names:
+        raise InvalidInputError(f"{option}: name at least one voice ({', '.join(VOICES)})")
+    return tuple(v for v in VOICES if v in names)

@@ -23,12 +23,21 @@ import torch
 
 from lakhnes import tx1
 from lakhnes import vocab as V
-from lakhnes.constraints import Constraint, keep_plan, parse_keep, quantize, state_after
+from lakhnes.constraints import (
+    MAX_REST_S,
+    Constraint,
+    Rule,
+    default_rules,
+    keep_plan,
+    parse_keep,
+    parse_voices,
+    quantize,
+)
 from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 
 __all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices",
-           "load_default_model", "load_model", "load_source", "set_threads"]
+           "load_default_model", "load_model", "load_source", "set_threads", "song_rules"]
 
 Progress = Callable[[int, int], None] | None
 #: tokens per second of music after which only waits are allowed (NES-MDB peaks near 200/s)
@@ -166,7 +175,8 @@ def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, t
         steps = Stepper(model, x, cache=cache)
         logits, step = steps.logits, 0
         while True:
-            tok = pick(con.adjust(logits), con.mask(), temperature=temperature, top_k=top_k, top_p=top_p,
+            allowed = con.mask()  # first: adjust re-weights for this mask
+            tok = pick(con.adjust(logits), allowed, temperature=temperature, top_k=top_k, top_p=top_p,
                        generator=gen)
             con.update(tok)
             out.append(tok)
@@ -179,7 +189,7 @@ def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, t
     if progress is not None:
         progress(total, total)
     ids = torch.stack(out, 1).cpu().numpy() if out else np.zeros((B, 0), dtype=np.int64)
-    lengths = con.length.cpu().numpy()
+    lengths = con.length
     return [ids[b, : lengths[b]] for b in range(B)]
 
 
@@ -200,11 +210,35 @@ def _song(events: np.ndarray, end: int, name: str) -> NesScore:
 
 
 def _elapsed(con: Constraint) -> int:
-    return int(con.elapsed.clamp(max=con.limit).float().mean())
+    return int(np.minimum(con.elapsed, con.limit).mean())
 
 
 def _steps(con: Constraint) -> int:
-    return int(con.steps.float().mean())
+    return int(con.steps.mean())
+
+
+def voices_of(ids) -> tuple[str, ...]:
+    """The voices that start a note in token ids."""
+    ids = np.asarray(ids, dtype=np.int64)
+    return tuple(v for k, v in enumerate(VOICES) if np.any(V.IS_NOTEON[ids] & (V.VOICE_OF[ids] == k)))
+
+
+def song_rules(voices=None, max_rest: float | None = MAX_REST_S, *, implied=VOICES, free=VOICES) -> list[Rule]:
+    """The decoding rules of a song (see :mod:`lakhnes.constraints`). ``voices``: the voices it
+    uses (e.g. ``"P1,TR"``): each enters near the start and rests at most ``max_rest`` seconds
+    (``None``: no bound), and the others stay silent. Default (``None``): the voices ``implied``
+    (all four for a new song; the prime's, or the source's, otherwise) are held to that, and the
+    model may add the others. Only voices in ``free`` (those the model writes) are concerned."""
+    if max_rest is not None and not max_rest >= 0.1:
+        raise InvalidInputError(f"max_rest must be at least 0.1 s (or None: no bound), not {max_rest}")
+    if voices is None:
+        named, allowed = [v for v in implied if v in free], VOICES
+    else:
+        named = allowed = [v for v in parse_voices(voices) if v in free]
+        if not named:
+            raise InvalidInputError(f"voices: {','.join(parse_voices(voices))} names no voice for the model to "
+                                    f"write (it writes {','.join(free)})")
+    return default_rules(named, max_rest=max_rest, allowed=allowed)
 
 
 def _length_args(seconds, tokens):
@@ -220,16 +254,21 @@ def _length_args(seconds, tokens):
 def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: int | None = None,
                   temperature: float = 0.95, top_k: int | None = 32, top_p: float | None = None,
                   seed: int | None = None, num: int = 1, progress: Progress = None,
-                  cache: bool = True) -> list[np.ndarray]:
+                  cache: bool = True, voices=None, max_rest: float | None = MAX_REST_S,
+                  rules: list[Rule] | None = None) -> list[np.ndarray]:
     """The token ids ``num`` streams sample after the ids ``prefix`` (fed to the model first):
-    until ``seconds`` of waits (the last wait may overshoot) or ``tokens`` ids."""
+    until ``seconds`` of waits (the last wait may overshoot) or ``tokens`` ids. ``voices`` and
+    ``max_rest``: see :func:`song_rules` (implied: all four after ``<S>`` alone, else the prefix's
+    voices when it has two or more); ``rules`` replaces those rules (``[]``: validity only)."""
     _check_sampling(temperature, top_k, top_p, num)
     limit, max_tokens = _length_args(seconds, tokens)
     prefix = np.asarray(prefix, dtype=np.int64)
-    sounding, last = state_after(prefix)
+    if rules is None:
+        heard = voices_of(prefix)
+        rules = song_rules(voices, max_rest, implied=heard if len(heard) >= 2 else VOICES)
     budget = None if limit is None else MAX_TOKEN_RATE * limit // SAMPLE_RATE + 64
-    con = Constraint(num, _device(model), limit=limit, max_tokens=max_tokens, budget=budget,
-                     sounding=sounding, last=last)
+    con = Constraint(num, _device(model), limit=limit, max_tokens=max_tokens, budget=budget, prefix=prefix,
+                     rules=rules, song_start=len(prefix) == 1 and prefix[0] == V.START)
     total, done_of = (limit, _elapsed) if limit is not None else (max_tokens, _steps)
     return _decode(model, prefix, con, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                    progress=progress, total=total, done_of=done_of, cache=cache)
@@ -250,10 +289,14 @@ def _songs(new, prefix_events, limit: int | None, name: str) -> list[NesScore]:
 
 def sample(model, *, seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
            top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
-           progress: Progress = None) -> list[NesScore]:
-    """``num`` new songs from ``<S>``: ``seconds`` of music each (or ``tokens`` tokens)."""
+           progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
+           rules: list[Rule] | None = None) -> list[NesScore]:
+    """``num`` new songs from ``<S>``: ``seconds`` of music each (or ``tokens`` tokens).
+    ``voices``: the voices the songs use (default all four), each entering near the start and
+    resting at most ``max_rest`` seconds (see :func:`song_rules`)."""
     new = sample_tokens(model, seconds=seconds, tokens=tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, seed=seed, num=num, progress=progress)
+                        top_p=top_p, seed=seed, num=num, progress=progress, voices=voices, max_rest=max_rest,
+                        rules=rules)
     limit = _length_args(seconds, tokens)[0]
     return _songs(new, np.zeros(0, dtype=np.int64), limit, "sample")
 
@@ -281,17 +324,20 @@ def prime_events(prime: NesScore, prime_seconds: float | None = None) -> tuple[n
 def continue_song(model, prime: NesScore, *, prime_seconds: float | None = None, only_new: bool = False,
                   seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
                   top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
-                  progress: Progress = None) -> list[NesScore]:
+                  progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
+                  rules: list[Rule] | None = None) -> list[NesScore]:
     """Continue the first ``prime_seconds`` of ``prime`` by ``seconds`` of music.
 
     The model reads the prime (its waits snapped to the vocabulary) through its memory; each song
     is the prime as written (exact timing) followed by the continuation, or only the continuation
-    with ``only_new``.
+    with ``only_new``. ``voices`` (default: the prime's, or all four if it has fewer than two) and
+    ``max_rest``: see :func:`song_rules`; the rules count the prime's rests and notes too.
     """
     ev, cut = prime_events(prime, prime_seconds)
     ids = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
     new = sample_tokens(model, prefix=ids, seconds=seconds, tokens=tokens, temperature=temperature,
-                        top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress)
+                        top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress, voices=voices,
+                        max_rest=max_rest, rules=rules)
     songs = _songs(new, ev, _length_args(seconds, tokens)[0], (prime.name or "prime") + "_cont")
     if only_new:
         songs = [NesScore(s.slice(cut, s.end).notes, s.end - cut, name=s.name) for s in songs]
@@ -339,22 +385,30 @@ def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_
 
 def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95, top_k: int | None = 32,
                      top_p: float | None = None, seed: int | None = None, num: int = 1,
-                     progress: Progress = None) -> list[NesScore]:
+                     progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
+                     rules: list[Rule] | None = None) -> list[NesScore]:
     """Keep voices ``keep`` (e.g. ``["P1", "NO"]`` or ``"P1,NO"``) of ``source`` exactly as written
     (on the vocabulary's time grid) and let the model write the other voices around them.
 
-    The kept events are forced at their times; the model may not wait past the next one, may not
-    speak for a kept voice, and the songs end at the source's end.
+    The kept events are forced at their exact times (see :class:`lakhnes.constraints.Constraint`);
+    the model may not speak for a kept voice, and the songs end at the source's end. ``voices``:
+    the voices the song uses (default: the kept ones plus the others the source uses, or all four
+    if it uses only the kept ones) and ``max_rest``: see :func:`song_rules`.
     """
     _check_sampling(temperature, top_k, top_p, num)
-    plan = keep_plan(source, parse_keep(keep))
+    kept = parse_keep(keep)
+    plan = keep_plan(source, kept)
     if plan.end <= 0:
         raise InvalidInputError("the source song is empty", source.name or None)
+    free = [v for v in VOICES if v not in kept]
+    if rules is None:
+        implied = [v for v in free if len(source.notes[v])] or free
+        rules = song_rules(voices, max_rest, implied=implied, free=free)
     budget = 2 * len(plan.times) + MAX_TOKEN_RATE * plan.end // SAMPLE_RATE + 64
-    con = Constraint(num, _device(model), plan=plan, budget=budget)
+    con = Constraint(num, _device(model), plan=plan, budget=budget, rules=rules)
     new = _decode(model, np.array([V.START]), con, temperature=temperature, top_k=top_k, top_p=top_p,
                   seed=seed,
-                  progress=progress, total=plan.end, done_of=lambda c: int(c.elapsed.float().mean()))
+                  progress=progress, total=plan.end, done_of=lambda c: int(c.elapsed.mean()))
     base = (source.name or "source") + "_with_" + "".join(v.lower() for v in plan.keep)
     names = [base + (f"_{b + 1}" if num > 1 else "") for b in range(num)]
     return [tx1.events_to_score(tx1.ids_to_events(ids), end=plan.end, name=n)

@@ -138,6 +138,76 @@ def song_stats(score: NesScore, measure_s: float = MEASURE_S, steps: int = GRID_
     return out
 
 
+# --------------------------------------------------------------------------- ensemble health
+
+#: a note shorter than this is a "sub-millisecond" note (1 ms = 44.1 samples)
+SUB_MS = SAMPLE_RATE / 1000
+#: a song is degenerate when fewer than 2 voices play, or one voice (or silence) is alone longer
+DEGENERATE_ALONE_S = 10.0
+
+
+def longest_alone(score: NesScore) -> float:
+    """The longest stretch (seconds) in which at most one voice sounds."""
+    dur, count = voices_sounding(score)
+    if not len(dur):
+        return score.end / SAMPLE_RATE
+    alone = count <= 1
+    # running sums of durations over runs of consecutive "alone" segments
+    run_id = np.cumsum(~alone)
+    sums = np.bincount(run_id[alone], weights=dur[alone], minlength=int(run_id.max()) + 1) if alone.any() else [0]
+    return float(np.max(sums)) / SAMPLE_RATE
+
+
+def ensemble_stats(score: NesScore) -> dict[str, float]:
+    """What a listener first hears of a song: ``voices_used`` (voices with a note),
+    ``voices_sounding`` (mean number of voices sounding over the whole song, silence counting 0),
+    ``longest_alone_s`` (longest stretch with at most one voice sounding), ``degenerate`` (1.0 if
+    fewer than 2 voices play or ``longest_alone_s`` > ``DEGENERATE_ALONE_S``), per voice
+    ``notes_per_s/V``, ``sub_ms/V`` (share of its notes shorter than 1 ms; NaN without notes) and
+    ``longest_note_s/V``, and ``pitch_class_entropy`` (P1, P2, TR pooled)."""
+    secs = score.end / SAMPLE_RATE
+    dur, count = voices_sounding(score)
+    used = sum(1 for v in VOICES if len(score.notes[v]))
+    alone = longest_alone(score)
+    out = {"voices_used": float(used),
+           "voices_sounding": float((dur * count).sum() / score.end) if score.end > 0 else math.nan,
+           "longest_alone_s": alone,
+           "degenerate": float(used < 2 or alone > DEGENERATE_ALONE_S)}
+    for v in VOICES:
+        n = score.notes[v]
+        d = n["end"] - n["start"]
+        out[f"notes_per_s/{v}"] = len(n) / secs if secs > 0 else math.nan
+        out[f"sub_ms/{v}"] = float(np.mean(d < SUB_MS)) if len(n) else math.nan
+        out[f"longest_note_s/{v}"] = float(d.max()) / SAMPLE_RATE if len(n) else 0.0
+    out["pitch_class_entropy"] = pitch_class_entropy(np.concatenate([score.notes[v]["pitch"] for v in MELODIC]))
+    return out
+
+
+def voice_bounds(score: NesScore, window_s: float = 1.0) -> dict[str, dict[str, float]]:
+    """Per voice that plays, the figures the decoding rules bound (see :mod:`lakhnes.constraints`):
+    ``entry_s`` (its first note's start), ``longest_rest_s`` (longest silence between two of its
+    notes), ``longest_note_s``, ``max_onsets`` (most note starts in any ``window_s`` window) and
+    ``sub_ms_run`` (most consecutive notes shorter than 1 ms)."""
+    out = {}
+    win = round(window_s * SAMPLE_RATE)
+    for v in VOICES:
+        n = score.notes[v]
+        if not len(n):
+            continue
+        st, d = n["start"], n["end"] - n["start"]
+        gaps = st[1:] - n["end"][:-1]
+        sub = np.concatenate([[False], d < SUB_MS, [False]])
+        edges = np.flatnonzero(np.diff(sub.astype(np.int8)))  # run starts and ends, alternating
+        out[v] = {
+            "entry_s": float(st[0]) / SAMPLE_RATE,
+            "longest_rest_s": float(gaps.max()) / SAMPLE_RATE if len(gaps) else 0.0,
+            "longest_note_s": float(d.max()) / SAMPLE_RATE,
+            "max_onsets": float((np.searchsorted(st, st + win) - np.arange(len(st))).max()),
+            "sub_ms_run": float((edges[1::2] - edges[::2]).max()) if len(edges) else 0.0,
+        }
+    return out
+
+
 # --------------------------------------------------------------------------- files and tables
 
 SUFFIXES = (".mid", ".midi", ".tx1.txt")

@@ -44,6 +44,13 @@ def register(sub) -> None:
     p.add_argument("--prime-seconds", type=float, default=None,
                    help="how much of the prime the model reads (default: all of it)")
     p.add_argument("--only-new", action="store_true", help="with --prime: write only the continuation")
+    p.add_argument("--voices", default=None, metavar="VOICES",
+                   help="the voices the song uses, e.g. P1,P2,TR (default: all four for a new song; the prime's "
+                        "with --prime; the source's with --keep): each enters within 1 s and rests at most "
+                        "--max-rest; the others stay silent")
+    p.add_argument("--max-rest", type=float, default=None, metavar="SECONDS",
+                   help="longest rest of a voice the song uses (default 8.4: 99 %% of the voices of NES-MDB's "
+                        "train split never rest longer)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -96,6 +103,21 @@ def _check(args) -> str | None:
         return "--prime-seconds must be positive"
     if (args.rhythm or args.keep) and args.tokens is not None:
         return "--tokens does not apply to --rhythm or --keep (the length is the source's)"
+    if args.rhythm and (args.voices is not None or args.max_rest is not None):
+        return "--voices and --max-rest do not apply to --rhythm (the rhythm's voices play, on its timing)"
+    if args.max_rest is not None and not args.max_rest >= 0.1:
+        return f"--max-rest must be at least 0.1 s, not {args.max_rest:g}"
+    if args.voices is not None:
+        from lakhnes.constraints import parse_keep, parse_voices
+        from lakhnes.errors import InvalidInputError
+
+        try:
+            voices = parse_voices(args.voices, option="--voices")
+            kept = parse_keep(args.keep[0]) if args.keep else ()
+        except InvalidInputError as e:
+            return str(e)
+        if kept and set(voices) <= set(kept):
+            return f"--voices {','.join(voices)} names no voice for the model to write (--keep keeps {','.join(kept)})"
     for name, value, cap, most, unit in (("--seconds", args.seconds, MAX_SECONDS, LONG_SECONDS, "s"),
                                          ("--tokens", args.tokens, MAX_TOKENS, LONG_TOKENS, "tokens")):
         if value is not None and value > most:
@@ -152,18 +174,21 @@ def run(args) -> int:
     kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, num=args.num,
               progress=bar)
     seconds = 30.0 if args.seconds is None else args.seconds
+    ensemble = {"voices": args.voices}
+    if args.max_rest is not None:
+        ensemble["max_rest"] = args.max_rest
     if source is not None and (args.rhythm or args.keep) and args.seconds is not None:
         source = source.slice(0, min(source.end, round(seconds * SAMPLE_RATE)))
     try:
         if args.prime:
             scores = G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
-                                     seconds=seconds, tokens=args.tokens, **kw)
+                                     seconds=seconds, tokens=args.tokens, **ensemble, **kw)
         elif args.rhythm:
             scores = G.accompany_rhythm(model, source, **kw)
         elif keep:
-            scores = G.accompany_voices(model, source, keep, **kw)
+            scores = G.accompany_voices(model, source, keep, **ensemble, **kw)
         else:
-            scores = G.sample(model, seconds=seconds, tokens=args.tokens, **kw)
+            scores = G.sample(model, seconds=seconds, tokens=args.tokens, **ensemble, **kw)
     except InvalidInputError as e:
         fail(str(e.with_path(source_file)) if source_file else str(e))
         return 1

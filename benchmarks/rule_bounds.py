@@ -1,0 +1,108 @@
+"""The NES-MDB figures behind the decoding rules' defaults (:mod:`lakhnes.constraints`).
+
+    python benchmarks/rule_bounds.py [NESMDB_MIDI_DIR_OR_TAR] [--split train] [--json out.json]
+
+For every song of the split and every voice that plays in it (a "voice part"), the figures of
+:func:`lakhnes.stats.voice_bounds`: when the voice enters, its longest rest between two notes, its
+longest note, the most note starts in any 1-second window, and the longest run of consecutive
+notes shorter than 1 ms. Prints the percentiles of each over all voice parts (melodic voices and
+noise apart and together), the share of voice parts each rule's default lets through, and the
+survival curves of note lengths and of rests between notes (``constraints.NOTE_SURVIVAL``,
+``REST_SURVIVAL``: the share of notes / rests longer than each age).
+Default source: ``../shared/data/nesmdb_midi.tar.gz`` (read straight from the archive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from lakhnes import constraints as C
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import SAMPLE_RATE, read_midi
+from lakhnes.stats import voice_bounds
+
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "nesmdb_midi.tar.gz"
+FIGURES = ("entry_s", "longest_rest_s", "longest_note_s", "max_onsets", "sub_ms_run")
+PERCENTILES = (50, 90, 95, 99, 99.9, 100)
+
+
+def songs(source: Path, split: str):
+    """(name, bytes) of every MIDI file of ``split`` in a folder or a tar archive."""
+    if source.is_dir():
+        for p in sorted((source / split).glob("*.mid")):
+            yield p.name, p.read_bytes()
+        return
+    with tarfile.open(source) as tar:
+        for m in sorted(tar.getmembers(), key=lambda m: m.name):
+            parts = Path(m.name).parts
+            if m.isfile() and m.name.endswith(".mid") and len(parts) >= 2 and parts[-2] == split:
+                yield Path(m.name).name, tar.extractfile(m).read()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("source", nargs="?", default=str(DEFAULT), help="NES-MDB MIDI folder or .tar.gz")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    a = ap.parse_args()
+    rows, n_songs, failed = [], 0, 0
+    lengths = {"note": {"mel": [], "NO": []}, "rest": {"mel": [], "NO": []}}
+    for name, data in songs(Path(a.source), a.split):
+        try:
+            score = read_midi(data, name=name)
+        except InvalidInputError:
+            failed += 1
+            continue
+        if score.end <= 0:
+            continue
+        n_songs += 1
+        for v, fig in voice_bounds(score).items():
+            rows.append((v, fig))
+            n = score.notes[v]
+            gaps = n["start"][1:] - n["end"][:-1]
+            group = "NO" if v == "NO" else "mel"
+            lengths["note"][group].append((n["end"] - n["start"]) / SAMPLE_RATE)
+            lengths["rest"][group].append(gaps[gaps > 0] / SAMPLE_RATE)
+    print(f"{a.split}: {n_songs} songs ({failed} unreadable), {len(rows)} voice parts")
+    out = {"split": a.split, "songs": n_songs, "voice_parts": len(rows), "figures": {}}
+    print("| figure | voices | " + " | ".join(f"p{q:g}" for q in PERCENTILES) + " |")
+    print("|---|---|" + "---|" * len(PERCENTILES))
+    for f in FIGURES:
+        for label, pick in (("P1/P2/TR", ("P1", "P2", "TR")), ("NO", ("NO",)), ("all", ("P1", "P2", "TR", "NO"))):
+            x = np.array([fig[f] for v, fig in rows if v in pick])
+            qs = np.percentile(x, PERCENTILES)
+            out["figures"][f"{f}/{label}"] = dict(zip([f"p{q:g}" for q in PERCENTILES], qs.tolist(), strict=True))
+            print(f"| {f} | {label} | " + " | ".join(f"{q:.3g}" for q in qs) + " |")
+    # what each default lets through (all voice parts)
+    ok = {
+        f"entry_s <= ENTRY_S ({C.ENTRY_S:g} s)": [fig["entry_s"] <= C.ENTRY_S for _, fig in rows],
+        f"longest_rest_s <= MAX_REST_S ({C.MAX_REST_S:g} s)": [fig["longest_rest_s"] <= C.MAX_REST_S for _, fig in rows],
+        f"longest_note_s <= MAX_HOLD_S ({C.MAX_HOLD_S:g} s)": [fig["longest_note_s"] <= C.MAX_HOLD_S for _, fig in rows],
+        f"max_onsets <= MAX_ONSETS ({C.MAX_ONSETS} per {C.RATE_WINDOW / SAMPLE_RATE:g} s)":
+            [fig["max_onsets"] <= C.MAX_ONSETS for _, fig in rows],
+        f"sub_ms_run <= MAX_SUB_MS_RUN ({C.MAX_SUB_MS_RUN})": [fig["sub_ms_run"] <= C.MAX_SUB_MS_RUN for _, fig in rows],
+    }
+    print()
+    for k, v in ok.items():
+        share = float(np.mean(v))
+        out[k] = share
+        print(f"{k}: {100 * share:.1f} % of voice parts")
+    print("\nsurvival: share of notes / rests (between two notes of a voice) longer than each age")
+    print("ages (s):", list(C.SURVIVAL_AGES))
+    for kind in ("note", "rest"):
+        for group in ("mel", "NO"):
+            x = np.concatenate(lengths[kind][group])
+            surv = [round(float((x > age).mean()), 5) for age in C.SURVIVAL_AGES]
+            out[f"survival/{kind}/{group}"] = surv
+            print(f"{kind} {group} ({len(x)}, median {np.median(x):.3f} s): {surv}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Decoding rules (:mod:`lakhnes.constraints`): each one on a tiny Transformer-XL with fixed seeds,
+beside a control run without it (so that every test can fail), and the mechanics of kept voices.
+
+The tiny models have their init weights and a chosen output bias (``out_bias``), so that what they
+sample is known in kind: ``lively`` plays, rests, holds and enters late; ``flood`` writes bursts of
+notes a few samples apart. Sampling uses ``top_k=0`` (with near-equal logits, top-k would keep only
+the biased ids).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lakhnes import constraints as C
+from lakhnes import tx1
+from lakhnes import vocab as V
+from lakhnes.errors import InvalidInputError
+from lakhnes.score import SAMPLE_RATE, VOICES, read_midi
+from lakhnes.stats import voice_bounds
+
+SR = SAMPLE_RATE
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _tiny(bias: dict) -> torch.nn.Module:
+    from lakhnes.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("transformer_xl", "tiny").eval()
+    b = torch.zeros(V.VOCAB_SIZE)
+    w = torch.as_tensor(V.WAIT_OF)
+    for kind, value in bias.items():
+        if kind == "noteon":
+            b[torch.as_tensor(V.IS_NOTEON)] = value
+        elif kind == "noteoff":
+            b[torch.as_tensor(V.IS_NOTEOFF)] = value
+        else:  # (lo, hi): waits of lo..hi samples
+            b[(w >= kind[0]) & (w <= kind[1])] = value
+    with torch.no_grad():
+        m.out_bias.copy_(b)
+    return m
+
+
+@pytest.fixture(scope="module")
+def lively():
+    return _tiny({"noteon": 1.0, "noteoff": 3.0, (1, 30): 2.5, (5000, 30000): 2.5})
+
+
+@pytest.fixture(scope="module")
+def flood():
+    return _tiny({"noteon": 1.0, (1, 40): 4.0})
+
+
+@pytest.fixture(scope="module")
+def song(fixtures):
+    return read_midi(fixtures / "nesmdb" / "324_SuperMarioBros_3_00_01World1Map.mid").slice(0, 3 * SR)
+
+
+def worst(songs, voices=VOICES, window_s: float = 1.0) -> dict[str, float]:
+    """The largest of each :func:`voice_bounds` figure over the songs' ``voices``."""
+    out: dict[str, float] = {}
+    for s in songs:
+        for v, fig in voice_bounds(s, window_s).items():
+            if v in voices:
+                for k, x in fig.items():
+                    out[k] = max(out.get(k, 0.0), x)
+    return out
+
+
+def trailing_rest(s, v) -> float:
+    n = s.notes[v]
+    return (s.end - n["end"][-1]) / SR if len(n) else s.end / SR
+
+
+# ----------------------------------------------------------------------------- one rule at a time
+
+
+def test_named_voices_enter_and_the_others_stay_silent(lively):
+    from lakhnes.generate import sample
+
+    songs = sample(lively, seconds=3, seed=1, num=6, top_k=0, voices="P1,TR")
+    for s in songs:
+        assert len(s.notes["P1"]) and len(s.notes["TR"])
+        assert not len(s.notes["P2"]) and not len(s.notes["NO"])
+        assert s.notes["P1"]["start"][0] <= C.ENTRY_S * SR and s.notes["TR"]["start"][0] <= C.ENTRY_S * SR
+    default = sample(lively, seconds=3, seed=1, num=6, top_k=0)
+    assert all(all(len(s.notes[v]) for v in VOICES) for s in default)  # default: all four
+    control = sample(lively, seconds=3, seed=1, num=6, top_k=0, rules=[])
+    assert any(sum(1 for v in VOICES if len(s.notes[v])) < 4 for s in control)
+    assert worst(control)["entry_s"] > C.ENTRY_S
+
+
+def test_rest_bound_holds(lively):
+    from lakhnes.generate import sample
+
+    songs = sample(lively, seconds=3, seed=1, num=6, top_k=0, max_rest=0.3)
+    assert worst(songs)["longest_rest_s"] <= 0.3
+    assert max(trailing_rest(s, v) for s in songs for v in VOICES) <= 0.3
+    control = sample(lively, seconds=3, seed=1, num=6, top_k=0, max_rest=None)
+    assert worst(control)["longest_rest_s"] > 0.3
+
+
+def test_hold_bound_holds(lively):
+    from lakhnes.generate import sample
+
+    songs = sample(lively, seconds=3, seed=1, num=6, top_k=0, rules=[C.MaxHold(0.2)])
+    assert worst(songs)["longest_note_s"] <= 0.2
+    assert worst(sample(lively, seconds=3, seed=1, num=6, top_k=0, rules=[]))["longest_note_s"] > 0.2
+
+
+def test_note_rate_bound_holds(flood):
+    from lakhnes.generate import sample
+
+    songs = sample(flood, seconds=1, seed=1, num=4, top_k=0, rules=[C.NoteRate(4, SR // 4)])
+    assert worst(songs, window_s=0.25)["max_onsets"] <= 4
+    control = sample(flood, seconds=1, seed=1, num=4, top_k=0, rules=[])
+    assert worst(control, window_s=0.25)["max_onsets"] > 4
+
+
+def test_sub_ms_runs_are_bounded(flood):
+    from lakhnes.generate import sample
+
+    songs = sample(flood, seconds=1, seed=1, num=4, top_k=0, rules=[C.SubMsRun(1)])
+    assert worst(songs)["sub_ms_run"] <= 1
+    assert worst(sample(flood, seconds=1, seed=1, num=4, top_k=0, rules=[]))["sub_ms_run"] > 1
+
+
+def test_activity_tilts_towards_real_lengths(lively):
+    """The soft rule alone (no bound): long notes and rests get rarer, as in real music."""
+    from lakhnes.generate import sample
+
+    def long_share(songs):
+        d = np.concatenate([(s.notes[v]["end"] - s.notes[v]["start"]) / SR for s in songs for v in VOICES])
+        return float(np.mean(d > 0.5))
+
+    tilted = sample(lively, seconds=3, seed=2, num=8, top_k=0, rules=[C.Activity()])
+    plain = sample(lively, seconds=3, seed=2, num=8, top_k=0, rules=[])
+    assert long_share(tilted) < long_share(plain)
+    a = C.Activity()
+    s = C.Stream()
+    s.update(int(V.noteon_id("P1", 60)))
+    assert a.bias(s) is None  # a fresh note, voices silent since 0 s: no push
+    s.update(V.WAIT_BASE + int(np.searchsorted(V.WAITS, 44100)))  # 1 s later
+    held, resting = a.bias(s)[0], a.bias(s)[1]
+    assert 3.0 < held < 4.0  # ln(0.5 / 0.0167): 1.7 % of real melodic notes last over 1 s
+    assert 3.5 < resting < 4.5  # ln(0.5 / 0.0089): 0.9 % of real melodic rests last over 1 s
+
+
+# ----------------------------------------------------------------------------- rules and the prime
+
+
+def test_rules_count_the_prime():
+    """A continuation's rules start from the prime's state: a voice silent for 2 s at the cut, with
+    max_rest 3 s, must play within 1 s; a note held for 2 s must end within 0.5 s with MaxHold(2.5)."""
+    w44000 = V.WAIT_BASE + int(np.searchsorted(V.WAITS, 44000))
+    ids = [V.START, int(V.noteon_id("P1", 60)), int(V.noteon_id("P2", 64)), V.WAIT_BASE + 99,
+           V.VOICE_OFF["P2"], w44000, w44000]
+    s = C.Stream.after(ids)
+    assert s.t == 0 and s.sounding[0] and not s.sounding[1]
+    assert s.onset[0] == -88100 and s.since[1] == -88000
+    e = C.Ensemble(("P1", "P2"), max_rest=3.0)
+    due = e.deadlines(s)
+    assert due[1] == -88000 + 3 * SR and due[0] == C.FAR  # P1 sounds: no rest deadline
+    assert C.MaxHold(2.5).deadlines(s)[0] == -88100 + round(2.5 * SR)
+    con = C.Constraint(1, limit=SR, prefix=ids, rules=[e])
+    m = con.mask_np()[0]
+    assert m[V.noteon_ids("P2")].all()
+    assert V.WAIT_OF[np.flatnonzero(m & V.IS_WAIT)].max() == 44000  # the longest wait <= 44,300
+
+
+# ----------------------------------------------------------------------------- kept voices
+
+
+def _plan_1230():
+    """Keep P1 of a source whose P1 note comes 1,230 samples in (a P2 note at 1,000 between):
+    1,230 is no vocabulary wait (the longest that fits is 1,200)."""
+    ev = np.array([V.noteon_id("P2", 50), -1000, V.VOICE_OFF["P2"], -230, V.noteon_id("P1", 60), -500])
+    return C.keep_plan(tx1.events_to_score(ev), ["P1"])
+
+
+def test_a_cut_wait_ends_exactly_on_the_kept_event():
+    plan = _plan_1230()
+    assert plan.times.tolist()[0] == 1230
+    con = C.Constraint(1, plan=plan)
+    m = con.mask_np()[0]
+    w1200 = V.WAIT_BASE + int(np.searchsorted(V.WAITS, 1200))
+    assert V.WAIT_OF[np.flatnonzero(m & V.IS_WAIT)].max() == 1200
+    logits = torch.full((1, V.VOCAB_SIZE), -30.0)
+    logits[0, V.WAIT_BASE + int(np.searchsorted(V.WAITS, 5000))] = 5.0  # the model wants to wait past it
+    adj = con.adjust(logits)
+    assert int(adj.masked_fill(~torch.from_numpy(m)[None], float("-inf")).argmax()) == w1200
+    con.update(torch.tensor([w1200]))
+    # the remainder, and nothing else: the model is not asked to act 30 samples before the kept note
+    assert np.flatnonzero(con.mask_np()[0]).tolist() == [V.WAIT_BASE + 29]  # WT_30
+    con.update(torch.tensor([V.WAIT_BASE + 29]))
+    assert np.flatnonzero(con.mask_np()[0]).tolist() == [int(plan.tokens[0])]
+    # a wait the model chose that stops short (WT_100) is its own instant: it may play there
+    con = C.Constraint(1, plan=plan)
+    con.mask_np()
+    con.update(torch.tensor([V.WAIT_BASE + 99]))
+    m = con.mask_np()[0]
+    assert m[V.noteon_ids("P2")].all() and V.WAIT_OF[np.flatnonzero(m & V.IS_WAIT)].max() == 1100
+
+
+def test_kept_voice_probability_waits_for_the_kept_voice():
+    """The model's wish for a kept voice's event (masked) goes to waiting for its next event,
+    not to notes of the free voices."""
+    plan = _plan_1230()
+    con = C.Constraint(1, plan=plan)
+    m = torch.from_numpy(con.mask_np())
+    logits = torch.zeros(1, V.VOCAB_SIZE)
+    logits[0, V.noteon_ids("P1")] = 8.0  # "the melody plays now"
+    p = torch.softmax(con.adjust(logits).masked_fill(~m, float("-inf")), -1)[0]
+    land = V.WAIT_BASE + int(np.searchsorted(V.WAITS, 1200))
+    assert p[land] > 0.95
+    plain = torch.softmax(logits.masked_fill(~m, float("-inf")), -1)[0]
+    assert plain[land] < 0.01  # renormalised, it would have gone over every allowed id
+
+
+def test_no_floods_in_keep_mode(flood, song):
+    from lakhnes.generate import accompany_voices
+
+    ref = tx1.events_to_score(C.quantize(song), end=C.keep_plan(song, ["P1", "NO"]).end)
+    songs = accompany_voices(flood, song, "P1,NO", seed=3, num=3, top_k=0)
+    for s in songs:
+        s.check()
+        tx1.check_ids(tx1.events_to_ids(tx1.score_to_events(s)))
+        for v in ("P1", "NO"):
+            assert np.array_equal(s.notes[v][["start", "end", "pitch"]], ref.notes[v][["start", "end", "pitch"]])
+    got = worst(songs, ("P2", "TR"))
+    assert got["max_onsets"] <= C.MAX_ONSETS and got["sub_ms_run"] <= C.MAX_SUB_MS_RUN
+    assert got["longest_note_s"] <= C.MAX_HOLD_S
+    written = [s.notes[v] for s in songs for v in ("P2", "TR")]
+    assert sum(len(n) for n in written) > 0
+    # a tighter bound holds too, where the model alone goes past it
+    tight = accompany_voices(flood, song, "P1,NO", seed=3, num=3, top_k=0, rules=[C.NoteRate(10), C.SubMsRun(1)])
+    assert worst(tight, ("P2", "TR"))["max_onsets"] <= 10 and worst(tight, ("P2", "TR"))["sub_ms_run"] <= 1
+    control = worst(accompany_voices(flood, song, "P1,NO", seed=3, num=3, top_k=0, rules=[]), ("P2", "TR"))
+    assert control["max_onsets"] > 10 and control["sub_ms_run"] > 1
+
+
+def test_rules_keep_keep_mode_valid_at_high_temperature(lively, song):
+    """Many streams, every rule at once, kept voices exact: the TX1 stays valid and canonical."""
+    from lakhnes.generate import accompany_voices
+
+    kept = ("TR",)
+    ref = tx1.events_to_score(C.quantize(song), end=C.keep_plan(song, kept).end)
+    for s in accompany_voices(lively, song, "TR", temperature=2.0, top_k=0, seed=9, num=24, max_rest=0.5):
+        s.check()
+        ids = tx1.events_to_ids(tx1.score_to_events(s))
+        tx1.check_ids(ids)
+        assert np.array_equal(s.notes["TR"][["start", "end"]], ref.notes["TR"][["start", "end"]])
+        voice = V.VOICE_OF[ids].astype(int)
+        instant = np.cumsum(V.IS_WAIT[ids])
+        for t in np.unique(instant):
+            spoken = voice[(instant == t) & (voice >= 0)]
+            assert np.all(np.diff(spoken) > 0)
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def test_voice_options_are_checked(lively, song):
+    from lakhnes.generate import accompany_voices, sample
+
+    with pytest.raises(InvalidInputError, match="voices: unknown voice 'P3'"):
+        sample(lively, seconds=1, voices="P1,P3")
+    with pytest.raises(InvalidInputError, match="voices: name at least one"):
+        sample(lively, seconds=1, voices=" , ")
+    with pytest.raises(InvalidInputError, match="max_rest must be at least 0.1"):
+        sample(lively, seconds=1, max_rest=0)
+    with pytest.raises(InvalidInputError, match="no voice for the model to write"):
+        accompany_voices(lively, song, "P1", voices="P1")
+
+
+def test_cli_voices_and_max_rest(lively, tmp_path, capsys):
+    from lakhnes.cli import main
+    from lakhnes.models import save_model
+
+    mdir = save_model(lively, tmp_path / "lively")
+    out = tmp_path / "x.mid"
+    assert main(["generate", "-m", str(mdir), "--seconds", "2", "--voices", "P2,NO", "--max-rest", "0.5",
+                 "--top-k", "0", "--seed", "1", "-o", str(out), "-q"]) == 0
+    s = read_midi(out)
+    assert [v for v in VOICES if len(s.notes[v])] == ["P2", "NO"]
+    assert worst([s])["longest_rest_s"] <= 0.5
+    assert main(["generate", "-m", str(mdir), "--voices", "P5", "-o", str(out)]) == 2
+    assert "--voices: unknown voice 'P5'" in capsys.readouterr().err
+    assert main(["generate", "-m", str(mdir), "--max-rest", "0", "-o", str(out)]) == 2
+    assert "--max-rest" in capsys.readouterr().err
