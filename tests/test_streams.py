@@ -91,3 +91,26 @@ def songs_split(nesmdb_fixture_files):
     songs = [s for s in songs if len(s) > 10]
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in songs])]).astype(np.int64)
     return Split(np.concatenate(songs), offsets, [str(k) for k in range(len(songs))])
+
+
+def test_prefetch_gives_the_same_batches(songs_split):
+    """The next epoch built in a helper process (as training on a GPU does) is the same epoch;
+    if the helper dies, the rows are built in-process, still the same."""
+    import os
+    import signal
+
+    plain = SongStreams(songs_split, 2, 64, seed=4, augment=AugmentConfig())
+    fetched = SongStreams(songs_split, 2, 64, seed=4, augment=AugmentConfig(), prefetch=True)
+    try:
+        n = plain.segments_per_epoch()
+        for k in range(3 * n + 2):
+            if k == 2 * n:  # during the third epoch: kill the helper (its fourth epoch is lost)
+                os.kill(fetched._prefetcher.proc.pid, signal.SIGKILL)
+                fetched._prefetcher.proc.join(5)
+            xa, ya = plain.next_batch()
+            xb, yb = fetched.next_batch()
+            assert xb.dtype == np.int64 and np.array_equal(xa, xb) and np.array_equal(ya, yb)
+        assert fetched.epoch == 3
+    finally:
+        fetched.close()
+    assert fetched._prefetcher is None

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from lakhnes.datasets import load_split
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
 from lakhnes.models import ngram
+from lakhnes.progress import progress_bar
 from lakhnes.vocab import VOCAB_SIZE
 
 STREAMS, TGT_LEN, MEM_LEN = 10, 128, 896
@@ -130,7 +130,7 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     t0 = time.perf_counter()
     steps = range(0, rows.shape[1] - 1, tgt_len)
     try:
-        bar = tqdm(steps[start:], desc="eval", unit="seg", disable=None if progress else True, leave=False,
+        bar = progress_bar(steps[start:], desc="eval", unit="seg", disable=None if progress else True, leave=False,
                    initial=start, total=len(steps))
         for k, i in enumerate(bar, start):
             if partial and k > start and (k - start) % save_every == 0:
@@ -156,7 +156,7 @@ def evaluate_ngram(model: ngram.NGramLM, tokens, *, streams: int = STREAMS, prog
     rows, lengths = layout_streams(tokens, streams)
     t0 = time.perf_counter()
     total = 0.0
-    for s in tqdm(range(streams), desc="eval", unit="stream", disable=None if progress else True, leave=False):
+    for s in progress_bar(range(streams), desc="eval", unit="stream", disable=None if progress else True, leave=False):
         total += model.stream_nll(rows[s, : lengths[s]])
     n = int(lengths.sum())
     return _result(total, n - streams, n, streams, time.perf_counter() - t0, order=model.order)
@@ -180,19 +180,22 @@ def run_metadata(model_path, data_dir) -> dict:
             out["train_" + k if k == "valid_ppl" else k] = cfg[k]
     if "augment" in train:
         out["augment"] = bool(train["augment"])
-    if state.get("tokens"):
+    tokens = state.get("tokens") or cfg.get("train_tokens")  # a sharded model folder: from its card
+    if tokens:
         n_train = int(load_split(data_dir, "train").offsets[-1])
-        out["train_tokens_seen"] = int(state["tokens"])
-        out["epochs"] = round(state["tokens"] / n_train, 3)
+        out["train_tokens_seen"] = int(tokens)
+        out["epochs"] = round(tokens / n_train, 3)
     return out
 
 
 def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = STREAMS,
              tgt_len: int = TGT_LEN, mem_len: int = MEM_LEN, save_ngram: str | None = None,
-             partial: str | None = None, progress: bool = True, log=print) -> dict:
-    """Evaluate a model path (run dir, checkpoint dir, .safetensors, saved n-gram) or a named
-    n-gram (``unigram``, ``5gram``: trained on ``data_dir``'s train split first).
-    ``partial``: file where a neural model's evaluation saves its progress (resumable)."""
+             partial: str | None = None, progress: bool = True, log=print, device: str | None = None) -> dict:
+    """Evaluate a model path (run dir, checkpoint dir, sharded model folder, .safetensors, saved
+    n-gram, shipped model name) or a named n-gram (``unigram``, ``5gram``: trained on
+    ``data_dir``'s train split first). ``partial``: file where a neural model's evaluation saves
+    its progress (resumable). ``device``: where a neural model runs (default: cuda when available,
+    else cpu), in float32."""
     tokens = np.asarray(load_split(data_dir, split).tokens)
     if len(tokens) < 2 * max(streams, 1):
         raise InvalidInputError(f"{split} split: {len(tokens)} tokens are too few for {streams} streams",
@@ -217,8 +220,9 @@ def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = S
     else:
         from lakhnes.models import load_model, model_type_of
 
-        model = load_model(model_spec)
-        info.update(model_type=model_type_of(model), parameters=model.num_parameters(),
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = load_model(model_spec, device=device)
+        info.update(model_type=model_type_of(model), parameters=model.num_parameters(), device=str(device),
                     **run_metadata(model_spec, data_dir))
         log(protocol_text(len(tokens), streams))
         key = f"{info.get('checkpoint')}|{Path(data_dir).resolve()}|{split}"

@@ -53,11 +53,11 @@ def load_model(path, device="cpu"):
 
 def load_default_model(device="cpu"):
     """The shipped model (``src/lakhnes/assets/default``)."""
-    from lakhnes.models import default_model_path, load_model
+    from lakhnes.models import default_model_path, has_weights, load_model
 
     path = default_model_path()
-    if not (path / "config.json").exists() or not (path / "model.safetensors").exists():
-        raise InvalidInputError("no shipped model here (needs config.json + model.safetensors); "
+    if not (path / "config.json").exists() or not has_weights(path):
+        raise InvalidInputError("no shipped model here (needs config.json + model.safetensors or shards); "
                                 "pass -m MODEL (a run or checkpoint folder)", str(path))
     return load_model(path, device=device)
 

@@ -278,6 +278,8 @@ class Trainer:
         if torch.cuda.is_available():
             self.device = torch.device("cuda", local)
             torch.cuda.set_device(self.device)
+            torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls (outside bf16 autocast) on TF32 cores
+            torch.backends.cudnn.allow_tf32 = True
         else:
             self.device = torch.device("cpu")
         ckpt = self._latest_checkpoint()
@@ -312,7 +314,8 @@ class Trainer:
         if cfg.batch_size % cfg.accum_steps:
             raise InvalidInputError(f"batch size {cfg.batch_size} is not a multiple of --accum {cfg.accum_steps}")
         self.chunk = cfg.batch_size // cfg.accum_steps
-        self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99))
+        self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99),
+                                     fused=self.device.type == "cuda" or None)  # one kernel per step on a GPU
         if cfg.schedule not in ("steps", "time") or (cfg.schedule == "time" and not cfg.max_minutes > 0):
             raise InvalidInputError(f"schedule {cfg.schedule!r}: 'steps', or 'time' with a --max-minutes budget")
         if cfg.clock not in ("wall", "cpu"):
@@ -322,7 +325,8 @@ class Trainer:
             raise InvalidInputError(f"augment_drop must lie in [0, 1] (got {cfg.augment_drop})")
         aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop) if cfg.augment else None
         self.streams = SongStreams(self.train_split, cfg.batch_size, self.tgt_len, seed=cfg.seed, augment=aug,
-                                   rank=self.rank, world_size=self.world)
+                                   rank=self.rank, world_size=self.world,
+                                   prefetch=self.device.type == "cuda")  # augment the next epoch meanwhile
         self.mems = [model.init_state(self.chunk, self.device) for _ in range(cfg.accum_steps)]
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
         self.best_ppl, self.best_step, self.bad_evals = float("inf"), None, 0
@@ -340,7 +344,7 @@ class Trainer:
 
             self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
-            self.net = torch.compile(self.net)
+            self.net = torch.compile(self.net, dynamic=False)  # two shapes: empty memory, then full
 
     # --------------------------------------------------------------------- checkpoints
     def _latest_checkpoint(self) -> Path | None:
@@ -487,13 +491,13 @@ class Trainer:
     def fit(self, until: int | None = None) -> dict:
         """Train to ``cfg.steps`` (or ``until``, or the time budget, or early stopping);
         checkpoint on the way and at the end. Returns a summary dict."""
-        from tqdm.auto import tqdm
+        from lakhnes.progress import progress_bar
 
         cfg = self.cfg
         stop_at = min(cfg.steps, until) if until else cfg.steps
         self._tb = self._tensorboard()
         self.model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or self.rank != 0,
+        bar = progress_bar(total=cfg.steps, initial=self.step, disable=not self.progress or self.rank != 0,
                    desc="train", unit="step", dynamic_ncols=True)
         reason = "steps"
         t_start, tok_start = time.perf_counter(), self.tokens
@@ -529,6 +533,7 @@ class Trainer:
                 if reason != "steps":
                     break
         bar.close()
+        self.streams.close()
         if self._tb is not None:
             self._tb.close()
         summary = {"step": self.step, "stopped": reason, "best_valid_ppl": self.best_ppl,

@@ -28,6 +28,8 @@ def register(sub) -> None:
     p.add_argument("--mem-len", type=int, default=896, help="Transformer-XL memory length (default 896)")
     p.add_argument("--save", metavar="RUN", help="for unigram/5gram: also save the trained model here")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="torch device for a neural model (default: cuda when available, "
+                   "else cpu); it runs in float32")
     p.set_defaults(func=run)
 
 
@@ -45,16 +47,30 @@ def default_name(model: str) -> str:
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
     from lakhnes.evaluate import evaluate, write_result
+    from lakhnes.models import SHIPPED
     from lakhnes.models.ngram import parse_name
 
     if args.streams < 1 or args.tgt_len < 1 or args.mem_len < 0:
         return usage_error("--streams and --tgt-len must be >= 1, --mem-len >= 0")
-    if not Path(args.model).exists() and parse_name(args.model) is None:
-        return usage_error(f"{args.model}: no such model file or folder (nor unigram / Ngram)")
+    if not Path(args.model).exists() and parse_name(args.model) is None and args.model not in SHIPPED:
+        return usage_error(f"{args.model}: no such model file or folder (nor unigram / Ngram / {' / '.join(SHIPPED)})")
+    if args.device:
+        import torch
+
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError:
+            return usage_error(f"--device {args.device}: not a torch device (cpu, cuda, cuda:1, ...)")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            return usage_error(f"--device {args.device}: no CUDA device here")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    problem = unwritable([args.results], folder=True) or unwritable([args.json])  # before a long evaluation
+    if problem:
+        fail(problem)
+        return 1
     name = args.name or default_name(args.model)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
     # progress of a long evaluation, so that running the same command again resumes it
@@ -62,15 +78,11 @@ def run(args) -> int:
     partial = keep / f".{slug}.{args.split}.partial.safetensors" if keep else None
     try:
         res = evaluate(args.model, args.data, args.split, streams=args.streams, tgt_len=args.tgt_len,
-                       mem_len=args.mem_len, save_ngram=args.save, partial=partial)
+                       mem_len=args.mem_len, save_ngram=args.save, partial=partial, device=args.device)
     except InvalidInputError as e:
         fail(str(e))
         return 1
     res["name"] = name
-    problem = unwritable([args.results], folder=True) or unwritable([args.json])  # before a long evaluation
-    if problem:
-        fail(problem)
-        return 1
     print(f"{name} on {args.split}: {res['targets']} tokens scored, NLL {res['nll']:.4f} nats, "
           f"PPL {res['ppl']:.3f}  ({res['tokens_per_s']:.0f} tokens/s)")
     if args.json:

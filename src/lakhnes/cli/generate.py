@@ -17,8 +17,8 @@ def register(sub) -> None:
     p = sub.add_parser("generate", help="sample NES music (from scratch, --prime, --rhythm or --keep)",
                        description="Sample NES music with a language model. Outputs by extension: "
                                    ".wav, .mid, .tx1.txt, .png (-o may repeat).")
-    p.add_argument("-m", "--model", default=None, help="run folder, checkpoint folder or .safetensors "
-                   "(default: the shipped model)")
+    p.add_argument("-m", "--model", default=None, help="run folder, model folder (one weights file or shards), "
+                   ".safetensors, or a packaged model: default, large (default: the shipped model)")
     p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
                    help="output file (.wav, .mid, .tx1.txt, .png); repeat for several formats")
     length = p.add_mutually_exclusive_group()

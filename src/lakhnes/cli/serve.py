@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("-m", "--model", default=None, metavar="MODEL",
-                   help="run folder, checkpoint folder or .safetensors file (default: the shipped model)")
+                   help="run folder, model folder (one weights file or shards), .safetensors, or a packaged "
+                        "model: default, large (default: the shipped model)")
     p.add_argument("-o", "--output", default="lakhnes-studio", metavar="DIR",
                    help="folder for the generated songs (default: ./lakhnes-studio)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
