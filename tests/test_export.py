@@ -12,7 +12,7 @@ from lakhnes.cli import main
 from lakhnes.errors import InvalidInputError
 from lakhnes.export import kind_of, load, save, to_general_midi
 from lakhnes.score import read_midi, to_symusic
-from lakhnes.synth import render
+from lakhnes.synth import peak_gain, render
 
 
 @pytest.fixture
@@ -34,7 +34,12 @@ def test_save_every_format_and_load_back(song, tmp_path):
     assert tx1.score_to_text(load(tmp_path / "s.tx1.txt")) == tx1.score_to_text(score)
     audio, sr = sf.read(str(tmp_path / "s.wav"), dtype="float32")
     assert sr == 44100 and len(audio) == score.end
-    assert np.allclose(audio, render(score), atol=1.5 / 32767)
+    gain = peak_gain(score)  # WAV is written with its peak at -1 dBFS (PEAK_DB) by default
+    assert np.allclose(audio, render(score) * gain, atol=1.5 / 32767)
+    assert abs(np.abs(audio).max() - 10 ** (-1 / 20)) < 2 / 32767
+    save(score, tmp_path / "raw.wav", peak_db=None)  # the chip's own level
+    raw, _ = sf.read(str(tmp_path / "raw.wav"), dtype="float32")
+    assert np.allclose(raw, render(score), atol=1.5 / 32767) and np.abs(raw).max() < 0.5
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*tmp*"))
 
@@ -101,13 +106,18 @@ def test_cli_synth(song, tmp_path, capsys):
     muted = read_midi(outs[1])
     assert not len(muted.notes["P2"]) and not len(muted.notes["NO"]) and len(muted.notes["P1"])
     audio, _ = sf.read(str(outs[0]), dtype="float32")
-    assert np.allclose(audio, render(read_midi(song), duty=1, mute="P2,NO"), atol=1.5 / 32767)
+    full = read_midi(song)  # normalised by the full song's gain: the muted voices make no one louder
+    assert np.allclose(audio, render(full, duty=1, mute="P2,NO") * peak_gain(full, duty=1), atol=1.5 / 32767)
+    assert main(args[:4] + ["--mute", "P2,no", "--duty", "1", "--raw-level"]) == 0
+    raw, _ = sf.read(str(outs[0]), dtype="float32")
+    assert np.allclose(raw, render(full, duty=1, mute="P2,NO"), atol=1.5 / 32767)
     assert main(["synth", str(outs[2]), "-o", str(tmp_path / "b.wav"), "--no-filters"]) == 0
     raw, _ = sf.read(str(tmp_path / "b.wav"), dtype="float32")
     assert raw.min() >= 0  # unfiltered: the mixer's unipolar level
     assert main(["synth", str(outs[2]), "-o", str(tmp_path / "c.wav"), "--filters", "lp14k"]) == 0
     low, _ = sf.read(str(tmp_path / "c.wav"), dtype="float32")
-    assert np.allclose(low, render(tx1.read_tx1(outs[2]), filters="lp14k"), atol=1.5 / 32767)
+    score = tx1.read_tx1(outs[2])
+    assert np.allclose(low, render(score, filters="lp14k") * peak_gain(score, filters="lp14k"), atol=1.5 / 32767)
     # NES-MDB MIDI: General MIDI programs square lead, saw lead, synth bass; noise on the drum channel
     assert main(["synth", str(song), "-o", str(tmp_path / "full.mid")]) == 0
     tracks = {t.name: t for t in symusic.Score(str(tmp_path / "full.mid")).tracks}

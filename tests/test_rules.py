@@ -286,6 +286,13 @@ def test_cli_voices_and_max_rest(lively, tmp_path, capsys):
     s = read_midi(out)
     assert [v for v in VOICES if len(s.notes[v])] == ["P2", "NO"]
     assert worst([s])["longest_rest_s"] <= 0.5
+    import soundfile as sf
+
+    wav, raw = tmp_path / "x.wav", tmp_path / "raw.wav"
+    for path, extra in ((wav, []), (raw, ["--raw-level"])):
+        assert main(["generate", "-m", str(mdir), "--seconds", "1", "--seed", "1", "-o", str(path), "-q"] + extra) == 0
+    loud, quiet = (np.abs(sf.read(str(p), dtype="float32")[0]).max() for p in (wav, raw))
+    assert abs(loud - 10 ** (-1 / 20)) < 2 / 32767 and quiet < loud / 2  # default: peak at -1 dBFS
     assert main(["generate", "-m", str(mdir), "--voices", "P5", "-o", str(out)]) == 2
     assert "--voices: unknown voice 'P5'" in capsys.readouterr().err
     assert main(["generate", "-m", str(mdir), "--max-rest", "0", "-o", str(out)]) == 2

@@ -48,10 +48,11 @@ def kind_of(path: str | os.PathLike) -> str | None:
 
 
 def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute: str | Iterable[str] = (),
-         filters: bool | str | Iterable[str] = True) -> None:
+         filters: bool | str | Iterable[str] = True, peak_db: float | None = -1.0) -> None:
     """Write ``score`` to ``path`` in the format its extension names (atomically).
 
-    ``duty``, ``filters`` and ``mute`` apply to audio (see :func:`lakhnes.synth.render`);
+    ``duty``, ``filters`` and ``mute`` apply to audio (see :func:`lakhnes.synth.render`), written
+    with its peak at ``peak_db`` dBFS (default -1, ``lakhnes.synth.PEAK_DB``; None: the chip's level);
     ``mute`` also leaves the muted voices out of the piano roll and the MIDI/TX1 files.
     """
     kind = kind_of(path)
@@ -60,7 +61,7 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
     if kind == "wav":
         from lakhnes.synth import render_wav
 
-        render_wav(score, path, duty=duty, mute=mute, filters=filters)
+        render_wav(score, path, duty=duty, mute=mute, filters=filters, peak_db=peak_db)
         return
     from lakhnes.synth import parse_mute
 

@@ -51,6 +51,8 @@ def register(sub) -> None:
     p.add_argument("--max-rest", type=float, default=None, metavar="SECONDS",
                    help="longest rest of a voice the song uses (default 8.4: 99 %% of the voices of NES-MDB's "
                         "train split never rest longer)")
+    p.add_argument("--raw-level", action="store_true",
+                   help="write WAV at the NES chip's own level (default: normalised to a peak of -1 dBFS)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -72,11 +74,12 @@ def output_paths(outputs: list[str], num: int) -> list[list[Path]]:
     return songs
 
 
-def save(score, path: Path) -> None:
-    """Write a score in the format its extension names (via :mod:`lakhnes.export`)."""
+def save(score, path: Path, peak_db: float | None = -1.0) -> None:
+    """Write a score in the format its extension names (via :mod:`lakhnes.export`); WAV with its
+    peak at ``peak_db`` dBFS (None: the chip's own level)."""
     from lakhnes import export
 
-    export.save(score, path)
+    export.save(score, path, peak_db=peak_db)
 
 
 def _check(args) -> str | None:
@@ -199,7 +202,7 @@ def run(args) -> int:
     for score, paths in zip(scores, output_paths(args.output, args.num), strict=True):
         for p in paths:
             try:
-                save(score, p)
+                save(score, p, peak_db=None if args.raw_level else -1.0)
             except (InvalidInputError, OSError) as e:
                 fail(str(e) if isinstance(e, InvalidInputError) else f"{p}: cannot write ({e.strerror or e})")
                 failed += 1

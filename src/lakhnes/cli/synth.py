@@ -24,13 +24,16 @@ def register(sub) -> None:
                    help="apply only these output filters: hp90, hp440 (high-pass), lp14k (low-pass), "
                    "e.g. hp90,lp14k (default: all three)")
     p.add_argument("--mute", default="", metavar="VOICES", help="voices to silence, e.g. P2,NO")
+    p.add_argument("--raw-level", action="store_true",
+                   help="write WAV at the chip's own level (default: the song's peak at -1 dBFS; muted voices "
+                        "keep the full song's gain)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
     from lakhnes.export import SAVE_SUFFIXES, kind_of, load, save, without
-    from lakhnes.synth import parse_filters, parse_mute, render_wav
+    from lakhnes.synth import PEAK_DB, parse_filters, parse_mute, render_wav
 
     try:
         mute = parse_mute(args.mute)
@@ -53,7 +56,8 @@ def run(args) -> int:
     for out in args.output:
         try:
             if kind_of(out) == "wav":  # streamed to the file block by block: flat memory at any length
-                render_wav(score, out, duty=args.duty, filters=filters, mute=mute)
+                render_wav(score, out, duty=args.duty, filters=filters, mute=mute,
+                           peak_db=None if args.raw_level else PEAK_DB)
             else:
                 save(without(score, mute), out)
         except InvalidInputError as e:

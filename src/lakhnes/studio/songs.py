@@ -86,7 +86,7 @@ class SongStore:
         try:
             write_midi(score, tmp / "song.mid")
             write_text_atomic(tmp / "song.tx1.txt", score_to_text(score))
-            synth.render_wav(score, tmp / "song.wav")
+            synth.render_wav(score, tmp / "song.wav", peak_db=synth.PEAK_DB)  # normalised, as the CLI writes
             info = {
                 "id": song_id,
                 "created": time.time(),
@@ -132,7 +132,7 @@ class SongStore:
         with self._render_lock:
             if not path.exists():
                 score = read_midi(path.with_name("song.mid"))
-                synth.render_wav(score, path, mute=tuple(mute))
+                synth.render_wav(score, path, mute=tuple(mute), peak_db=synth.PEAK_DB)  # the full song's gain
         return name
 
     # ------------------------------------------------------------------ reading

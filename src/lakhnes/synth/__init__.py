@@ -18,10 +18,14 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.synth import channels, mixer
 
-__all__ = ["render", "render_blocks", "render_wav", "write_wav", "DEFAULT_DUTY", "parse_mute", "parse_filters"]
+__all__ = ["render", "render_blocks", "render_wav", "write_wav", "peak_gain", "DEFAULT_DUTY", "PEAK_DB", "parse_mute",
+           "parse_filters"]
 
 #: Pulse duty (0-3 = 12.5/25/50/75 %) used where a score carries no timbre (e.g. TX1).
 DEFAULT_DUTY = 2
+#: Level WAV files are written at by default (``lakhnes generate``, ``lakhnes synth``, the studio): the
+#: song's peak at -1 dBFS. The chip's own level peaks at 0.13-0.26 of full scale: quiet beside other audio.
+PEAK_DB = -1.0
 #: Samples rendered at a time (keeps the working arrays in cache and memory flat).
 BLOCK = 1 << 16
 
@@ -182,10 +186,23 @@ def write_wav(audio: np.ndarray | Iterable[np.ndarray], path: str | os.PathLike,
             raise OSError(errno.EIO, str(getattr(e, "error_string", e)), str(path)) from None
 
 
+def peak_gain(score: NesScore, peak_db: float = PEAK_DB, sample_rate: int = SAMPLE_RATE, duty: int | None = None,
+              filters: bool | str | Iterable[str] = True) -> float:
+    """The gain that brings the song's full mix (every voice) to a peak of ``peak_db`` dBFS (1.0 for
+    a silent song). One extra rendering pass, block by block."""
+    _, blocks = render_blocks(score, sample_rate, duty, filters)
+    peak = max((float(np.abs(b).max()) for b in blocks if len(b)), default=0.0)
+    return float(10 ** (peak_db / 20) / peak) if peak > 0 else 1.0
+
+
 def render_wav(score: NesScore, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, duty: int | None = None,
-               filters: bool | str | Iterable[str] = True, mute: str | Iterable[str] = ()) -> int:
+               filters: bool | str | Iterable[str] = True, mute: str | Iterable[str] = (),
+               peak_db: float | None = None) -> int:
     """Render ``score`` straight into a 16-bit WAV file block by block (``render`` + ``write_wav``
-    with the same bytes, without holding the song in memory); returns its length in samples."""
+    with the same bytes, without holding the song in memory); returns its length in samples.
+    ``peak_db``: scale to that peak (dBFS) first, by the gain of the full mix (:func:`peak_gain`:
+    muted voices do not make the others louder); None: the chip's own level."""
+    gain = None if peak_db is None else peak_gain(score, peak_db, sample_rate, duty, filters)
     n, blocks = render_blocks(score, sample_rate, duty, filters, mute)
-    write_wav(blocks, path, sample_rate)
+    write_wav(blocks if gain is None else (b * gain for b in blocks), path, sample_rate)
     return n
