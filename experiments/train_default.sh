@@ -13,6 +13,7 @@
 # Everything resumes: re-running continues the stage in progress (runs/default/state tells which).
 #
 # Usage: experiments/train_default.sh
+#        STOP_AFTER=pretrain experiments/train_default.sh    (stage 1 only; run again for the rest)
 #        PRE_MINUTES=0 MINUTES=1 WORK=/tmp/td experiments/train_default.sh     (a smoke run)
 set -euo pipefail
 
@@ -40,7 +41,7 @@ echo running > "$WORK/state"
 
 INIT=()
 STAGE_ARGS=()
-if ((${PRE_MINUTES%.*} > 0)); then
+if awk "BEGIN { exit !($PRE_MINUTES > 0) }"; then
   [[ -f "$LAKH/manifest.json" ]] || $NICE lakhnes prepare lakh "$LAKH_SRC" -o "$LAKH" -j 1 --quiet 2> /dev/null
   # shellcheck disable=SC2206
   PRE_CMD=(lakhnes train --config small --data "$LAKH" -o "$WORK/lakh" --lr "$PRE_LR" --warmup 200
@@ -53,6 +54,7 @@ if ((${PRE_MINUTES%.*} > 0)); then
   INIT=(--init "$WORK/lakh")
   STAGE_ARGS=(--stage-run "$WORK/lakh" --stage "${PRE_CMD[*]/#$ROOT\//}")
   MODEL_ARGS=""  # the --init model brings its shape
+  if [[ ${STOP_AFTER:-} == pretrain ]]; then log "stopping after stage 1 (STOP_AFTER=pretrain)"; exit 0; fi
 fi
 
 # shellcheck disable=SC2206
