@@ -7,10 +7,10 @@
 # --split valid`: 10 streams, segments of 128, memory 896). One factor changes per arm:
 #
 #   full-data arms (the NES-MDB train split):
-#     base        the old `small` preset: 4 layers x 256, 8 heads, dropout 0.1, lr 5e-4, memory 128,
-#                 post-norm, tied embeddings, LakhNES augmentation
+#     base        the `small` preset before this experiment: 4 layers x 256, 8 heads, dropout 0.1,
+#                 lr 5e-4, memory 128, post-norm, tied embeddings, LakhNES augmentation
 #     h4          4 heads of 64 instead of 8 of 32 (half the attention-score memory traffic)
-#     fast        h4 + dropout 0            (the arms below change one thing from `fast`)
+#     fast        h4 + dropout 0 (the `small` preset since)   (the arms below change one thing from it)
 #     lr1e-3      fast, peak lr 1e-3        lr2e-3   fast, peak lr 2e-3
 #     l6          6 layers x 256            w192x8   8 layers x 192 (d_inner 768)
 #     mem256      training memory 256       prenorm  pre-norm blocks     untied  untied output matrix
@@ -50,8 +50,8 @@ fi
 
 FAST=(--set n_head=4 --set dropout=0)
 declare -A ARM_ARGS=(
-  [base]=""
-  [h4]="--set n_head=4"
+  [base]="--set n_head=8 --set dropout=0.1"
+  [h4]="--set n_head=4 --set dropout=0.1"
   [fast]="${FAST[*]}"
   [lr1e-3]="${FAST[*]} --lr 1e-3"
   [lr2e-3]="${FAST[*]} --lr 2e-3"
