@@ -297,3 +297,32 @@ def test_cli_voices_and_max_rest(lively, tmp_path, capsys):
     assert "--voices: unknown voice 'P5'" in capsys.readouterr().err
     assert main(["generate", "-m", str(mdir), "--max-rest", "0", "-o", str(out)]) == 2
     assert "--max-rest" in capsys.readouterr().err
+
+
+def test_studio_voices_and_max_rest(lively, tmp_path, fixtures):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from lakhnes.studio.app import create_app
+    from lakhnes.studio.modes import Limits
+
+    app = create_app(model=lively, out_dir=tmp_path, limits=Limits(max_seconds=4, max_num=1))
+    with TestClient(app) as client:
+        r = client.post("/api/jobs", data={"mode": "new", "seconds": "2", "seed": "1", "top_k": "0",
+                                           "voices": "P1,NO", "max_rest": "0.4"})
+        assert r.status_code == 202, r.text
+        app.state.jobs.join(timeout=120)
+        job = client.get(f"/api/jobs/{r.json()['id']}").json()
+        assert job["status"] == "done", job
+        song = job["songs"][0]
+        assert song["params"]["voices"] == ["P1", "NO"] and song["params"]["max_rest"] == 0.4
+        s = read_midi(client.get(song["files"]["mid"]).content)
+        assert [v for v in VOICES if len(s.notes[v])] == ["P1", "NO"]
+        assert worst([s])["longest_rest_s"] <= 0.4 and max(trailing_rest(s, v) for v in ("P1", "NO")) <= 0.4
+        for data, why in (({"mode": "new", "voices": "P1,XX"}, "voices: unknown voice 'XX'"),
+                          ({"mode": "new", "max_rest": "0"}, "max_rest: 0 is outside"),
+                          ({"mode": "rhythm", "voices": "P1"}, "rhythm mode plays the upload's voices"),
+                          ({"mode": "accompany", "keep": "P1", "voices": "P1"}, "besides the kept ones")):
+            r = client.post("/api/jobs", data=data)
+            assert r.status_code == 400 and why in r.json()["detail"], (data, r.text)

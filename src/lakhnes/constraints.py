@@ -406,6 +406,7 @@ class Constraint:
         self._room = [FAR] * batch
         self._land = [0] * batch
         self._waits = [False] * batch
+        self._m = np.zeros((batch, V.VOCAB_SIZE), dtype=bool)
         self.n_updates = 0
         for b in range(batch):
             self._check_done(b)
@@ -432,12 +433,11 @@ class Constraint:
         return all(self.done)
 
     # -------------------------------------------------------------- the mask
-    def _row(self, on: int, off: int, wait: bool, land: int) -> np.ndarray:
-        key = (on, off, wait, land)
+    def _row(self, on: int, off: int, wait: bool) -> np.ndarray:
+        """The mask row of these voice bits, every wait allowed or none (at most 512 rows)."""
+        key = (on, off, wait)
         row = self._rows.get(key)
         if row is None:
-            if len(self._rows) > 50_000:
-                self._rows.clear()
             row = np.zeros(V.VOCAB_SIZE, dtype=bool)
             for v in range(4):
                 if on >> v & 1:
@@ -445,16 +445,17 @@ class Constraint:
                 if off >> v & 1:
                     row[_OFF_ID[v]] = True
             if wait:
-                row[V.WAIT_BASE : land + 1] = True
+                row[V.WAIT_BASE : _WAIT_END] = True
             self._rows[key] = row
         return row
 
-    def _decide(self, b: int) -> tuple[np.ndarray, int]:
-        """Stream ``b``'s mask row, and the kept token allowed now (-1: none)."""
+    def _decide(self, b: int) -> tuple[np.ndarray, int, int]:
+        """Stream ``b``'s mask row (before the waits are cut), the kept token allowed now (-1:
+        none), and the longest wait allowed (an id; the row's waits above it are cut)."""
         s = self.streams[b]
         if self.done[b]:
             self._bias[b], self._waits[b] = None, False
-            return self._row(0, 0, True, V.WAIT_BASE), -1
+            return self._row(0, 0, False), V.WAIT_BASE, V.WAIT_BASE
         t, free = s.t, self.free
         no_on = no_off = 0
         for rule in self._banning:
@@ -481,6 +482,8 @@ class Constraint:
             x = rule.bias(s)
             if x is not None:
                 bias = x if bias is None else [p + q for p, q in zip(bias, x, strict=True)]
+        if bias is not None and free != 0b1111:
+            bias = [x if free >> v & 1 else 0.0 for v, x in enumerate(bias)]
         self._bias[b] = bias
         kept_tok = -1
         if self.plan is not None:
@@ -502,24 +505,24 @@ class Constraint:
             # a forced wait (the remainder of a cut one, or past the budget): the longest that fits
             if self.plan is None and self.limit is not None and room >= FAR // 2:
                 room = max(self.limit - (t - self.t0), 1)
-            on = off = 0
             land = longest_wait(min(room, V.MAX_WAIT))
-            row = self._row(0, 0, False, land).copy()
-            row[land] = True
             self._room[b], self._land[b], self._waits[b] = room, land, False
-            return row, kept_tok
+            return self._row(0, 0, False), land, land
         land = longest_wait(min(room, V.MAX_WAIT))
         self._room[b], self._land[b], self._waits[b] = room, land, wait
-        return self._row(on, off, wait, land if wait else 0), kept_tok
+        return self._row(on, off, wait), kept_tok, land
 
     def mask_np(self) -> np.ndarray:
         """Bool [B, vocab]: the ids each stream may take now (finished streams: ``WT_1`` only)."""
         m = np.empty((self.B, V.VOCAB_SIZE), dtype=bool)
         for b in range(self.B):
-            row, kept = self._decide(b)
+            row, extra, land = self._decide(b)
             m[b] = row
-            if kept >= 0:
-                m[b, kept] = True
+            if land < _WAIT_END - 1:
+                m[b, land + 1 : _WAIT_END] = False
+            if extra >= 0:
+                m[b, extra] = True
+        self._m = m
         return m
 
     def mask(self):
@@ -528,13 +531,15 @@ class Constraint:
 
         return torch.from_numpy(self.mask_np()).to(self.device)
 
-    def adjust(self, logits):
+    def adjust(self, logits, top_k: int | None = None):
         """Re-weight the model's logits (a torch tensor [B, vocab]) for the mask just made (call after :meth:`mask`),
         where the stream may wait: the probability of waits longer than the room before the next
         deadline goes to the longest wait that fits (a model that means to wait past a kept event
         waits up to it, instead of that probability spreading over new notes), and so does the
         probability of the kept voices' events, which the model may not emit. And the rules'
-        biases are added (:class:`Activity`)."""
+        biases are added (:class:`Activity`): with ``top_k``, only to the ids among the model's own
+        ``top_k`` likeliest allowed ones (a push towards a voice never brings in pitches the
+        model itself would not have considered)."""
         kept = self.kept_ids
         give = [b for b in range(self.B) if self._waits[b] and (kept or self._room[b] < V.MAX_WAIT)]
         tilt = [b for b in range(self.B) if self._bias[b] is not None]
@@ -542,10 +547,20 @@ class Constraint:
             return logits
         x = logits.detach().float().cpu().numpy().copy()  # the caller's logits stay as they are
         for b in tilt:
+            row = x[b]
+            if top_k:
+                ok = row[self._m[b]]
+                floor = np.partition(ok, -top_k)[-top_k] if len(ok) > top_k else -np.inf
             for v, add in enumerate(self._bias[b]):
                 if add:
-                    x[b, _ON_IDS[v]] += add
-                    x[b, _OFF_ID[v]] += add
+                    if not top_k or floor == -np.inf:
+                        row[_ON_IDS[v]] += add
+                        row[_OFF_ID[v]] += add
+                        continue
+                    on = row[_ON_IDS[v]]
+                    on[on >= floor] += add
+                    if row[_OFF_ID[v]] >= floor:
+                        row[_OFF_ID[v]] += add
         for b in give:
             land = self._land[b]
             parts = [x[b, land + 1 : _WAIT_END]] + [x[b, k] for k in kept]

@@ -176,7 +176,7 @@ def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, t
         logits, step = steps.logits, 0
         while True:
             allowed = con.mask()  # first: adjust re-weights for this mask
-            tok = pick(con.adjust(logits), allowed, temperature=temperature, top_k=top_k, top_p=top_p,
+            tok = pick(con.adjust(logits, top_k=top_k), allowed, temperature=temperature, top_k=top_k, top_p=top_p,
                        generator=gen)
             con.update(tok)
             out.append(tok)

@@ -161,6 +161,10 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         num: int = Form(1, description="how many songs"),
         prime_seconds: float | None = Form(None, description="continue: seconds of the upload to prime with"),
         keep: str = Form("", description="accompany: voices to keep, comma separated (P1,P2,TR,NO)"),
+        voices: str = Form("", description="new, continue, accompany: the voices the song uses, comma "
+                           "separated (default: all four for a new song; the upload's otherwise); each enters "
+                           "within 1 s and rests at most max_rest"),
+        max_rest: float | None = Form(None, description="the longest rest of those voices, seconds (default 8.4)"),
         file: UploadFile | None = File(None, description="MIDI (.mid) or TX1 (.tx1.txt), at most 2 MB"),
     ):
         """Checks the options and the uploaded file at once, then queues the job: one job runs at
@@ -168,11 +172,12 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         `GET /api/jobs/{id}`. `continue`, `rhythm` and `accompany` need a file; without a
         `seed` one is picked and recorded."""
         keep_list = [v.strip().upper() for v in keep.split(",") if v.strip()]
+        voice_list = [v.strip().upper() for v in voices.split(",") if v.strip()] or None
         seconds = min(10.0, limits.max_seconds) if seconds is None else seconds
         try:
             params = modes.check_params(mode, seconds=seconds, temperature=temperature, top_k=top_k,
                                         top_p=top_p, seed=seed, num=num, prime_seconds=prime_seconds,
-                                        keep=keep_list, limits=limits)
+                                        keep=keep_list, limits=limits, voices=voice_list, max_rest=max_rest)
         except InvalidInputError as e:
             raise HTTPException(400, str(e)) from None
         score = source = None

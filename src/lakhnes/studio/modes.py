@@ -34,8 +34,10 @@ class Limits:
 
 def check_params(mode: str, *, seconds: float, temperature: float, top_k: int, top_p: float | None,
                  seed: int | None, num: int, prime_seconds: float | None, keep: list[str],
-                 limits: Limits) -> dict:
-    """Validated generation options; raises ``InvalidInputError`` naming the bad option."""
+                 limits: Limits, voices: list[str] | None = None, max_rest: float | None = None) -> dict:
+    """Validated generation options; raises ``InvalidInputError`` naming the bad option.
+    ``voices``: the voices the song uses (None: all four for a new song, the upload's otherwise);
+    ``max_rest``: their longest rest in seconds (None: the default, ``constraints.MAX_REST_S``)."""
     if mode not in MODES:
         raise InvalidInputError(f"mode: unknown mode {mode!r} (choose from {', '.join(MODES)})")
     if not 1.0 <= seconds <= limits.max_seconds:
@@ -58,6 +60,19 @@ def check_params(mode: str, *, seconds: float, temperature: float, top_k: int, t
     keep = [v for v in VOICES if v in keep]
     if mode == "accompany" and not 1 <= len(keep) <= 3:
         raise InvalidInputError("keep: choose one to three voices to keep")
+    if voices is not None:
+        bad = [v for v in voices if v not in VOICES]
+        if bad:
+            raise InvalidInputError(f"voices: unknown voice {bad[0]!r} (voices are {', '.join(VOICES)})")
+        voices = [v for v in VOICES if v in voices]
+        if not voices:
+            raise InvalidInputError("voices: choose at least one voice")
+        if mode == "accompany" and set(voices) <= set(keep):
+            raise InvalidInputError("voices: choose a voice for the model to write besides the kept ones")
+    if max_rest is not None and not 0.1 <= max_rest <= 60.0:
+        raise InvalidInputError(f"max_rest: {max_rest:g} is outside 0.1-60 s")
+    if mode == "rhythm" and (voices is not None or max_rest is not None):
+        raise InvalidInputError("voices: the rhythm mode plays the upload's voices on its timing")
     if seed is None:  # pick one, so that every song can be made again
         seed = secrets.randbelow(2**31)
     params = {"seconds": seconds, "temperature": temperature, "top_k": top_k, "top_p": top_p,
@@ -66,6 +81,10 @@ def check_params(mode: str, *, seconds: float, temperature: float, top_k: int, t
         params["prime_seconds"] = prime_seconds if prime_seconds is not None else 8.0
     if mode == "accompany":
         params["keep"] = keep
+    if mode != "rhythm":
+        params["voices"] = voices
+        if max_rest is not None:
+            params["max_rest"] = max_rest
     return params
 
 
@@ -110,20 +129,22 @@ def generate(model, mode: str, params: dict, source: NesScore | None, progress=N
     from lakhnes import generate as G
 
     kw = {k: params[k] for k in ("temperature", "top_k", "top_p", "seed", "num")}
+    ensemble = {k: params[k] for k in ("voices", "max_rest") if k in params}
     seconds = params["seconds"]
     if mode == "new":
-        scores = G.sample(model, seconds=seconds, progress=progress, **kw)
+        scores = G.sample(model, seconds=seconds, progress=progress, **ensemble, **kw)
         return [(s, None) for s in scores]
     if source is None:
         raise InvalidInputError(f"mode {mode!r} needs an uploaded MIDI or TX1 file")
     if mode == "continue":
         prime = min(params["prime_seconds"], source.end / SAMPLE_RATE)
-        scores = G.continue_song(model, source, prime_seconds=prime, seconds=seconds, progress=progress, **kw)
+        scores = G.continue_song(model, source, prime_seconds=prime, seconds=seconds, progress=progress, **ensemble,
+                                 **kw)
         return [(s, {"span": [0.0, round(prime, 4)], "voices": []}) for s in scores]
     part = source.slice(0, min(source.end, int(seconds * SAMPLE_RATE)))
     if mode == "rhythm":
         scores = G.accompany_rhythm(model, part, progress=progress, **kw)
         return [(s, {"span": None, "voices": ["NO"]}) for s in scores]
     keep = params["keep"]
-    scores = G.accompany_voices(model, part, keep, progress=progress, **kw)
+    scores = G.accompany_voices(model, part, keep, progress=progress, **ensemble, **kw)
     return [(s, {"span": None, "voices": keep}) for s in scores]

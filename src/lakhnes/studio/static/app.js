@@ -62,6 +62,7 @@ function syncMode() {
 function syncOutputs() {
   $("seconds-out").textContent = `${$("seconds").value} s`;
   $("prime-out").textContent = `${$("prime").value} s`;
+  $("max_rest-out").textContent = `${Number($("max_rest").value).toFixed(1)} s`;
   $("temperature-out").textContent = Number($("temperature").value).toFixed(2);
   $("top_k-out").textContent = $("top_k").value === "0" ? "off" : $("top_k").value;
 }
@@ -94,6 +95,11 @@ async function submit(ev) {
   if (m === "accompany") {
     const keep = [...document.querySelectorAll("input[name=keep]:checked")].map((c) => c.value);
     fd.append("keep", keep.join(","));
+  }
+  if (m !== "rhythm") {  // all four checked: the default (every voice for a new song, the upload's otherwise)
+    const voices = [...document.querySelectorAll("input[name=voices]:checked")].map((c) => c.value);
+    if (voices.length < 4) fd.append("voices", voices.join(","));
+    fd.append("max_rest", $("max_rest").value);
   }
   const file = $("file").files[0];
   if (m !== "new") {
@@ -431,7 +437,7 @@ async function thumbnail(canvas, id) {
 async function init() {
   drawIcons();
   for (const r of document.querySelectorAll("input[name=mode]")) r.addEventListener("change", syncMode);
-  for (const id of ["seconds", "prime", "temperature", "top_k"]) $(id).addEventListener("input", syncOutputs);
+  for (const id of ["seconds", "prime", "temperature", "top_k", "max_rest"]) $(id).addEventListener("input", syncOutputs);
   $("compose").addEventListener("submit", submit);
   $("dice").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 100000); });
   $("file").addEventListener("change", () => setFile($("file").files[0]));
