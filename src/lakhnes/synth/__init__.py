@@ -96,11 +96,11 @@ def render(
     Raises ``InvalidInputError`` for out-of-range pitches (naming the voice, time and pitch),
     polyphonic voices, bad options, or a score with neither notes nor length.
     """
-    n, blocks = render_blocks(score, sample_rate, duty, filters, mute)
+    n, blocks = _mixed_blocks(score, sample_rate, duty, filters, mute)
     out = np.empty(n, dtype=np.float32)
     at = 0
     for block in blocks:
-        out[at : at + len(block)] = block
+        out[at : at + len(block)] = block  # float64 -> float32 as it is stored: no extra copy
         at += len(block)
     return out
 
@@ -116,6 +116,12 @@ def render_blocks(
     float32 blocks (``BLOCK`` samples, the last one shorter). Concatenated, the blocks are
     ``render``'s output exactly; memory stays that of one block whatever the song's length.
     Everything is checked before this returns (same errors as ``render``)."""
+    n, blocks = _mixed_blocks(score, sample_rate, duty, filters, mute)
+    return n, (b.astype(np.float32) for b in blocks)
+
+
+def _mixed_blocks(score: NesScore, sample_rate, duty, filters, mute) -> tuple[int, Iterator[np.ndarray]]:
+    """The song's length and its blocks as the mixer and filters leave them (float64)."""
     _check_options(sample_rate, duty)
     muted = parse_mute(mute)
     stages = parse_filters(filters)
@@ -159,7 +165,7 @@ def render_blocks(
                 mixed = np.zeros(c1 - c0)
             if stages:
                 mixed, state = mixer.output_filters(mixed, sample_rate, stages, state=state)
-            yield mixed.astype(np.float32)
+            yield mixed
 
     return n, blocks()
 
