@@ -326,3 +326,13 @@ def test_studio_voices_and_max_rest(lively, tmp_path, fixtures):
                           ({"mode": "accompany", "keep": "P1", "voices": "P1"}, "besides the kept ones")):
             r = client.post("/api/jobs", data=data)
             assert r.status_code == 400 and why in r.json()["detail"], (data, r.text)
+
+
+def test_contradicting_rules_never_leave_nothing_to_sample(lively):
+    """A voice named but not allowed to start (custom rules): its deadline gives way."""
+    from lakhnes.generate import sample
+
+    for s in sample(lively, seconds=2, seed=1, num=3, top_k=0,
+                    rules=[C.Ensemble(("P1", "P2"), allowed=("P1",), max_rest=0.2)]):
+        s.check()
+        assert len(s.notes["P1"]) and not len(s.notes["P2"]) and not len(s.notes["TR"])

@@ -402,7 +402,7 @@ class Constraint:
                 ids = V.noteon_ids(v)
                 self.kept_ids.append(slice(V.VOICE_OFF[v], int(ids[-1]) + 1))
         self.start_ok = start_ok & self.free
-        self._rows: dict = {}  # mask rows by (on bits, off bits, wait, longest wait id)
+        self._rows: dict = {}  # mask rows by (NOTEON bits, NOTEOFF bits, waits or not)
         self._room = [FAR] * batch
         self._land = [0] * batch
         self._waits = [False] * batch
@@ -500,6 +500,8 @@ class Constraint:
         req = (1 << fd) & speak  # the due voice: it must speak, whatever the bans say
         on = speak & (~no_on | req) & self.start_ok
         off = speak & (~no_off | req) & sum(1 << v for v in range(4) if s.sounding[v])
+        if req and not (on | off) & req:  # the due voice cannot speak (rules that contradict): not due
+            fd = 4
         wait = fd == 4 and not (self.song_start and self.steps[b] == 0 and on)
         if wait and (self.carry[b] or (self.budget is not None and self.steps[b] >= self.budget)):
             # a forced wait (the remainder of a cut one, or past the budget): the longest that fits
