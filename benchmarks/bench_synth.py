@@ -46,6 +46,29 @@ def looped(score: NesScore, seconds: float) -> NesScore:
     return out
 
 
+def ab(rev: str, scores, audio_s: float, repeat: int) -> None:
+    """Best CPU time of the ``render`` at git revision ``rev`` and of today's, passes alternated in this
+    process (a fair comparison on a busy machine); checks they give the same samples first."""
+    import types
+
+    import lakhnes.synth as today
+
+    src = subprocess.run(["git", "show", f"{rev}:src/lakhnes/synth/__init__.py"], capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout
+    old = types.ModuleType("synth_at_rev")
+    exec(compile(src, f"synth@{rev}", "exec"), old.__dict__)
+    for s in scores[:20]:
+        assert np.array_equal(old.render(s), today.render(s))
+    best = {rev: float("inf"), "today": float("inf")}
+    for _ in range(repeat):
+        for name, fn in ((rev, old.render), ("today", today.render)):
+            c0 = time.process_time()
+            for s in scores:
+                fn(s)
+            best[name] = min(best[name], time.process_time() - c0)
+    print("A/B by CPU time: " + ", ".join(f"{k} {v:.2f} s ({audio_s / v:.0f}x)" for k, v in best.items()))
+
+
 def peak_rss_mib(child: subprocess.Popen) -> float:
     """The child's peak RSS (MiB), read from /proc while it runs (VmHWM: the new program's own peak;
     ``ru_maxrss`` would also count the parent's pages the child held between fork and exec)."""
@@ -66,6 +89,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="timed passes (best is kept)")
     ap.add_argument("--long-seconds", type=float, default=600.0)
     ap.add_argument("--wav-minutes", type=float, default=0.0, help="also time `lakhnes synth` on a song this long")
+    ap.add_argument("--ab", metavar="REV", default=None,
+                    help="also time the `render` of git revision REV against today's, passes alternated (CPU time)")
     args = ap.parse_args()
     files = sorted(Path(args.folder).rglob("*.mid"))
     scores = [read_midi(f) for f in files]
@@ -91,6 +116,8 @@ def main() -> None:
     tracemalloc.stop()
     print(f"{song.seconds / 60:.1f}-minute song ({song.num_notes} notes): peak memory {peak / 2**20:.0f} MiB "
           f"({peak / song.end:.0f} bytes/sample), {time.perf_counter() - t0:.2f} s with tracing")
+    if args.ab:
+        ab(args.ab, scores, audio_s, args.repeat)
     if args.wav_minutes > 0:
         dense = max(scores, key=lambda s: s.num_notes / max(s.end, 1))
         song = looped(dense, args.wav_minutes * 60).slice(0, round(args.wav_minutes * 60 * SAMPLE_RATE))
