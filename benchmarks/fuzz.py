@@ -58,7 +58,12 @@ def worker(args) -> None:
         model = args.model or str(save_model(build_model("transformer_xl", "tiny"), Path(tmp) / "model"))
         print(json.dumps({"ready": True}), flush=True)
         for k in range(args.start, args.stop):
-            out = run_case(make_case(seeds, k, args.seed), Path(tmp) / "work", model, timeout=args.timeout)
+            try:
+                case = make_case(seeds, k, args.seed)
+            except Exception as e:  # noqa: BLE001 - a bug of the fuzzer, reported apart from lakhnes' own
+                print(json.dumps({"id": k, "target": "?", "fuzzer_error": f"{type(e).__name__}: {e}"}), flush=True)
+                continue
+            out = run_case(case, Path(tmp) / "work", model, timeout=args.timeout)
             print(out.to_json(), flush=True)
 
 
@@ -174,18 +179,24 @@ def main() -> None:
     outcomes = run(args)
     wall = time.perf_counter() - t0
     seeds = _seeds(args)
-    for o in outcomes:
-        if o["target"] == "?":  # a case its worker did not report (it died or was killed)
-            o["target"] = make_case(seeds, o["id"], args.seed)["target"]
-    cases = {o["id"]: make_case(seeds, o["id"], args.seed) for o in outcomes if _defects(o)}
-    files = Counter()
-    for k in range(args.cases):  # count the files of each case (a lakh case is a folder)
-        files[k] = len(make_case(seeds, k, args.seed)["files"])
+    fuzzer_errors = [o for o in outcomes if o.get("fuzzer_error")]
+    outcomes = [o for o in outcomes if not o.get("fuzzer_error")]
+    cases, files = {}, Counter()
+    for o in outcomes:  # the files of each case (a lakh case is a folder), and the target of unreported ones
+        try:
+            cases[o["id"]] = make_case(seeds, o["id"], args.seed)
+        except Exception:  # noqa: BLE001
+            continue
+        files[o["id"]] = len(cases[o["id"]]["files"])
+        if o["target"] == "?":  # its worker died or was killed before reporting it
+            o["target"] = cases[o["id"]]["target"]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.2f}; {args.cases} cases, seed {args.seed}, {args.workers} workers, "
           f"{len(seeds['nes'])} NES-MDB / {len(seeds['any'])} other MIDI / {len(seeds['tx1'])} TX1 seed files; "
           f"{wall:.0f} s")
     print(table(outcomes, files))
+    if fuzzer_errors:
+        print(f"{len(fuzzer_errors)} cases not run (the fuzzer failed to make them): {fuzzer_errors[0]['fuzzer_error']}")
     bad = [o for o in outcomes if _defects(o)]
     for o in bad[:20]:
         print(f"defect: case {o['id']} {o['target']}: {', '.join(_defects(o))}: {o.get('message', '')}")
@@ -195,7 +206,7 @@ def main() -> None:
         for o in bad:
             d = Path(args.keep) / f"case{o['id']}_{o['target']}"
             d.mkdir(parents=True, exist_ok=True)
-            for name, text in cases[o["id"]]["files"]:
+            for name, text in cases.get(o["id"], {"files": []})["files"]:
                 (d / name).write_bytes(text.encode("latin-1"))
     sys.exit(1 if bad else 0)
 

@@ -93,7 +93,7 @@ def _chunk(d: bytearray, rng: random.Random) -> bytearray:
     size = int.from_bytes(d[i + 4:i + 8], "big")
     if rng.random() < 0.5:
         return d[:i] + d[i + 8 + size:]
-    d[i + 4:i + 8] = rng.choice([0, size + 1, max(0, size - 1), 0xFFFFFFFF]).to_bytes(4, "big")
+    d[i + 4:i + 8] = rng.choice([0, (size + 1) & 0xFFFFFFFF, max(0, size - 1), 0xFFFFFFFF]).to_bytes(4, "big")
     return d
 
 
