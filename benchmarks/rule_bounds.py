@@ -4,9 +4,9 @@
 
 For every song of the split and every voice that plays in it (a "voice part"), the figures of
 :func:`lakhnes.stats.voice_bounds`: when the voice enters, its longest rest between two notes, its
-longest note, the most note starts in any 1-second window, and the longest run of consecutive
-notes shorter than 1 ms. Prints the percentiles of each over all voice parts (melodic voices and
-noise apart and together), the share of voice parts each rule's default lets through, and the
+longest note, the most note starts in any 1-second window, the longest run of consecutive notes
+shorter than 1 ms and the share of such notes. Prints the percentiles of each over all voice parts
+(melodic voices and noise apart and together), the share of voice parts each rule's default lets through, and the
 survival curves of note lengths and of rests between notes (``constraints.NOTE_SURVIVAL``,
 ``REST_SURVIVAL``: the share of notes / rests longer than each age).
 Default source: ``../shared/data/nesmdb_midi.tar.gz`` (read straight from the archive).
@@ -27,7 +27,7 @@ from lakhnes.score import SAMPLE_RATE, read_midi
 from lakhnes.stats import voice_bounds
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "nesmdb_midi.tar.gz"
-FIGURES = ("entry_s", "longest_rest_s", "longest_note_s", "max_onsets", "sub_ms_run")
+FIGURES = ("entry_s", "longest_rest_s", "longest_note_s", "max_onsets", "sub_ms_run", "sub_ms_share")
 PERCENTILES = (50, 90, 95, 99, 99.9, 100)
 
 
@@ -86,6 +86,8 @@ def main() -> None:
         f"max_onsets <= MAX_ONSETS ({C.MAX_ONSETS} per {C.RATE_WINDOW / SAMPLE_RATE:g} s)":
             [fig["max_onsets"] <= C.MAX_ONSETS for _, fig in rows],
         f"sub_ms_run <= MAX_SUB_MS_RUN ({C.MAX_SUB_MS_RUN})": [fig["sub_ms_run"] <= C.MAX_SUB_MS_RUN for _, fig in rows],
+        f"sub_ms_share <= MAX_SUB_MS_SHARE ({C.MAX_SUB_MS_SHARE:g})":
+            [fig["sub_ms_share"] <= C.MAX_SUB_MS_SHARE for _, fig in rows],
     }
     print()
     for k, v in ok.items():

@@ -127,6 +127,21 @@ def test_sub_ms_runs_are_bounded(flood):
     assert worst(sample(flood, seconds=1, seed=1, num=4, top_k=0, rules=[]))["sub_ms_run"] > 1
 
 
+def test_sub_ms_share_is_bounded():
+    from lakhnes.generate import sample
+
+    burst = _tiny({"noteon": 2.0, (1, 20): 4.0})  # most of its notes are shorter than 1 ms
+
+    def over(songs, share):  # voice parts with more sub-ms notes than the bound lets end (+1: one cut at the end)
+        return sum(int(np.sum(n["end"] - n["start"] < C.SUB_MS)) > share * len(n) + 1
+                   for s in songs for v in VOICES if len(n := s.notes[v]))
+
+    songs = sample(burst, seconds=1, seed=1, num=4, top_k=0, rules=[C.SubMsRun(max_run=1000, max_share=0.2)])
+    assert over(songs, 0.2) == 0
+    assert sum(len(s.notes[v]) for s in songs for v in VOICES) > 40
+    assert over(sample(burst, seconds=1, seed=1, num=4, top_k=0, rules=[]), 0.2) >= 3
+
+
 def test_activity_tilts_towards_real_lengths(lively):
     """The soft rule alone (no bound): long notes and rests get rarer, as in real music."""
     from lakhnes.generate import sample

@@ -13,8 +13,9 @@ voice fell silent, its recent onsets) and from its rules:
   rests longer than ``max_rest``; voices it does not allow never start a note;
 - :class:`MaxHold`: no note longer than ``seconds`` (drones);
 - :class:`NoteRate`: at most ``max_onsets`` note starts per voice in any ``window`` (floods);
-- :class:`SubMsRun`: at most ``max_run`` notes shorter than 1 ms in a row per voice (floods of
-  sub-millisecond notes; single ones are real legato re-attacks).
+- :class:`SubMsRun`: at most ``max_run`` notes shorter than 1 ms in a row per voice, and at most
+  ``max_share`` of its notes (floods of sub-millisecond notes; single ones are real legato
+  re-attacks).
 
 A rule says one of two things about a voice: *not now* (a ban on its NOTEON and/or NOTEOFF) or *by
 then* (a deadline by which the voice must speak: with a NOTEON if it is silent, with any event if it
@@ -66,6 +67,9 @@ MAX_ONSETS = 64
 RATE_WINDOW = SAMPLE_RATE
 #: notes shorter than 1 ms in a row, per voice (p99 of a voice part's longest such run: 2)
 MAX_SUB_MS_RUN = 2
+#: the largest share of a voice's notes (ended since decoding began) that may be shorter than 1 ms
+#: (p99 of a NES-MDB train voice part's share: 0.505; 98.9 % of voice parts have at most 0.5)
+MAX_SUB_MS_SHARE = 0.5
 #: a note shorter than this many samples is "sub-millisecond" (1 ms = 44.1 samples)
 SUB_MS = SAMPLE_RATE / 1000
 #: a rule's deadline is due this many samples before it: a wait cut for it lands at most 999 short
@@ -115,16 +119,19 @@ class Stream:
     started; a prefix lies before 0), the voice that spoke last at this instant (``last``, -1 after a
     wait), and per voice (lists of 4): ``sounding``, ``onset`` (start of its current or last note),
     ``since`` (when it fell silent), ``played``, ``sub_run`` (how many notes shorter than 1 ms it just
-    played in a row) and ``oldest``: the earliest of its last ``ring`` onsets. A token costs a few
+    played in a row), ``ended`` and ``subs`` (how many of its notes ended since decoding began, and
+    how many of those were shorter than 1 ms) and ``oldest``: the earliest of its last ``ring`` onsets. A token costs a few
     Python operations, whatever the song's length."""
 
-    __slots__ = ("t", "last", "sounding", "played", "onset", "since", "sub_run", "ring", "ptr", "oldest")
+    __slots__ = ("t", "last", "sounding", "played", "onset", "since", "sub_run", "ended", "subs", "ring", "ptr",
+                 "oldest")
 
     def __init__(self, ring: int = 1):
         self.t, self.last = 0, -1
         self.sounding, self.played = [False] * 4, [False] * 4
         self.onset, self.since = [NEVER] * 4, [NEVER] * 4
         self.sub_run, self.ptr, self.oldest = [0] * 4, [0] * 4, [NEVER] * 4
+        self.ended, self.subs = [0] * 4, [0] * 4
         self.ring = [[NEVER] * max(1, int(ring)) for _ in range(4)]
 
     @classmethod
@@ -140,7 +147,7 @@ class Stream:
     def copy(self) -> Stream:
         c = Stream.__new__(Stream)
         c.t, c.last = self.t, self.last
-        for k in ("sounding", "played", "onset", "since", "sub_run", "ptr", "oldest"):
+        for k in ("sounding", "played", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
             setattr(c, k, list(getattr(self, k)))
         c.ring = [list(r) for r in self.ring]
         return c
@@ -156,7 +163,11 @@ class Stream:
             return
         now = self.t
         if self.sounding[v]:  # this event ends the voice's note
-            self.sub_run[v] = self.sub_run[v] + 1 if now - self.onset[v] < SUB_MS else 0
+            short = now - self.onset[v] < SUB_MS
+            self.sub_run[v] = self.sub_run[v] + 1 if short else 0
+            if now >= 0:  # notes of the prime (before time 0) are not counted
+                self.ended[v] += 1
+                self.subs[v] += short
         if _IS_ON[tok]:
             self.sounding[v] = self.played[v] = True
             self.onset[v] = now
@@ -250,16 +261,18 @@ class NoteRate(Rule):
 
 
 class SubMsRun(Rule):
-    """At most ``max_run`` (default ``MAX_SUB_MS_RUN``) notes shorter than 1 ms in a row per voice:
-    after that many, a note started less than 1 ms ago may not end yet."""
+    """At most ``max_run`` (default ``MAX_SUB_MS_RUN``) notes shorter than 1 ms in a row per voice,
+    and at most ``max_share`` (default ``MAX_SUB_MS_SHARE``) of the notes it ends after decoding
+    began: past either bound, a note started less than 1 ms ago may not end yet."""
 
-    def __init__(self, max_run: int = MAX_SUB_MS_RUN):
-        self.max_run = int(max_run)
+    def __init__(self, max_run: int = MAX_SUB_MS_RUN, max_share: float = MAX_SUB_MS_SHARE):
+        self.max_run, self.max_share = int(max_run), float(max_share)
 
     def bans(self, s):
         young = 0
         for v in range(4):
-            if s.sounding[v] and s.sub_run[v] >= self.max_run and s.t - s.onset[v] < SUB_MS:
+            if s.sounding[v] and s.t - s.onset[v] < SUB_MS and (
+                    s.sub_run[v] >= self.max_run or s.subs[v] + 1 > self.max_share * (s.ended[v] + 1)):
                 young |= 1 << v
         return young, young
 

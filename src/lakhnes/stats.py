@@ -187,7 +187,8 @@ def voice_bounds(score: NesScore, window_s: float = 1.0) -> dict[str, dict[str, 
     """Per voice that plays, the figures the decoding rules bound (see :mod:`lakhnes.constraints`):
     ``entry_s`` (its first note's start), ``longest_rest_s`` (longest silence between two of its
     notes), ``longest_note_s``, ``max_onsets`` (most note starts in any ``window_s`` window) and
-    ``sub_ms_run`` (most consecutive notes shorter than 1 ms)."""
+    ``sub_ms_run`` (most consecutive notes shorter than 1 ms) and ``sub_ms_share`` (the share of its
+    notes shorter than 1 ms)."""
     out = {}
     win = round(window_s * SAMPLE_RATE)
     for v in VOICES:
@@ -204,6 +205,7 @@ def voice_bounds(score: NesScore, window_s: float = 1.0) -> dict[str, dict[str, 
             "longest_note_s": float(d.max()) / SAMPLE_RATE,
             "max_onsets": float((np.searchsorted(st, st + win) - np.arange(len(st))).max()),
             "sub_ms_run": float((edges[1::2] - edges[::2]).max()) if len(edges) else 0.0,
+            "sub_ms_share": float(np.mean(d < SUB_MS)),
         }
     return out
 
