@@ -28,6 +28,7 @@ MODEL_ARGS="${MODEL_ARGS:---set n_head=4 --set dropout=0}"
 LR="${LR:-5e-4}"
 PLOT="${PLOT:-$ROOT/docs/pretrain_curve.png}"
 NICE="nice -n ${NICE:-10}"
+PRE_THREADS="${PRE_THREADS:-2}"  # torch threads of the pre-training run (1 beside other work)
 mkdir -p "$WORK/logs" "$WORK/eval" "$WORK/runs"
 
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$WORK/logs/pretrain_curve.log" >&2; }
@@ -43,7 +44,7 @@ if ! done_at "$PRE" "$TOTAL"; then
   log "pre-training $TOTAL steps on the Lakh stand-in (unit $UNIT steps) $MODEL_ARGS"
   # shellcheck disable=SC2086
   $NICE lakhnes train --config small --data "$LAKH" -o "$PRE" --steps "$TOTAL" --warmup $((UNIT / 5 > 0 ? UNIT / 5 : 1)) \
-    --lr "$LR" --eval-every "$UNIT" --eval-segments 20 --keep-last 0 --threads 2 --seed 0 --no-progress \
+    --lr "$LR" --eval-every "$UNIT" --eval-segments 20 --keep-last 0 --threads "$PRE_THREADS" --seed 0 --no-progress \
     $MODEL_ARGS > "$WORK/logs/pretrain.log" 2>&1
 fi
 log "pre-training: $(tr -d '\n ' < "$PRE/summary.json")"

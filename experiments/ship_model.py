@@ -23,14 +23,46 @@ from lakhnes.io import write_text_atomic
 from lakhnes.models import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint
 
 HARDWARE = "2-core CPU (AMD EPYC, AVX2), torch 2.13.0"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def stage_record(run: Path, command: str, hardware: str) -> dict:
-    """One training stage from a run folder's train_config.json and summary.json."""
+def _rel(path) -> str | None:
+    """A path inside the repository, relative to its root (as the stage commands are written)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _at_step(run: Path, step: int) -> tuple[int, float] | None:
+    """(tokens, elapsed seconds) of ``run`` at ``step``, from its log.csv."""
+    import csv
+
+    log = run / "log.csv"
+    if not log.exists():
+        return None
+    for row in csv.DictReader(log.open()):
+        if int(row["step"]) == step and row.get("tokens"):
+            return int(row["tokens"]), float(row["elapsed_s"])
+    return None
+
+
+def stage_record(run: Path, command: str, hardware: str, ckpt: Path | None = None) -> dict:
+    """One training stage from a run folder's train_config.json and summary.json; when the shipped
+    checkpoint ``ckpt`` lies in this run, its steps, tokens and seconds are the checkpoint's."""
     cfg = json.loads((run / "train_config.json").read_text())
     summ = json.loads((run / "summary.json").read_text())
-    return {"command": command, "data": cfg["data"], "init": cfg.get("init"), "steps": summ["step"],
-            "tokens": summ["tokens"], "seconds": summ["elapsed_s"], "clock": cfg.get("clock", "wall"),
+    steps, tokens, seconds = summ["step"], summ["tokens"], summ["elapsed_s"]
+    if ckpt is not None and ckpt.resolve().parent.parent == run.resolve():
+        step = int(ckpt.name.rsplit("_", 1)[-1])  # checkpoints/step_NNNNNNNN
+        at = _at_step(run, step)
+        if at is not None:
+            steps, (tokens, seconds) = step, at
+    return {"command": command, "data": _rel(cfg["data"]), "init": _rel(cfg.get("init")), "steps": steps,
+            "tokens": tokens, "seconds": seconds, "clock": cfg.get("clock", "wall"),
             "threads": cfg.get("threads") or None, "augment": cfg["augment"],
             "augment_drop": cfg.get("augment_drop", 0.5) if cfg["augment"] else None, "lr": cfg["lr"],
             "batch": cfg["batch_size"], "tgt_len": cfg.get("tgt_len") or cfg["model"].get("tgt_len"),
@@ -106,6 +138,8 @@ def card_markdown(meta: dict, name: str) -> str:
         hours = f"{s['seconds'] / 3600:.2f}" if s.get("seconds") else "—"
         lines.append(f"| {i} | `{s['command']}` | `{s['data']}` | {s['steps']:,} | {s['tokens']:,} | "
                      f"{hours} | {s.get('clock', 'wall')} | {aug} | {s['lr']:g} | {s['hardware']} |")
+    if card.get("notes"):
+        lines += [""] + [f"- {note}" for note in card["notes"]]
     lines += ["", f"Cumulative: **{tot_steps:,} steps, {tot_tok:,} tokens ({tot_tok / 8_394_007:.2f} NES-MDB "
               f"epochs' worth), {tot_h:.2f} hours of training** (evaluations not counted).", "",
               "## Evaluation", "",
@@ -144,6 +178,8 @@ def main() -> int:
     ap.add_argument("--valid", help="lakhnes eval JSON on the valid split")
     ap.add_argument("--test", help="lakhnes eval JSON on the test split")
     ap.add_argument("--songs-md", help="Markdown with song statistics (bench_songs) for the card")
+    ap.add_argument("--note", action="append", default=[], help="a line for the card under the stages "
+                    "(repeatable; with --card-only: replaces the notes)")
     ap.add_argument("--to", default="src/lakhnes/assets/default")
     ap.add_argument("--name", default="lakhnes-small")
     ap.add_argument("--hardware", default=HARDWARE)
@@ -152,8 +188,11 @@ def main() -> int:
     if args.card_only:
         d = Path(args.card_only)
         meta = json.loads((d / CONFIG_FILE).read_text())
-        if args.songs_md:
-            meta.setdefault("card", {})["songs_md"] = Path(args.songs_md).read_text()
+        if args.songs_md or args.note:
+            if args.songs_md:
+                meta.setdefault("card", {})["songs_md"] = Path(args.songs_md).read_text()
+            if args.note:
+                meta.setdefault("card", {})["notes"] = args.note
             write_text_atomic(d / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
         write_text_atomic(d / "README.md", card_markdown(meta, meta.get("card", {}).get("name", args.name)))
         print(f"{d / 'README.md'}: model card written")
@@ -169,11 +208,11 @@ def main() -> int:
         base = Path(args.base) / CONFIG_FILE if Path(args.base).is_dir() else Path(args.base)
         base_card = json.loads(base.read_text()).get("card", {})
     stages = list(base_card.get("stages", []))
-    stages += [stage_record(r, cmd, args.hardware) for r, cmd in zip(runs, args.stage, strict=True)]
+    stages += [stage_record(r, cmd, args.hardware, ckpt) for r, cmd in zip(runs, args.stage, strict=True)]
     from lakhnes.models import load_model
 
     card = {"name": args.name, "stages": stages, "unsplit_seconds": base_card.get("unsplit_seconds", 0), "parameters": load_model(ckpt).num_parameters(),
-            "checkpoint": str(ckpt), "eval": {}}
+            "checkpoint": _rel(ckpt), "notes": base_card.get("notes", []) + args.note, "eval": {}}
     for split in ("valid", "test"):
         f = getattr(args, split)
         if f:
