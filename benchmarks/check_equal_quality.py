@@ -6,7 +6,7 @@ steps through `lakhnes.train.Trainer`, in its own process, then scores the first
 of the valid split (8 streams of 128 tokens with memory, as training validates).
 
     python benchmarks/check_equal_quality.py --data data/nesmdb                 # pad vs strided rel_shift
-    python benchmarks/check_equal_quality.py --variants pad,fused,threads2      # other speed options
+    python benchmarks/check_equal_quality.py --variants pad,fused,threads2,bf16 # other speed options
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python benchmarks/check_equal_quality.py \\
         --variants pad                                                          # an allocator
 """
@@ -25,6 +25,7 @@ VARIANTS = {
     "strided": {"rel_shift": "strided"},  # the as_strided rel_shift used before
     "fused": {"fused": True},  # fused AdamW
     "threads2": {"threads": 2},
+    "bf16": {"bf16": True},  # bf16 autocast (pays on CPUs with avx512_bf16)
 }
 
 
@@ -45,7 +46,7 @@ def run_variant(name: str, args) -> dict:
         adamw = torch.optim.AdamW
         torch.optim.AdamW = lambda *a, **k: adamw(*a, fused=True, **k)
     cfg = preset_config("small", data=args.data, threads=threads, steps=args.steps, warmup_steps=args.steps // 10,
-                        eval_every=10**9, seed=0)
+                        eval_every=10**9, seed=0, bf16=v.get("bf16", False))
     with tempfile.TemporaryDirectory() as d:
         t = Trainer(cfg, d, progress=False)
         t0 = time.perf_counter()

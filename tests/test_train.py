@@ -25,7 +25,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.models import load_model, presets
 from lakhnes.models.transformer_xl import TransformerXLConfig
 from lakhnes.score import read_midi
-from lakhnes.train import TrainConfig, Trainer, evaluate, lr_at, preset_config, train
+from lakhnes.train import TrainConfig, Trainer, evaluate, lr_at, native_bf16_cpu, preset_config, train
 
 MICRO = dict(n_layer=2, n_head=2, d_model=32, d_inner=64, tgt_len=16, mem_len=16, dropout=0.1)
 
@@ -179,6 +179,23 @@ def test_cpu_clock_budget_and_bad_options(tmp_path, data):
             Trainer(micro_config(data, **bad), tmp_path / "bad", progress=False)
 
 
+def test_bf16_autocast_on_cpu(tmp_path, data, capsys):
+    """--bf16 / --no-bf16 reach the step: the same run gives a different but close loss curve; the default follows
+    the CPU (native bf16 or not) and a resumed run may switch it."""
+    runs = {on: train(micro_config(data, steps=10, eval_every=100, bf16=on), tmp_path / str(on), progress=False)
+            for on in (True, False)}
+    assert runs[True]["bf16"] is True and runs[False]["bf16"] is False
+    loss = {on: [float(r["train_loss"]) for r in csv.DictReader((tmp_path / str(on) / "log.csv").open())
+                 if r["train_loss"]] for on in runs}
+    assert loss[True] != loss[False] and loss[True] == pytest.approx(loss[False], rel=0.05)
+    native = train(micro_config(data, steps=2, eval_every=100), tmp_path / "auto", progress=False)
+    assert native["bf16"] is native_bf16_cpu()
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    assert native_bf16_cpu() is ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert main(["train", "--resume", str(tmp_path / "auto"), "--steps", "4", "--bf16", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "auto/summary.json").read_text())["bf16"] is True
+
+
 def test_keep_last_zero_keeps_every_checkpoint(tmp_path, data):
     train(micro_config(data, steps=6, eval_every=2, keep_last=0), tmp_path / "all", progress=False)
     assert sorted(p.name for p in (tmp_path / "all/checkpoints").iterdir()) == [
@@ -274,7 +291,8 @@ train(cfg, sys.argv[2], progress=False)
 @pytest.mark.slow
 def test_ddp_two_processes_match_one(tmp_path, data):
     """2 gloo processes × 1 stream reproduce 1 process × 2 streams (same rows, averaged gradients)."""
-    kw = dict(steps=4, eval_every=4, augment=False, model=dict(MICRO, dropout=0.0))
+    kw = dict(steps=4, eval_every=4, augment=False, model=dict(MICRO, dropout=0.0),
+              bf16=False)  # float32: bf16 rounding differs between batch sizes
     one = micro_config(data, batch_size=2, **kw)
     two = micro_config(data, batch_size=1, **kw)
     train(one, tmp_path / "one", progress=False)
