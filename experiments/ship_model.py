@@ -22,8 +22,25 @@ from pathlib import Path
 from lakhnes.io import write_text_atomic
 from lakhnes.models import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint
 
-HARDWARE = "2-core CPU (AMD EPYC, AVX2), torch 2.13.0"
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def this_machine() -> str:
+    """The machine a stage trained on, as the card's hardware column reads: cores, CPU, vector unit, torch."""
+    import os
+
+    import torch
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    simd = ("AVX-512 with bf16" if "avx512_bf16" in flags else "AVX-512" if "avx512f" in flags
+            else "AVX2" if "avx2" in flags else "")
+    cpu = ", ".join(x for x in (name, simd) if x)
+    return f"{os.cpu_count()}-core CPU{f' ({cpu})' if cpu else ''}, torch {torch.__version__.split('+')[0]}"
 
 
 def _rel(path) -> str | None:
@@ -150,8 +167,10 @@ def card_markdown(meta: dict, name: str) -> str:
               f"| NES-MDB valid | {_ppl(card, 'valid')} |", f"| NES-MDB test | **{_ppl(card, 'test')}** |", "",
               "For scale: the LakhNES paper's Transformer-XL (41 M parameters, 4 GPUs) reached 3.50 on NES-MDB",
               "alone and 2.46 with Lakh pre-training; lakhnes' 5-gram baseline scores 63.07."]
-    if card.get("songs_md"):
-        lines += ["", "## Song statistics", "", card["songs_md"].strip()]
+    lines += ["", "## Song statistics", ""]
+    lines += [card["songs_md"].strip()] if card.get("songs_md") else [
+        "Not measured for this checkpoint yet: `python benchmarks/bench_songs.py -n 100 -j 2 --out results/bench_songs`,",
+        "then `python experiments/ship_model.py --card-only DIR --songs-md results/bench_songs.md`."]
     lines += ["", "## Limitations", "",
               "- Trained on a 2-core CPU: far less compute than the paper, so its perplexity is well above the",
               "  paper's; without lakhnes' decoding rules, songs from scratch can thin out to one or two voices.",
@@ -182,7 +201,7 @@ def main() -> int:
                     "(repeatable; with --card-only: replaces the notes)")
     ap.add_argument("--to", default="src/lakhnes/assets/default")
     ap.add_argument("--name", default="lakhnes-small")
-    ap.add_argument("--hardware", default=HARDWARE)
+    ap.add_argument("--hardware", help="the stages' hardware (default: this machine)")
     ap.add_argument("--card-only", metavar="DIR", help="re-write DIR's README.md (and song stats) only")
     args = ap.parse_args()
     if args.card_only:
@@ -208,7 +227,8 @@ def main() -> int:
         base = Path(args.base) / CONFIG_FILE if Path(args.base).is_dir() else Path(args.base)
         base_card = json.loads(base.read_text()).get("card", {})
     stages = list(base_card.get("stages", []))
-    stages += [stage_record(r, cmd, args.hardware, ckpt) for r, cmd in zip(runs, args.stage, strict=True)]
+    hardware = args.hardware or this_machine()
+    stages += [stage_record(r, cmd, hardware, ckpt) for r, cmd in zip(runs, args.stage, strict=True)]
     from lakhnes.models import load_model
 
     card = {"name": args.name, "stages": stages, "unsplit_seconds": base_card.get("unsplit_seconds", 0), "parameters": load_model(ckpt).num_parameters(),

@@ -47,6 +47,8 @@ def test_ships_a_checkpoint_with_its_card(tmp_path, data):  # noqa: F811
     text = (to / "README.md").read_text()
     assert "- stage B was resumed once" in text and "Cumulative: **20 steps, 640 tokens" in text
     assert "| NES-MDB test | **not measured** |" in text
+    assert b["hardware"].endswith(f"torch {torch.__version__.split('+')[0]}") and "core CPU" in b["hardware"]
+    assert "Not measured for this checkpoint yet" in text  # no song statistics given
     shipped, ckpt = load_model(to), load_model(tmp_path / "ft/checkpoints/step_00000015")
     assert all(torch.equal(p, q) for p, q in zip(shipped.parameters(), ckpt.parameters(), strict=True))
     assert sorted(p.name for p in to.iterdir()) == ["README.md", "config.json", "model.safetensors"]

@@ -179,7 +179,7 @@ def test_cpu_clock_budget_and_bad_options(tmp_path, data):
             Trainer(micro_config(data, **bad), tmp_path / "bad", progress=False)
 
 
-def test_bf16_autocast_on_cpu(tmp_path, data, capsys):
+def test_bf16_autocast_on_cpu(tmp_path, data):
     """--bf16 / --no-bf16 reach the step: the same run gives a different but close loss curve; the default follows
     the CPU (native bf16 or not) and a resumed run may switch it."""
     runs = {on: train(micro_config(data, steps=10, eval_every=100, bf16=on), tmp_path / str(on), progress=False)

@@ -57,8 +57,8 @@ class CachedSteps:
             self.vals.append(vb)
             ff1, ff2 = layer.ff[0], layer.ff[3]
             w_qkv = torch.cat([a.q.weight * scale, a.kv.weight])  # one projection for q, k, v
-            # weights stored transposed ([in, out]): at batch 1, x @ W^T from this layout runs ~30 % faster
-            # than F.linear on the [out, in] layout (benchmarks/bench_step.py)
+            # weights stored transposed ([in, out]): at batch 1, x @ W^T from this layout runs 25-30 % faster
+            # than F.linear on the [out, in] layout (BENCHMARKS.md, "30 s of music after the batch-1 step change")
             self.w.append((_t(w_qkv), _t(a.o.weight), layer.ln1.weight, layer.ln1.bias, layer.ln2.weight,
                            layer.ln2.bias, _t(ff1.weight), ff1.bias, _t(ff2.weight), ff2.bias))
             # position projections [H, dh, n + 1], columns for distances n .. 0
