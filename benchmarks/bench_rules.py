@@ -7,7 +7,8 @@ validity only (``rules=[]``), and optionally with the code before them (another 
 Each arm runs in its own process (one torch thread, batch 1), the arms alternating ``--repeat``
 times, so that a shared machine's load drifts over all of them alike; each run decodes ``--tokens``
 tokens after ``<S>`` (seed 0; fixed work per token) and reports the CPU seconds of the decoding
-alone. Prints the best and the median per arm, in ms per token. ``--songs K``: also 30 s of music
+alone; then the same decoding again with each part of a step timed (the constraint's own code, the
+sampling, the model step): the rules' own cost per token, free of the drift between processes. Prints the best and the median per arm, in ms per token. ``--songs K``: also 30 s of music
 for seeds 0..K-1 per arm (``sample_tokens``, what ``lakhnes generate`` runs): the tokens per song
 and the median CPU and wall seconds (what the "30 s of music in 3 s" target reads).
 """
@@ -23,7 +24,7 @@ import sys
 import numpy as np
 
 WORKER = r"""
-import json, sys, time
+import collections, json, sys, time
 import torch
 torch.set_num_threads(1)
 from lakhnes import generate as G
@@ -34,6 +35,22 @@ G.sample_tokens(m, tokens=64, seed=0, **kw)  # warm-up
 c = time.process_time()
 (ids,) = G.sample_tokens(m, tokens=tokens, seed=0, **kw)
 out = {"ms_per_token": 1e3 * (time.process_time() - c) / len(ids)}
+if arm != "before":  # the same decoding again, each part of a step timed (the constraint's own code apart)
+    from lakhnes import constraints as C
+    spent = collections.Counter()
+    def timed(owner, name, key):
+        f = getattr(owner, name)
+        def w(*a, **k):
+            t = time.perf_counter(); r = f(*a, **k); spent[key] += time.perf_counter() - t; return r
+        setattr(owner, name, w)
+    for name in ("mask", "adjust", "update"):
+        timed(C.Constraint, name, "constraint")
+    timed(G, "pick", "pick")
+    timed(G.Stepper, "step", "model")
+    t = time.perf_counter()
+    (ids,) = G.sample_tokens(m, tokens=tokens, seed=0, **kw)
+    spent["all"] = time.perf_counter() - t
+    out["us_per_token"] = {k: 1e6 * v / len(ids) for k, v in spent.items()}
 if songs:
     walls, cpus, counts = [], [], []
     for seed in range(songs):
@@ -78,6 +95,19 @@ def main() -> None:
         songs = (f"{np.median(first['tokens']):.0f} | {np.median(first['cpus']):.2f} | "
                  f"{np.median(first['walls']):.2f}" if "walls" in first else "— | — | —")
         print(f"| {name} | {ms.min():.3f} | {np.median(ms):.3f} | {songs} |")
+    parts = {name: {k: float(np.median([r["us_per_token"][k] for r in rows])) for k in rows[0]["us_per_token"]}
+             for name, rows in results.items() if "us_per_token" in rows[0]}
+    if len(parts) == 2:
+        (ra, pa), (rv, pv) = parts.items()
+        print("\nInside one decoding (wall µs per token, median over the runs): the constraint's own code "
+              "(mask + adjust + update) beside the model step and sampling:")
+        print("| arm | constraint | sampling (pick) | model step | whole step |")
+        print("|---|---|---|---|---|")
+        for name, p in parts.items():
+            print(f"| {name} | {p['constraint']:.1f} | {p['pick']:.1f} | {p['model']:.1f} | {p['all']:.1f} |")
+        extra = pa["constraint"] - pv["constraint"]
+        print(f"\nThe rules' own cost: {extra:.1f} µs per token = {100 * extra / pv['all']:.1f} % of a "
+              f"validity-only step ({pv['all']:.1f} µs)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@
 #     sub-nodrop  augmentation without voice dropping    sub-drop2    voice drop p 0.2
 #     sub-aug-d1  LakhNES' four + dropout 0.1
 #
+# Arms train in float32 (`--no-bf16`), as the first arms did before bf16 autocast existed; BF16=--bf16
+# trains them in bf16. Tokens per CPU-second depend on the CPU: compare arms run on one machine.
+#
 # Re-running resumes: finished arms and evaluations are kept. Results: $WORK/recipe.md
 # (experiments/recipe_table.py), run folders $WORK/runs/*, evaluations $WORK/eval/*.json.
 #
@@ -79,7 +82,7 @@ train_arm() {  # train_arm NAME
   # shellcheck disable=SC2086
   $NICE lakhnes train --config small --data "$data" -o "$WORK/runs/$name" --threads 1 --seed 0 \
     --schedule time --clock cpu --max-minutes "$MINUTES" --steps 100000000 --warmup 200 --eval-every 100000000 \
-    --no-progress ${ARM_ARGS[$name]} > "$WORK/logs/$name.train.log" 2>&1
+    --no-progress ${BF16:---no-bf16} ${ARM_ARGS[$name]} > "$WORK/logs/$name.train.log" 2>&1
   log "$name: $(tr -d '\n ' < "$WORK/runs/$name/summary.json")"
 }
 

@@ -351,3 +351,21 @@ def test_contradicting_rules_never_leave_nothing_to_sample(lively):
                     rules=[C.Ensemble(("P1", "P2"), allowed=("P1",), max_rest=0.2)]):
         s.check()
         assert len(s.notes["P1"]) and not len(s.notes["P2"]) and not len(s.notes["TR"])
+
+
+def test_activity_bias_reaches_only_the_models_top_k_ids_of_its_voice():
+    """A rule's bias is added to one voice's events, and with top_k only to those among the
+    model's own top_k likeliest allowed ids: it never brings in pitches the model ruled out."""
+    con = C.Constraint(1, limit=10**9, rules=[])
+    con.mask_np()
+    con._bias[0] = [0.0, 0.0, 2.0, 0.0]  # push TR (what Activity says after a long TR rest)
+    logits = torch.full((1, V.VOCAB_SIZE), -5.0)
+    tr = V.noteon_ids("TR")
+    logits[0, tr[:3]] = 1.0  # the model's three TR favourites
+    logits[0, V.noteon_ids("P1")[:40]] = 3.0  # and forty P1 pitches above them
+    adj = con.adjust(logits, top_k=43)[0]
+    assert torch.equal(adj[tr[:3]], torch.full((3,), 3.0))  # in the top 43: pushed
+    assert torch.equal(adj[tr[3:]], torch.full((len(tr) - 3,), -5.0))  # outside: untouched
+    assert torch.equal(adj[V.noteon_ids("P1")], logits[0, V.noteon_ids("P1")])  # other voices untouched
+    assert torch.equal(con.adjust(logits)[0, tr], logits[0, tr] + 2.0)  # no top_k: every TR event
+    assert torch.equal(logits[0, tr[:3]], torch.ones(3))  # the caller's logits stay as they were

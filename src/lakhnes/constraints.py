@@ -104,6 +104,7 @@ _OFF_ID = [V.VOICE_OFF[v] for v in VOICES]
 _VOICE_OF = V.VOICE_OF.tolist()
 _WAIT_OF = V.WAIT_OF.tolist()
 _IS_ON = V.IS_NOTEON.tolist()
+_EVENT_VOICE = np.where(V.IS_NOTEON | V.IS_NOTEOFF, V.VOICE_OF, 4)  # an id's voice if a note event, else 4
 
 
 def longest_wait(room: int) -> int:
@@ -563,19 +564,12 @@ class Constraint:
         x = logits.detach().float().cpu().numpy().copy()  # the caller's logits stay as they are
         for b in tilt:
             row = x[b]
+            add = np.array(self._bias[b] + [0.0], dtype=np.float32)[_EVENT_VOICE]  # each voice's offset, per id
             if top_k:
                 ok = row[self._m[b]]
-                floor = np.partition(ok, -top_k)[-top_k] if len(ok) > top_k else -np.inf
-            for v, add in enumerate(self._bias[b]):
-                if add:
-                    if not top_k or floor == -np.inf:
-                        row[_ON_IDS[v]] += add
-                        row[_OFF_ID[v]] += add
-                        continue
-                    on = row[_ON_IDS[v]]
-                    on[on >= floor] += add
-                    if row[_OFF_ID[v]] >= floor:
-                        row[_OFF_ID[v]] += add
+                if len(ok) > top_k:
+                    add[row < np.partition(ok, -top_k)[-top_k]] = 0.0
+            row += add
         for b in give:
             land = self._land[b]
             parts = [x[b, land + 1 : _WAIT_END]] + [x[b, k] for k in kept]
