@@ -14,6 +14,10 @@
 #     lr1e-3      fast, peak lr 1e-3        lr2e-3   fast, peak lr 2e-3
 #     l6          6 layers x 256            w192x8   8 layers x 192 (d_inner 768)
 #     mem256      training memory 256       prenorm  pre-norm blocks     untied  untied output matrix
+#     lr3e-4      fast, peak lr 3e-4        bf16     fast in bf16 autocast (what the long run trains in)
+#     bf16-untied bf16 with an untied output matrix (does untying still pay at twice the steps?)
+#     fast-s1     fast with seed 1 (the noise between two runs of one recipe; likewise sub-aug-s1,
+#                 sub-noaug-s1)
 #   data-limited proxy arms (1/16 of the train songs, so the budget covers ~3 epochs, as the long
 #   run covers the full split): which augmentation and dropout pay once songs repeat
 #     sub-noaug   no augmentation           sub-aug      LakhNES' four (voice drop p 0.5)
@@ -58,19 +62,25 @@ declare -A ARM_ARGS=(
   [fast]="${FAST[*]}"
   [lr1e-3]="${FAST[*]} --lr 1e-3"
   [lr2e-3]="${FAST[*]} --lr 2e-3"
+  [lr3e-4]="${FAST[*]} --lr 3e-4"
+  [bf16]="${FAST[*]} --bf16"
   [l6]="${FAST[*]} --set n_layer=6"
   [w192x8]="${FAST[*]} --set n_layer=8 --set d_model=192 --set d_inner=768"
   [mem256]="${FAST[*]} --mem-len 256"
   [prenorm]="${FAST[*]} --set pre_norm=true"
   [untied]="${FAST[*]} --set tie_weights=false"
+  [bf16-untied]="${FAST[*]} --bf16 --set tie_weights=false"
   [sub-noaug]="${FAST[*]} --no-augment"
   [sub-aug]="${FAST[*]}"
   [sub-nodrop]="${FAST[*]} --aug-drop 0"
   [sub-drop2]="${FAST[*]} --aug-drop 0.2"
   [sub-aug-d1]="--set n_head=4 --set dropout=0.1"
+  [fast-s1]="${FAST[*]} --seed 1"
+  [sub-aug-s1]="${FAST[*]} --seed 1"
+  [sub-noaug-s1]="${FAST[*]} --no-augment --seed 1"
 )
 # most telling first: a later pair can be left out when the machine's time runs short
-ARMS="${ARMS:-base h4 fast lr1e-3 sub-aug sub-noaug sub-nodrop lr2e-3 l6 mem256 sub-drop2 sub-aug-d1 prenorm untied w192x8}"
+ARMS="${ARMS:-base h4 fast lr1e-3 sub-aug sub-noaug sub-nodrop lr2e-3 l6 mem256 sub-drop2 sub-aug-d1 prenorm untied w192x8 bf16 lr3e-4}"
 
 train_arm() {  # train_arm NAME
   local name=$1 data="$NESMDB"

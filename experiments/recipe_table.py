@@ -25,7 +25,8 @@ def rows(work: Path) -> list[dict]:
         extras = [f"dropout {m['dropout']}", f"mem {cfg.get('mem_len') or m['mem_len']}",
                   "pre-norm" if m.get("pre_norm") else "post-norm",
                   "tied" if m.get("tie_weights", True) else "untied",
-                  ("aug, drop p " + str(cfg.get("augment_drop", 0.5))) if cfg["augment"] else "no aug"]
+                  ("aug, drop p " + str(cfg.get("augment_drop", 0.5))) if cfg["augment"] else "no aug",
+                  "bf16" if cfg.get("bf16") else "fp32"]
         out.append({"arm": run.name, "group": "1/16 data" if run.name.startswith("sub-") else "full data",
                     "shape": shape, "setup": ", ".join(extras), "lr": cfg["lr"], "params": s["parameters"],
                     "minutes": s["elapsed_s"] / 60, "steps": s["step"], "tokens": s["tokens"],

@@ -86,7 +86,8 @@ def card_markdown(info: dict) -> str:
         "types: waits, and note-on / note-off of the NES pulse 1, pulse 2, triangle and noise voices).", "",
         "## Model", "",
         f"- Transformer-XL, {c['n_layer']} layers, d_model {c['d_model']}, {c['n_head']} heads of {c['d_head']}, "
-        f"feed-forward {c['d_inner']}, {'pre' if c.get('pre_norm') else 'post'}-norm, tied embeddings, "
+        f"feed-forward {c['d_inner']}, {'pre' if c.get('pre_norm') else 'post'}-norm, "
+        f"{'tied' if c.get('tie_weights', True) else 'untied'} output matrix, "
         f"dropout {c['dropout']}; {info['parameters']:,} parameters.",
         f"- Trained on segments of {c['tgt_len']} tokens with a memory of {c['mem_len']}.",
         f"- Files: {len(info['shards'])} safetensors shards ({card.get('weights', '16-bit')}), "
