@@ -37,7 +37,8 @@ log() { echo "[$(date '+%F %T')] $*" | tee -a "$WORK/continue.log" >&2; }
 
 if [[ -f "$ROOT/runs/default/state" && "$(cat "$ROOT/runs/default/state")" != "done" ]]; then
   log "an unfinished long run is on this machine (runs/default): resuming it first"
-  "$ROOT/experiments/train_default.sh"
+  # with the budget and lr it started with (runs/default/settings.env), this script's threads and nice
+  env -u WORK -u MINUTES -u LR -u WARMUP THREADS="$THREADS" NICE="${NICE##* }" "$ROOT/experiments/train_default.sh"
 fi
 
 shipped_valid() {

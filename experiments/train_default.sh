@@ -10,7 +10,8 @@
 #   4. shipped into src/lakhnes/assets/default (experiments/ship_model.py) when its test PPL is
 #      lower than the shipped model's; song statistics are re-measured by the caller
 #      (benchmarks/bench_songs.py) before committing.
-# Everything resumes: re-running continues the stage in progress (runs/default/state tells which).
+# Everything resumes: re-running continues the stage in progress (runs/default/state tells which),
+# with the settings the run started with (runs/default/settings.env; the environment overrides them).
 #
 # Usage: experiments/train_default.sh
 #        STOP_AFTER=pretrain experiments/train_default.sh    (stage 1 only; run again for the rest)
@@ -24,6 +25,10 @@ LAKH="${LAKH:-$ROOT/data/lakh}"
 NESMDB_SRC="${NESMDB_SRC:-$ROOT/../shared/data/nesmdb_midi.tar.gz}"
 LAKH_SRC="${LAKH_SRC:-$ROOT/../shared/data/multitrack_midi.tar.gz}"
 SHIPPED="${SHIPPED:-$ROOT/src/lakhnes/assets/default}"
+# a resumed run keeps the settings it started with (runs/default/settings.env), unless overridden
+if [[ -f "$WORK/settings.env" ]]; then
+  while IFS="=" read -r k v; do if [[ -n $k && -z ${!k+x} ]]; then export "$k=$v"; fi; done < "$WORK/settings.env"
+fi
 PRE_MINUTES="${PRE_MINUTES:-40}"
 MINUTES="${MINUTES:-140}"
 LR="${LR:-5e-4}"
@@ -33,6 +38,8 @@ AUG_ARGS="${AUG_ARGS:-}"
 THREADS="${THREADS:-2}"
 NICE="nice -n ${NICE:-5}"
 mkdir -p "$WORK"
+[[ -f "$WORK/settings.env" ]] || for k in PRE_MINUTES MINUTES LR PRE_LR MODEL_ARGS AUG_ARGS; do
+  printf '%s=%s\n' "$k" "${!k}"; done > "$WORK/settings.env"
 log() { echo "[$(date '+%F %T')] $*" | tee -a "$WORK/train_default.log" >&2; }
 finished() { [[ -f "$1/summary.json" ]] && grep -q '"stopped": "time"' "$1/summary.json"; }
 
