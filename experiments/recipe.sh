@@ -10,7 +10,9 @@
 #     base        the `small` preset before this experiment: 4 layers x 256, 8 heads, dropout 0.1,
 #                 lr 5e-4, memory 128, post-norm, tied embeddings, LakhNES augmentation
 #     h4          4 heads of 64 instead of 8 of 32 (half the attention-score memory traffic)
-#     fast        h4 + dropout 0 (the `small` preset since)   (the arms below change one thing from it)
+#     fast        h4 + dropout 0 (the `small` preset since, untied since the untied arms)  (the arms
+#                 below change one thing from it; every arm names tie_weights, so the preset's
+#                 default does not change what an arm means)
 #     lr1e-3      fast, peak lr 1e-3        lr2e-3   fast, peak lr 2e-3
 #     l6          6 layers x 256            w192x8   8 layers x 192 (d_inner 768)
 #     mem256      training memory 256       prenorm  pre-norm blocks     untied  untied output matrix
@@ -55,10 +57,10 @@ if [[ ! -f "$SUB/manifest.json" ]]; then
   python "$ROOT/experiments/subset_split.py" "$NESMDB" "$SUB" --every 16
 fi
 
-FAST=(--set n_head=4 --set dropout=0)
+FAST=(--set n_head=4 --set dropout=0 --set tie_weights=true)  # tied, as when the arms ran
 declare -A ARM_ARGS=(
-  [base]="--set n_head=8 --set dropout=0.1"
-  [h4]="--set n_head=4 --set dropout=0.1"
+  [base]="--set n_head=8 --set dropout=0.1 --set tie_weights=true"
+  [h4]="--set n_head=4 --set dropout=0.1 --set tie_weights=true"
   [fast]="${FAST[*]}"
   [lr1e-3]="${FAST[*]} --lr 1e-3"
   [lr2e-3]="${FAST[*]} --lr 2e-3"
@@ -74,7 +76,7 @@ declare -A ARM_ARGS=(
   [sub-aug]="${FAST[*]}"
   [sub-nodrop]="${FAST[*]} --aug-drop 0"
   [sub-drop2]="${FAST[*]} --aug-drop 0.2"
-  [sub-aug-d1]="--set n_head=4 --set dropout=0.1"
+  [sub-aug-d1]="--set n_head=4 --set dropout=0.1 --set tie_weights=true"
   [fast-s1]="${FAST[*]} --seed 1"
   [sub-aug-s1]="${FAST[*]} --seed 1"
   [sub-noaug-s1]="${FAST[*]} --no-augment --seed 1"
