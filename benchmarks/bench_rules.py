@@ -8,8 +8,9 @@ Each arm runs in its own process (one torch thread, batch 1), the arms alternati
 times, so that a shared machine's load drifts over all of them alike; each run decodes ``--tokens``
 tokens after ``<S>`` (seed 0; fixed work per token) and reports the CPU seconds of the decoding
 alone; then the same decoding again with each part of a step timed (the constraint's own code, the
-sampling, the model step): the rules' own cost per token, free of the drift between processes. Prints the best and the median per arm, in ms per token. ``--songs K``: also 30 s of music
-for seeds 0..K-1 per arm (``sample_tokens``, what ``lakhnes generate`` runs): the tokens per song
+sampling, the model step): the rules' own cost per token, free of the drift between processes.
+Prints the best and the median per arm, in ms per token. ``--songs K``: also 30 s of music for
+seeds 0..K-1 per arm (``sample_tokens``, what ``lakhnes generate`` runs): the tokens per song
 and the median CPU and wall seconds (what the "30 s of music in 3 s" target reads).
 """
 
