@@ -16,6 +16,8 @@
 #        STAGES=0 nohup experiments/continue_default.sh &   (stage after stage until stopped)
 #        MINUTES=0.2 STAGES=1 WORK=/tmp/cd experiments/continue_default.sh   (a smoke run)
 #        BF16=1 experiments/continue_default.sh   (bf16 autocast: 1.8x on CPUs with avx512_bf16)
+#        TRAIN_ARGS="--tgt-len 512 --mem-len 2048" WORK=runs/long_memory experiments/continue_default.sh
+#                                                  (more lakhnes train options: a long-memory stage)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -62,7 +64,7 @@ while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
   fi
   cmd=(lakhnes train --data "$NESMDB" -o "$stage/run" --init "$stage/init" --lr "$LR" --warmup "$WARMUP"
        --schedule time --clock cpu --max-minutes "$MINUTES" --steps 100000000 --eval-every 100000000
-       --threads "$THREADS" --seed "$n" --no-progress ${BF16:+--bf16})
+       --threads "$THREADS" --seed "$n" --no-progress ${BF16:+--bf16} ${TRAIN_ARGS:-})
   if [[ -f $stage/run/latest.json ]]; then log "$(basename "$stage"): resuming"; else
     log "$(basename "$stage"): $MINUTES CPU-minutes from the shipped model (valid PPL $(shipped_valid))"; fi
   $NICE "${cmd[@]}" >> "$stage/train.log" 2>&1

@@ -123,3 +123,25 @@ def test_voice_subset_and_swap(songs):
 def test_core_modules_do_not_import_torch():
     code = "import sys, lakhnes.augment, lakhnes.streams; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_grid_speed_keeps_onsets_on_the_frame_grid():
+    from lakhnes.augment import FRAME, augment_score, scale_times
+    from lakhnes.score import NesScore, make_notes
+
+    t = np.array([0, FRAME, 7 * FRAME, 7 * FRAME + 50, 300 * FRAME])
+    for factor in (0.95, 0.987, 1.03, 1.05):
+        g = scale_times(t, factor, "grid")
+        assert np.all(g[[0, 1, 2, 4]] % FRAME == 0)  # on-grid times stay on the grid
+        assert g[3] - g[2] == 50  # an off-grid time keeps its offset
+        assert abs(g[4] - 300 * FRAME * factor) <= FRAME / 2  # the tempo still changes
+    assert np.any(scale_times(t, 1.03, "free") % FRAME)  # LakhNES' speed-up leaves the grid
+    starts = np.arange(40) * 8 * FRAME
+    notes = {v: make_notes([], [], []) for v in VOICES} | {"P1": make_notes(starts, starts + 4 * FRAME, 60)}
+    score = NesScore(notes=notes, end=int(starts[-1] + 8 * FRAME))
+    cfg = AugmentConfig(**{**OFF, "speed": True})
+    for seed in range(5):
+        out = augment_score(score, np.random.default_rng(seed), cfg).notes["P1"]
+        assert len(out) == 40 and np.all(out["start"] % FRAME == 0) and np.all(out["end"] % FRAME == 0)
+    cfg = AugmentConfig(**{**OFF, "speed": True, "speed_mode": "off"})
+    assert np.array_equal(augment_score(score, np.random.default_rng(0), cfg).notes["P1"], score.notes["P1"])

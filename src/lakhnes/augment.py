@@ -4,7 +4,10 @@ Each is switchable and driven by a seeded ``numpy.random.Generator``:
 
 - voice swap (p = 0.5): permute which melodic voice (P1, P2, TR) plays which part;
 - transpose: shift the melodic voices by a uniform integer in -6..+5;
-- speed: scale all times by a uniform factor in [0.95, 1.05], waits re-quantised;
+- speed: scale all times by a uniform factor in [0.95, 1.05], waits re-quantised. By default
+  (``speed_mode="grid"``) the factor scales whole 60 Hz frames and each time keeps its offset from
+  the frame grid, so a song whose notes sit on the frames NES drivers play on stays on them;
+  ``"free"`` scales every tick (LakhNES), ``"off"`` leaves times alone;
 - voice subset (p = 0.5): keep a random non-empty subset of the voices that play.
 
 The song goes ids → events → score (:mod:`lakhnes.tx1`), its note arrays are transformed as
@@ -23,6 +26,8 @@ from lakhnes import tx1
 from lakhnes.score import PITCH_RANGE, VOICES, NesScore
 
 MELODIC = ("P1", "P2", "TR")
+FRAME = 735  # ticks of one 60 Hz frame (44100 / 60)
+SPEED_MODES = ("grid", "free", "off")
 
 
 @dataclass
@@ -37,10 +42,21 @@ class AugmentConfig:
     speed_range: tuple[float, float] = (0.95, 1.05)
     p_swap: float = 0.5
     p_drop: float = 0.5
+    speed_mode: str = "grid"  # "grid": whole frames scaled, offsets kept; "free": every tick scaled
 
     @property
     def active(self) -> bool:
         return self.swap_voices or self.transpose or self.speed or self.drop_voices
+
+
+def scale_times(t: np.ndarray, factor: float, mode: str = "grid") -> np.ndarray:
+    """Times (ticks) scaled by ``factor``: every tick (``"free"``), or whole 60 Hz frames with each
+    time's offset from its nearest frame kept (``"grid"``: on-grid times stay on the grid)."""
+    t = np.asarray(t, dtype=np.int64)
+    if mode == "free":
+        return np.round(t * factor).astype(np.int64)
+    frames = np.round(t / FRAME).astype(np.int64)
+    return np.round(frames * factor).astype(np.int64) * FRAME + (t - frames * FRAME)
 
 
 def _in_range(notes: np.ndarray, voice: str) -> np.ndarray:
@@ -64,15 +80,16 @@ def augment_score(score: NesScore, rng: np.random.Generator, cfg: AugmentConfig 
                 n["pitch"] += shift
                 notes[v] = _in_range(n, v)
     end = score.end
-    if cfg.speed:
+    if cfg.speed and cfg.speed_mode != "off":
         a, b = cfg.speed_range
         factor = float(rng.uniform(a, b))
         for v in VOICES:
             n = notes[v].copy()
-            n["start"] = np.round(n["start"] * factor)
-            n["end"] = np.round(n["end"] * factor)
+            n["start"] = scale_times(n["start"], factor, cfg.speed_mode)
+            n["end"] = scale_times(n["end"], factor, cfg.speed_mode)
             notes[v] = n[n["end"] > n["start"]]
-        end = int(round(end * factor))
+        end = max(int(scale_times(np.array([end]), factor, cfg.speed_mode)[0]),
+                  max((int(notes[v]["end"].max()) for v in VOICES if len(notes[v])), default=0))
     if cfg.drop_voices and rng.random() < cfg.p_drop:
         playing = [v for v in VOICES if len(notes[v])]
         if playing:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lakhnes.augment import AugmentConfig
+from lakhnes.augment import SPEED_MODES, AugmentConfig
 from lakhnes.datasets import load_manifest, load_split
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path, write_text_atomic
@@ -58,6 +58,7 @@ class TrainConfig:
     grad_clip: float = 0.25
     augment: bool = True
     augment_drop: float = 0.5  # chance of the voice-subset augmentation (0: never drop voices)
+    augment_speed: str = "grid"  # speed augmentation: "grid" (whole frames), "free" (LakhNES), "off"
     seed: int = 0
     eval_every: int = 250
     eval_batch: int = 8
@@ -336,7 +337,10 @@ class Trainer:
         self._clock = time.process_time if cfg.clock == "cpu" else time.perf_counter
         if not 0 <= cfg.augment_drop <= 1:
             raise InvalidInputError(f"augment_drop must lie in [0, 1] (got {cfg.augment_drop})")
-        aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop) if cfg.augment else None
+        if cfg.augment_speed not in SPEED_MODES:
+            raise InvalidInputError(f"augment_speed {cfg.augment_speed!r}: one of {', '.join(SPEED_MODES)}")
+        aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop,
+                            speed_mode=cfg.augment_speed) if cfg.augment else None
         self.streams = SongStreams(self.train_split, cfg.batch_size, self.tgt_len, seed=cfg.seed, augment=aug,
                                    rank=self.rank, world_size=self.world,
                                    prefetch=self.device.type == "cuda")  # augment the next epoch meanwhile

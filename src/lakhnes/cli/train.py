@@ -35,6 +35,9 @@ def register(sub) -> None:
                    help="LakhNES data augmentation (default on)")
     p.add_argument("--aug-drop", type=float, metavar="P",
                    help="chance of the voice-dropping augmentation (default 0.5, LakhNES; 0: never)")
+    p.add_argument("--aug-speed", choices=["grid", "free", "off"],
+                   help="speed augmentation: whole 60 Hz frames scaled, times keep their offset from the frame "
+                        "grid (grid, default); every tick scaled (free, LakhNES); none (off)")
     p.add_argument("--schedule", choices=["steps", "time"],
                    help="cosine learning-rate decay over --steps (default), or over --max-minutes of training")
     p.add_argument("--clock", choices=["wall", "cpu"],
@@ -58,7 +61,7 @@ OPTION_KEYS = {"steps": "steps", "lr": "lr", "batch": "batch_size", "accum": "ac
                "warmup": "warmup_steps", "eval_every": "eval_every", "eval_segments": "eval_segments",
                "patience": "patience", "augment": "augment", "seed": "seed", "max_minutes": "max_minutes",
                "threads": "threads", "bf16": "bf16",
-               "aug_drop": "augment_drop", "schedule": "schedule", "keep_last": "keep_last", "clock": "clock"}
+               "aug_drop": "augment_drop", "aug_speed": "augment_speed", "schedule": "schedule", "keep_last": "keep_last", "clock": "clock"}
 
 
 #: options that must be at least 1 (or 0) when given
