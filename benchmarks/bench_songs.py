@@ -61,7 +61,7 @@ def _extract(tar_path: Path, want, out: Path) -> list[Path]:
 
 def real_songs(nesmdb: Path, seconds: float, tmp: Path):
     """The NES-MDB test songs lasting at least ``seconds``: (path, score) sorted by name."""
-    from lakhnes.score import SAMPLE_RATE, read_midi
+    from lakhnes.core.score import SAMPLE_RATE, read_midi
 
     if nesmdb.is_dir():
         files = sorted((nesmdb / "test").glob("*.mid"))
@@ -78,9 +78,9 @@ def real_songs(nesmdb: Path, seconds: float, tmp: Path):
 def mapped_sources(multitrack: Path, corpus: str, seconds: float, tmp: Path, k: int) -> list[Path]:
     """The first ``k`` files of ``corpus`` (pop909 or lmd_beatles) that map onto at least two NES
     voices and last ``seconds`` + the prime, copied to ``.mid`` names."""
+    from lakhnes.core.score import SAMPLE_RATE
     from lakhnes.errors import InvalidInputError
     from lakhnes.lakh import general_midi_to_nes
-    from lakhnes.score import SAMPLE_RATE
 
     files = _extract(multitrack, lambda n: f"/{corpus}/" in n, tmp / corpus)
     picked = []
@@ -119,7 +119,7 @@ def _init(code: str | None, model: str | None) -> None:
 def _make(task: dict) -> dict:
     """One song: its notes (plain arrays), end, the written voices, the wall seconds."""
     from lakhnes import generate as G
-    from lakhnes.score import SAMPLE_RATE
+    from lakhnes.core.score import SAMPLE_RATE
 
     mode, seed, seconds = task["mode"], task["seed"], task["seconds"]
     t0 = time.perf_counter()
@@ -310,7 +310,7 @@ def main() -> None:
         ap.error(f"--modes: unknown mode {bad[0]!r} (modes: {', '.join(MODES)})")
     if a.num < 1 or a.jobs < 1 or not a.seconds > 0:
         ap.error("--num and --jobs must be at least 1, --seconds positive")
-    from lakhnes.score import SAMPLE_RATE, NesScore
+    from lakhnes.core.score import SAMPLE_RATE, NesScore
 
     out = Path(a.out)
     if a.replot:

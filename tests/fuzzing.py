@@ -112,7 +112,7 @@ def mutate_midi(data: bytes, rng: random.Random) -> bytes:
 
 def mutate_tx1(text: str, rng: random.Random) -> bytes:
     """A random token-level mutation of TX1 text (or a degenerate file)."""
-    from lakhnes import vocab
+    from lakhnes.core import vocab
 
     lines = text.splitlines()
     kind = rng.randrange(11)
@@ -157,7 +157,7 @@ def seed_files(fixtures: Path, shared: Path | None = None, max_shared: int = 0, 
     files from its archives."""
     import tarfile
 
-    from lakhnes.score import read_midi
+    from lakhnes.core.score import read_midi
 
     nes = [p.read_bytes() for p in sorted((fixtures / "nesmdb").glob("*.mid"))]
     tx1 = [p.read_text() for p in sorted((fixtures / "tx1").glob("*.tx1.txt"))]
@@ -170,7 +170,7 @@ def seed_files(fixtures: Path, shared: Path | None = None, max_shared: int = 0, 
                 members = [m for m in t.getmembers() if m.isfile() and re.search(pattern, m.name)]
                 for m in rng.sample(members, min(max_shared, len(members))):
                     dst.append(t.extractfile(m).read())
-        from lakhnes.tx1 import score_to_text
+        from lakhnes.core.tx1 import score_to_text
 
         for d in nes[len(tx1):len(tx1) + max_shared]:
             with contextlib.suppress(Exception):
@@ -181,8 +181,8 @@ def seed_files(fixtures: Path, shared: Path | None = None, max_shared: int = 0, 
 def general_midi(nes_midi: bytes) -> bytes:
     """An NES-MDB song as a General MIDI file with instrument track names (lead, bass, drums): any
     MIDI to ``lakhnes``, which maps it onto the NES voices (NES track names would be read as NES)."""
+    from lakhnes.core.score import read_midi
     from lakhnes.export import to_general_midi
-    from lakhnes.score import read_midi
 
     sm = to_general_midi(read_midi(nes_midi))
     names = {"p1": "Square Lead", "p2": "Lead 2", "tr": "Synth Bass", "no": "Drums"}

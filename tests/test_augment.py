@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from lakhnes import tx1
-from lakhnes import vocab as V
 from lakhnes.augment import AugmentConfig, augment_ids
-from lakhnes.score import PITCH_RANGE, VOICES, read_midi
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import PITCH_RANGE, VOICES, read_midi
 
 OFF = dict(swap_voices=False, transpose=False, speed=False, drop_voices=False)
 
@@ -127,7 +127,7 @@ def test_core_modules_do_not_import_torch():
 
 def test_grid_speed_keeps_onsets_on_the_frame_grid():
     from lakhnes.augment import FRAME, augment_score, scale_times
-    from lakhnes.score import NesScore, make_notes
+    from lakhnes.core.score import NesScore, make_notes
 
     t = np.array([0, FRAME, 7 * FRAME, 7 * FRAME + 50, 300 * FRAME])
     for factor in (0.95, 0.987, 1.03, 1.05):

@@ -7,11 +7,11 @@ import pytest
 import soundfile as sf
 import symusic
 
-from lakhnes import tx1, vocab
 from lakhnes.cli import main
+from lakhnes.core import tx1, vocab
+from lakhnes.core.score import read_midi, to_symusic
 from lakhnes.errors import InvalidInputError
 from lakhnes.export import kind_of, load, save, to_general_midi
-from lakhnes.score import read_midi, to_symusic
 from lakhnes.synth import peak_gain, render
 
 

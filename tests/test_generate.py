@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from lakhnes import tx1
-from lakhnes import vocab as V
 from lakhnes.constraints import Constraint, keep_plan, parse_keep, quantize
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import SAMPLE_RATE, VOICES, read_midi
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import SAMPLE_RATE, VOICES, read_midi
 
 SR = SAMPLE_RATE
 SONG = "324_SuperMarioBros_3_00_01World1Map.mid"

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import symusic
 
-from lakhnes import tx1, vocab
 from lakhnes.cli import build_parser, main
+from lakhnes.core import tx1, vocab
+from lakhnes.core.score import MAX_SAMPLES, SAMPLE_RATE, VOICES, NesScore, read_midi, write_midi
 from lakhnes.errors import InvalidInputError
 from lakhnes.export import load, load_source
-from lakhnes.score import MAX_SAMPLES, SAMPLE_RATE, VOICES, NesScore, read_midi, write_midi
 
 SMB3 = "324_SuperMarioBros_3_00_01World1Map"
 

@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lakhnes import synth, tx1
-from lakhnes import vocab as V
+from lakhnes import synth
 from lakhnes.cli import main
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import SAMPLE_RATE, read_midi
 from lakhnes.errors import InvalidInputError
 from lakhnes.listen import clips as C
 from lakhnes.listen import results as R
 from lakhnes.listen.store import ANSWER_COLUMNS, Conflict, NotFound, Store, answers_csv
 from lakhnes.listen.study import RANDOM, REAL, Settings, Study, SystemSpec, compose_batch, setup_study
-from lakhnes.score import SAMPLE_RATE, read_midi
 from tests.listen_util import FIXTURES, SYSTEMS, make_study
 
 

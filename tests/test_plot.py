@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from lakhnes.cli import main
+from lakhnes.core.score import NesScore, make_notes, read_midi
 from lakhnes.errors import InvalidInputError
 from lakhnes.plot import COLORS, piano_roll, pitch_name
-from lakhnes.score import NesScore, make_notes, read_midi
 
 
 def test_pitch_names():

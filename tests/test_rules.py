@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from lakhnes import constraints as C
-from lakhnes import tx1
-from lakhnes import vocab as V
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import SAMPLE_RATE, VOICES, read_midi
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import SAMPLE_RATE, VOICES, read_midi
 from lakhnes.stats import voice_bounds
 
 SR = SAMPLE_RATE

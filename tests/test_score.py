@@ -3,7 +3,7 @@ import pytest
 import symusic
 
 from lakhnes import InvalidInputError, read_midi, write_midi
-from lakhnes.score import VOICES, NesScore, make_notes
+from lakhnes.core.score import VOICES, NesScore, make_notes
 
 
 def test_read_nesmdb_fixture(nesmdb_fixture_files):

@@ -9,7 +9,7 @@ import pytest
 
 from lakhnes import stats
 from lakhnes.cli import main
-from lakhnes.score import SAMPLE_RATE, NesScore, make_notes
+from lakhnes.core.score import SAMPLE_RATE, NesScore, make_notes
 
 S = SAMPLE_RATE
 

@@ -18,8 +18,8 @@ torch = pytest.importorskip("torch")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from lakhnes import synth  # noqa: E402
+from lakhnes.core.score import SAMPLE_RATE, read_midi  # noqa: E402
 from lakhnes.errors import InvalidInputError  # noqa: E402
-from lakhnes.score import SAMPLE_RATE, read_midi  # noqa: E402
 from lakhnes.studio.app import create_app  # noqa: E402
 from lakhnes.studio.jobs import JobQueue, QueueFull  # noqa: E402
 from lakhnes.studio.modes import Limits  # noqa: E402
@@ -305,7 +305,7 @@ def test_store_file_path_checks_names(tmp_path):
 
 
 def test_failed_song_leaves_nothing_behind(tmp_path):
-    from lakhnes.score import NesScore
+    from lakhnes.core.score import NesScore
 
     store = SongStore(tmp_path)
     with pytest.raises(InvalidInputError):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lakhnes import tx1
+from lakhnes.core import tx1
+from lakhnes.core.score import CTRL_DTYPE, NesScore, make_notes, read_midi
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import CTRL_DTYPE, NesScore, make_notes, read_midi
 from lakhnes.synth import apu, channels, mixer, render, write_wav
 
 SR = 44100

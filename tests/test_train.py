@@ -18,13 +18,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lakhnes import tx1
 from lakhnes.cli import main
+from lakhnes.core import tx1
+from lakhnes.core.score import read_midi
 from lakhnes.datasets import ShardWriter, load_split, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.models import load_model, presets
 from lakhnes.models.transformer_xl import TransformerXLConfig
-from lakhnes.score import read_midi
 from lakhnes.train import TrainConfig, Trainer, evaluate, lr_at, native_bf16_cpu, preset_config, train
 
 MICRO = dict(n_layer=2, n_head=2, d_model=32, d_inner=64, tgt_len=16, mem_len=16, dropout=0.1)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from lakhnes import tx1, vocab
+from lakhnes.core import tx1, vocab
 
 
 def test_631_tokens_match_lakhnes_vocab_file(fixtures):

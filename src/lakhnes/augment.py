@@ -10,7 +10,7 @@ Each is switchable and driven by a seeded ``numpy.random.Generator``:
   ``"free"`` scales every tick (LakhNES), ``"off"`` leaves times alone;
 - voice subset (p = 0.5): keep a random non-empty subset of the voices that play.
 
-The song goes ids → events → score (:mod:`lakhnes.tx1`), its note arrays are transformed as
+The song goes ids → events → score (:mod:`lakhnes.core.tx1`), its note arrays are transformed as
 arrays, and it goes back to ids. Notes that leave a voice's range are dropped (their time
 becomes silence, so the TX1 stays valid); so are notes squeezed to zero length by the speed
 change. Same-instant events come out in the order P1, P2, TR, NO.
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lakhnes import tx1
-from lakhnes.score import PITCH_RANGE, VOICES, NesScore
+from lakhnes.core import tx1
+from lakhnes.core.score import PITCH_RANGE, VOICES, NesScore
 
 MELODIC = ("P1", "P2", "TR")
 FRAME = 735  # ticks of one 60 Hz frame (44100 / 60)

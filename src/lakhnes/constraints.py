@@ -48,10 +48,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lakhnes import tx1
-from lakhnes import vocab as V
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 
 # ------------------------------------------------------------------ defaults, measured on NES-MDB
 # `python benchmarks/rule_bounds.py` over the train split (4,502 songs, 15,285 voice parts: the voices

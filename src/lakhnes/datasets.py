@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes import vocab
+from lakhnes.core import vocab
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
 

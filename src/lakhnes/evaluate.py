@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lakhnes.core.vocab import VOCAB_SIZE
 from lakhnes.datasets import load_split
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
 from lakhnes.models import ngram
 from lakhnes.progress import progress_bar
-from lakhnes.vocab import VOCAB_SIZE
 
 STREAMS, TGT_LEN, MEM_LEN = 10, 128, 896
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes import tx1
+from lakhnes.core import tx1
+from lakhnes.core.score import CC_VOLUME, MAX_SAMPLES, VOICES, NesScore, read_midi, too_long
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import CC_VOLUME, MAX_SAMPLES, VOICES, NesScore, read_midi, too_long
 
 __all__ = ["save", "load", "load_source", "SAVE_SUFFIXES", "LOAD_SUFFIXES", "kind_of", "file_kind",
            "to_general_midi"]
@@ -67,7 +67,7 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
 
     score = without(score, parse_mute(mute))
     if kind == "mid":
-        from lakhnes.score import write_midi
+        from lakhnes.core.score import write_midi
 
         write_midi(score, path)
     elif kind == "gm.mid":
@@ -104,7 +104,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
 
 def load(path: str | os.PathLike) -> NesScore:
     """Read a score from NES-MDB MIDI, TX1 text or a ``.npy`` of TX1 token ids (by name, else by
-    content). TX1 is read as LakhNES defines it (see :mod:`lakhnes.tx1`); empty songs and songs
+    content). TX1 is read as LakhNES defines it (see :mod:`lakhnes.core.tx1`); empty songs and songs
     over the one-hour limit are refused."""
     p = Path(path)
     kind = file_kind(path) if p.is_file() else kind_of(path)
@@ -184,7 +184,7 @@ def to_general_midi(score: NesScore):
     """The score as a ``symusic.Score`` for General MIDI players (see the module notes)."""
     import symusic
 
-    from lakhnes.score import to_symusic
+    from lakhnes.core.score import to_symusic
 
     sm = to_symusic(score)
     for track in sm.tracks:

@@ -21,8 +21,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from lakhnes import tx1
-from lakhnes import vocab as V
 from lakhnes.constraints import (
     MAX_REST_S,
     Constraint,
@@ -33,8 +31,10 @@ from lakhnes.constraints import (
     parse_voices,
     quantize,
 )
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 
 __all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices",
            "load_default_model", "load_model", "load_source", "set_threads", "song_rules"]

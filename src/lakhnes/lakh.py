@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes.errors import InvalidInputError
-from lakhnes.score import (
+from lakhnes.core.score import (
     DEFAULT_VELOCITY,
     MAX_SAMPLES,
     NOTE_DTYPE,
@@ -30,6 +29,7 @@ from lakhnes.score import (
     tick_to_sample,
     too_long,
 )
+from lakhnes.errors import InvalidInputError
 
 #: Corpus filters (the paper's): file size, song length; examples are clipped to CLIP_SECONDS.
 MAX_BYTES = 512 * 1024
@@ -299,7 +299,7 @@ def general_midi_to_nes(path, seed: int = 0) -> NesScore:
     parts: P1 and TR; one: P1), and the busiest drum part to the noise voice with a random
     noise type per drum sound (from ``seed``). No length limits or clipping.
     """
-    from lakhnes.score import read_midi
+    from lakhnes.core.score import read_midi
 
     p = str(path)
     sm = _load(p, p, None)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from lakhnes.score import PITCH_RANGE, SAMPLE_RATE, VOICES, NesScore
+from lakhnes.core.score import PITCH_RANGE, SAMPLE_RATE, VOICES, NesScore
 
 #: One colour per voice.
 COLORS = {"P1": "#d1495b", "P2": "#e8a33d", "TR": "#00798c", "NO": "#5b5f97"}

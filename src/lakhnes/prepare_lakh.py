@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes import lakh, tx1, vocab
+from lakhnes import lakh
+from lakhnes.core import tx1, vocab
+from lakhnes.core.score import SAMPLE_RATE, write_midi
 from lakhnes.datasets import MIN_SONG_TOKENS, ShardWriter, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
-from lakhnes.score import SAMPLE_RATE, write_midi
 
 MIDI_NAME = re.compile(r"\.midi?\d*$", re.IGNORECASE)
 SPLITS = ("train", "valid")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 
 METRICS = ("note_density", "pitch_class_entropy", "pitch_range", "polyphony", "empty_time",
            "scale_consistency", "groove_consistency")
@@ -222,11 +222,11 @@ def load_score(path) -> NesScore:
     p = Path(path)
     low = p.name.lower()
     if low.endswith(".tx1.txt"):
-        from lakhnes.tx1 import read_tx1
+        from lakhnes.core.tx1 import read_tx1
 
         return read_tx1(p)
     if low.endswith((".mid", ".midi")):
-        from lakhnes.score import read_midi
+        from lakhnes.core.score import read_midi
 
         try:
             return read_midi(p)

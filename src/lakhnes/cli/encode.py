@@ -18,9 +18,9 @@ def register(sub) -> None:
 
 def _encode(job) -> None:
     src, dst = job
+    from lakhnes.core.score import read_midi
+    from lakhnes.core.tx1 import score_to_text
     from lakhnes.io import write_text_atomic
-    from lakhnes.score import read_midi
-    from lakhnes.tx1 import score_to_text
 
     text = score_to_text(read_midi(src))
     if not text:  # never an empty output counted as converted (read_midi refuses empty songs too)

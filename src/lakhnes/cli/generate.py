@@ -135,9 +135,9 @@ def run(args) -> int:
     problem = _check(args)
     if problem:
         return usage_error(problem)
+    from lakhnes.core.score import SAMPLE_RATE
     from lakhnes.errors import InvalidInputError
     from lakhnes.export import load_source
-    from lakhnes.score import SAMPLE_RATE
 
     # before the expensive steps (torch, the model, sampling): the outputs can be written, the source reads
     paths = [p for song in output_paths(args.output, args.num) for p in song]

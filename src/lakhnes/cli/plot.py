@@ -24,7 +24,7 @@ def _highlight(text: str | None):
             return float(a), float(b)
         except ValueError:
             raise ValueError(f"--highlight {text!r}: expected START-END in seconds or voices like P1,TR") from None
-    from lakhnes.score import VOICES
+    from lakhnes.core.score import VOICES
 
     voices = [v.strip().upper() for v in text.split(",") if v.strip()]
     bad = [v for v in voices if v not in VOICES]

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes import tx1
-from lakhnes import vocab as V
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import MAX_SAMPLES, SAMPLE_RATE, NesScore
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import MAX_SAMPLES, SAMPLE_RATE, NesScore
 
 SONG_SUFFIXES = (".mid", ".midi", ".tx1.txt", ".wav")
 #: every clip's RMS after matching (dB full scale). 5-s slices of NES-MDB test songs rendered by the
@@ -113,7 +113,7 @@ def load_song(path: str | os.PathLike) -> NesScore | np.ndarray:
         return tx1.read_tx1(p)
     if not low.endswith((".mid", ".midi")):
         raise InvalidInputError("not a song (expected .mid, .midi, .tx1.txt or .wav)", str(p))
-    from lakhnes.score import read_midi
+    from lakhnes.core.score import read_midi
 
     try:
         return read_midi(p)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from lakhnes.vocab import VOCAB_SIZE
+from lakhnes.core.vocab import VOCAB_SIZE
 
 
 @dataclass

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lakhnes.core.vocab import VOCAB_SIZE
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
-from lakhnes.vocab import VOCAB_SIZE
 
 V = VOCAB_SIZE
 MAX_ORDER = 6  # 631**6 < 2**63

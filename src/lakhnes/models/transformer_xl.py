@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lakhnes.vocab import VOCAB_SIZE
+from lakhnes.core.vocab import VOCAB_SIZE
 
 
 @dataclass

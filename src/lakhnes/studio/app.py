@@ -15,8 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from lakhnes.core.score import VOICES
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import VOICES
 from lakhnes.studio import modes
 from lakhnes.studio.jobs import JobQueue, QueueFull
 from lakhnes.studio.songs import ID_RE, MAX_SONGS, SongStore

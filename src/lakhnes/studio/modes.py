@@ -8,9 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
+from lakhnes.core.vocab import VOCAB_SIZE
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
-from lakhnes.vocab import VOCAB_SIZE
 
 #: mode → (label, needs an uploaded file)
 MODES = {

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore, read_midi
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import SAMPLE_RATE, VOICES, NesScore, read_midi
 from lakhnes.studio import MAX_SONGS
 
 ID_RE = re.compile(r"^[0-9a-f]{12}$")
@@ -76,9 +76,9 @@ class SongStore:
     def add(self, score: NesScore, meta: dict, highlight: dict | None = None) -> dict:
         """Write a new song (MIDI, TX1, WAV, JSON) atomically; return its metadata."""
         from lakhnes import synth
+        from lakhnes.core.score import write_midi
+        from lakhnes.core.tx1 import score_to_text
         from lakhnes.io import write_text_atomic
-        from lakhnes.score import write_midi
-        from lakhnes.tx1 import score_to_text
 
         song_id = new_id()
         tmp = self.root / f".tmp-{song_id}"

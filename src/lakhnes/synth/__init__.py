@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.errors import InvalidInputError
-from lakhnes.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.synth import channels, mixer
 
 __all__ = ["render", "render_blocks", "render_wav", "write_wav", "peak_gain", "DEFAULT_DUTY", "PEAK_DB", "parse_mute",

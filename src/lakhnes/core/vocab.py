@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from lakhnes.score import PITCH_RANGE, VOICES
+from lakhnes.core.score import PITCH_RANGE, VOICES
 
 #: The 370 wait lengths (samples at 44.1 kHz) a token can hold.
 WAITS = np.concatenate(

@@ -1,7 +1,7 @@
 """TX1: NES scores ⇄ event sequences ⇄ LakhNES text ⇄ token ids.
 
 An *event array* is an ``int64`` array: a value ``>= 0`` is a note token id from
-:mod:`lakhnes.vocab` (``<S>``, NOTEON, NOTEOFF), a value ``< 0`` is a wait of ``-value``
+:mod:`lakhnes.core.vocab` (``<S>``, NOTEON, NOTEOFF), a value ``< 0`` is a wait of ``-value``
 samples. Raw waits keep the exact timing (the LakhNES text files hold raw waits); token ids
 snap them to the 370 vocabulary waits.
 
@@ -23,9 +23,8 @@ import re
 
 import numpy as np
 
-from lakhnes import vocab as V
-from lakhnes.errors import InvalidInputError
-from lakhnes.score import (
+from lakhnes.core import vocab as V
+from lakhnes.core.score import (
     DEFAULT_VELOCITY,
     MAX_SAMPLES,
     PITCH_RANGE,
@@ -35,6 +34,7 @@ from lakhnes.score import (
     make_notes,
     too_long,
 )
+from lakhnes.errors import InvalidInputError
 
 __all__ = [
     "score_to_events", "events_to_score", "events_to_text", "text_to_events",
