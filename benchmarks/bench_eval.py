@@ -20,7 +20,7 @@ import tracemalloc
 import numpy as np
 import torch
 
-from lakhnes.datasets import load_split
+from lakhnes.data.shards import load_split
 from lakhnes.evaluate import evaluate_lm, evaluate_ngram
 from lakhnes.models import build_model
 from lakhnes.models.ngram import NGramLM

@@ -22,14 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from lakhnes.prepare_lakh import is_midi_name
+from lakhnes.data.prepare_lakh import is_midi_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT.parent / "shared" / "data" / "multitrack_midi.tar.gz"
 
 CHILD = """
 import json, resource, sys, time
-from lakhnes.prepare_lakh import prepare_lakh
+from lakhnes.data.prepare_lakh import prepare_lakh
 t0, c0 = time.perf_counter(), time.process_time()
 m = prepare_lakh(sys.argv[1], sys.argv[2], workers=1, progress=False)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -136,7 +136,7 @@ def run_one(name: str, args) -> dict:
 def _tokens(data: str, n: int):
     import numpy as np
 
-    from lakhnes.datasets import load_split
+    from lakhnes.data.shards import load_split
 
     if data and os.path.exists(os.path.join(data, "train.npy")):
         t = np.asarray(load_split(data, "train").tokens[:n])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lakhnes.datasets import load_split
+from lakhnes.data.shards import load_split
 from lakhnes.evaluate import evaluate_lm
 from lakhnes.models import default_model_path, load_model, save_model_sharded
 

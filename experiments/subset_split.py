@@ -11,7 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
-from lakhnes.datasets import ShardWriter, load_manifest, load_split, write_manifest
+from lakhnes.data.shards import ShardWriter, load_manifest, load_split, write_manifest
 
 
 def main() -> None:

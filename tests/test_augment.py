@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from lakhnes.augment import AugmentConfig, augment_ids
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import PITCH_RANGE, VOICES, read_midi
+from lakhnes.data.augment import AugmentConfig, augment_ids
 
 OFF = dict(swap_voices=False, transpose=False, speed=False, drop_voices=False)
 
@@ -121,13 +121,13 @@ def test_voice_subset_and_swap(songs):
 
 
 def test_core_modules_do_not_import_torch():
-    code = "import sys, lakhnes.augment, lakhnes.streams; assert 'torch' not in sys.modules"
+    code = "import sys, lakhnes.data.augment, lakhnes.data.streams; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_grid_speed_keeps_onsets_on_the_frame_grid():
-    from lakhnes.augment import FRAME, augment_score, scale_times
     from lakhnes.core.score import NesScore, make_notes
+    from lakhnes.data.augment import FRAME, augment_score, scale_times
 
     t = np.array([0, FRAME, 7 * FRAME, 7 * FRAME + 50, 300 * FRAME])
     for factor in (0.95, 0.987, 1.03, 1.05):

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 
 from lakhnes.cli import main
-from lakhnes.datasets import load_manifest, load_split
+from lakhnes.data.shards import load_manifest, load_split
 
 
 def test_encode_decode_folder(fixtures, tmp_path, capsys):
@@ -142,7 +142,7 @@ def test_prepare_nesmdb_folder_is_deterministic(fixtures, tmp_path, capsys):
 def test_prepare_from_the_tarball_matches_the_folder(fixtures, tmp_path):
     import tarfile
 
-    from lakhnes.nesmdb import prepare_nesmdb
+    from lakhnes.data.nesmdb import prepare_nesmdb
 
     root = _nesmdb_folder(fixtures, tmp_path)
     with tarfile.open(tmp_path / "nesmdb_midi.tar.gz", "w:gz") as tar:
@@ -158,12 +158,12 @@ def test_prepare_from_the_tarball_matches_the_folder(fixtures, tmp_path):
 
 
 def test_interrupted_prepare_leaves_no_partial_output(fixtures, tmp_path, monkeypatch, capsys):
-    import lakhnes.nesmdb
+    import lakhnes.data.nesmdb
 
     root = _nesmdb_folder(fixtures, tmp_path)
     assert main(["prepare", "nesmdb", str(root), "-o", str(tmp_path / "out")]) == 0
     before = {f.name: f.read_bytes() for f in (tmp_path / "out").iterdir()}
-    real, calls = lakhnes.nesmdb._convert, []
+    real, calls = lakhnes.data.nesmdb._convert, []
 
     def interrupted(item):
         calls.append(item)
@@ -171,7 +171,7 @@ def test_interrupted_prepare_leaves_no_partial_output(fixtures, tmp_path, monkey
             raise KeyboardInterrupt
         return real(item)
 
-    monkeypatch.setattr(lakhnes.nesmdb, "_convert", interrupted)
+    monkeypatch.setattr(lakhnes.data.nesmdb, "_convert", interrupted)
     for out in ("out", "fresh"):  # an earlier output stays as it was; a new one is not made
         calls.clear()
         assert main(["prepare", "nesmdb", str(root), "-o", str(tmp_path / out)]) == 130
@@ -191,7 +191,7 @@ def test_prepare_rejects_a_non_nesmdb_source(tmp_path, capsys):
 
 
 def test_prepare_full_nesmdb_tarball(shared_data, tmp_path):
-    from lakhnes.nesmdb import prepare_nesmdb
+    from lakhnes.data.nesmdb import prepare_nesmdb
 
     m = prepare_nesmdb(shared_data / "nesmdb_midi.tar.gz", tmp_path / "p", progress=False)
     assert m["files"] == 5278

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lakhnes.cli import main
-from lakhnes.datasets import ShardWriter, load_split, write_manifest
+from lakhnes.data.shards import ShardWriter, load_split, write_manifest
 from lakhnes.evaluate import evaluate_lm, evaluate_ngram, layout_streams, uniform_nll
 from lakhnes.models import build_model, save_model
 from lakhnes.models.ngram import NGramLM

@@ -18,7 +18,7 @@ import torch
 
 from lakhnes import models as M
 from lakhnes.cli import main
-from lakhnes.datasets import ShardWriter, load_split, write_manifest
+from lakhnes.data.shards import ShardWriter, load_split, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.evaluate import evaluate_lm
 from lakhnes.models import INDEX_FILE, build_model, load_model, resolve_checkpoint, save_model_sharded

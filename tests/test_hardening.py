@@ -399,7 +399,7 @@ def test_readme_stats_step_finds_its_reference(shared_data, fixtures, tmp_path):
 
 
 def test_eval_and_report_default_to_the_users_folder(nesmdb_fixture_files, tmp_path, monkeypatch, capsys):
-    from lakhnes.datasets import ShardWriter, write_manifest
+    from lakhnes.data.shards import ShardWriter, write_manifest
 
     data = tmp_path / "data"
     ids = [s for s in (tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files) if len(s) >= 10]
@@ -452,7 +452,7 @@ def test_under_torchrun_only_rank_0_speaks(nesmdb_fixture_files, tmp_path):
     import os
     import socket
 
-    from lakhnes.datasets import ShardWriter, write_manifest
+    from lakhnes.data.shards import ShardWriter, write_manifest
 
     data = tmp_path / "data"
     ids = [s for s in (tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files) if len(s) > 100]

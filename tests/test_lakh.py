@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import symusic
 
-from lakhnes import lakh
-from lakhnes import prepare_lakh as P
 from lakhnes.core import tx1
 from lakhnes.core.score import SAMPLE_RATE, VOICES, read_midi
-from lakhnes.datasets import load_manifest, load_split
+from lakhnes.data import lakh
+from lakhnes.data import prepare_lakh as P
+from lakhnes.data.shards import load_manifest, load_split
 
 TPQ = 480  # at 120 bpm one tick is 1/960 s
 

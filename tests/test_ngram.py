@@ -106,7 +106,7 @@ def test_parse_name():
 
 
 def test_train_ngram_from_prepared_folder(tmp_path, corpus):
-    from lakhnes.datasets import ShardWriter, write_manifest
+    from lakhnes.data.shards import ShardWriter, write_manifest
     from lakhnes.models.ngram import train_ngram
 
     w = ShardWriter(tmp_path / "data", "train")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lakhnes.augment import AugmentConfig
-from lakhnes.datasets import Split
+from lakhnes.data.augment import AugmentConfig
+from lakhnes.data.shards import Split
+from lakhnes.data.streams import SongStreams
 from lakhnes.errors import InvalidInputError
-from lakhnes.streams import SongStreams
 
 
 def make_split(lengths=(30, 45, 20, 60, 25)) -> Split:

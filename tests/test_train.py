@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from lakhnes.cli import main
 from lakhnes.core import tx1
 from lakhnes.core.score import read_midi
-from lakhnes.datasets import ShardWriter, load_split, write_manifest
+from lakhnes.data.shards import ShardWriter, load_split, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.models import load_model, presets
 from lakhnes.models.transformer_xl import TransformerXLConfig

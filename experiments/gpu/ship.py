@@ -60,7 +60,7 @@ def check(folder: Path, data: Path | None) -> dict:
     if data is not None:
         import numpy as np
 
-        from lakhnes.datasets import load_split
+        from lakhnes.data.shards import load_split
 
         x = torch.from_numpy(np.asarray(load_split(data, "valid").tokens[:513], dtype=np.int64))[None]
         with torch.inference_mode():

@@ -156,7 +156,7 @@ def finish(args) -> int:
     import torch
 
     from lakhnes.cli import main as lakhnes
-    from lakhnes.datasets import load_split
+    from lakhnes.data.shards import load_split
     from lakhnes.models import load_model, model_type_of, save_model_sharded
 
     run, out = Path(args.run), Path(args.out)

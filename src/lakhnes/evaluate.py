@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from lakhnes.core.vocab import VOCAB_SIZE
-from lakhnes.datasets import load_split
+from lakhnes.data.shards import load_split
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
 from lakhnes.models import ngram

@@ -142,7 +142,7 @@ def load(path: str | os.PathLike) -> NesScore:
 
 def load_source(path: str | os.PathLike, seed: int = 0) -> NesScore:
     """A song to prime or accompany: NES-MDB MIDI, TX1 text or token ids, or any MIDI (mapped onto
-    the NES voices with :func:`lakhnes.lakh.general_midi_to_nes` when it has no NES tracks). MIDI is
+    the NES voices with :func:`lakhnes.data.lakh.general_midi_to_nes` when it has no NES tracks). MIDI is
     recognised by its content (Lakh's ``.mid0`` ... too); every path caps songs at one hour."""
     p = Path(path)
     kind = file_kind(p) if p.is_file() else kind_of(p)
@@ -157,7 +157,7 @@ def load_source(path: str | os.PathLike, seed: int = 0) -> NesScore:
     except InvalidInputError as e:
         if not e.reason.startswith("no NES tracks"):
             raise
-    from lakhnes.lakh import general_midi_to_nes
+    from lakhnes.data.lakh import general_midi_to_nes
 
     return general_midi_to_nes(p, seed=seed)
 

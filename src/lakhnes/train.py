@@ -29,13 +29,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lakhnes.augment import SPEED_MODES, AugmentConfig
 from lakhnes.core.vocab import VOCAB_SIZE
-from lakhnes.datasets import load_manifest, load_split
+from lakhnes.data.augment import SPEED_MODES, AugmentConfig
+from lakhnes.data.shards import load_manifest, load_split
+from lakhnes.data.streams import SongStreams
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path, write_text_atomic
 from lakhnes.models import build_model, load_model, make_config, model_type_of, save_model
-from lakhnes.streams import SongStreams
 
 
 @dataclass

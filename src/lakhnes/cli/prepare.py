@@ -17,7 +17,7 @@ def register(sub) -> None:
     n.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
     n.set_defaults(func=run_nesmdb)
     try:
-        from lakhnes.prepare_lakh import register_lakh
+        from lakhnes.data.prepare_lakh import register_lakh
     except ModuleNotFoundError:
         pass
     else:
@@ -26,8 +26,8 @@ def register(sub) -> None:
 
 
 def run_nesmdb(args) -> int:
+    from lakhnes.data.nesmdb import prepare_nesmdb
     from lakhnes.errors import InvalidInputError
-    from lakhnes.nesmdb import prepare_nesmdb
 
     if args.workers is not None and args.workers < 1:
         return usage_error("--workers must be at least 1")

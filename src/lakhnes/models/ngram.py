@@ -244,7 +244,7 @@ def parse_name(name: str) -> int | None:
 
 def train_ngram(data_dir, out_dir, order: int = 5, split: str = "train") -> NGramLM:
     """Train on a prepared folder's split and save into ``out_dir``."""
-    from lakhnes.datasets import load_split
+    from lakhnes.data.shards import load_split
 
     s = load_split(data_dir, split)
     model = NGramLM.train(np.asarray(s.tokens), order)

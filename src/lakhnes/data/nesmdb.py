@@ -13,7 +13,7 @@ import numpy as np
 
 from lakhnes.core import tx1
 from lakhnes.core.score import read_midi
-from lakhnes.datasets import MIN_SONG_TOKENS, SPLITS, ShardWriter, write_manifest
+from lakhnes.data.shards import MIN_SONG_TOKENS, SPLITS, ShardWriter, write_manifest
 from lakhnes.errors import InvalidInputError
 
 

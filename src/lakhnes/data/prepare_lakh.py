@@ -1,7 +1,7 @@
 """``lakhnes prepare lakh``: a folder (or .tar.gz) of any MIDI → NES token shards for pre-training.
 
 Every MIDI file (``.mid``, ``.midi``, ``.mid0`` ...; found recursively, sorted) goes through
-:func:`lakhnes.lakh.midi_to_nes`; its examples become songs of the ``train`` or ``valid``
+:func:`lakhnes.data.lakh.midi_to_nes`; its examples become songs of the ``train`` or ``valid``
 split (chosen by a hash of the file's relative path). Files are processed in order by a
 worker pool, each with a random generator seeded from (seed, relative path), so the output
 is the same whatever the number of workers.
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes import lakh
 from lakhnes.core import tx1, vocab
 from lakhnes.core.score import SAMPLE_RATE, write_midi
-from lakhnes.datasets import MIN_SONG_TOKENS, ShardWriter, write_manifest
+from lakhnes.data import lakh
+from lakhnes.data.shards import MIN_SONG_TOKENS, ShardWriter, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path
 

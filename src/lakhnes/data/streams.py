@@ -17,8 +17,8 @@ import weakref
 
 import numpy as np
 
-from lakhnes.augment import AugmentConfig, augment_ids
-from lakhnes.datasets import Split
+from lakhnes.data.augment import AugmentConfig, augment_ids
+from lakhnes.data.shards import Split
 from lakhnes.errors import InvalidInputError
 
 
