@@ -11,7 +11,7 @@ random weights), it times:
 - ``30 s``: ``sample_tokens(seconds=30)`` (what ``sample`` runs before building the score), and
   how many tokens it took;
 - ``cached/uncached, full memory``: ``--uncached-tokens`` tokens after a ``mem_len`` prompt,
-  with the key/value cache (:mod:`lakhnes.txl_cache`) and through ``model(x[B, 1], state)`` (the
+  with the key/value cache (:mod:`lakhnes.models.txl_step`) and through ``model(x[B, 1], state)`` (the
   keys/values of the whole memory recomputed every step), for comparison. Includes the prompt.
 Each row gives the best of ``--repeat`` runs' wall and CPU seconds and the machine's load average (the dev machine is shared).
 """

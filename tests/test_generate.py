@@ -46,7 +46,7 @@ def notes(score, v):
 
 def test_cached_steps_match_forward():
     from lakhnes.models import build_model
-    from lakhnes.txl_cache import CachedSteps
+    from lakhnes.models.txl_step import CachedSteps
 
     torch.manual_seed(1)
     for pre_norm, mem_len, tie in ((False, 6, True), (True, 6, True), (False, 0, True), (True, 6, False)):

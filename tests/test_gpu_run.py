@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from lakhnes import models as M
 from lakhnes.cli import main
 from lakhnes.data.shards import ShardWriter, load_split, write_manifest
 from lakhnes.errors import InvalidInputError
 from lakhnes.evaluate import evaluate_lm
 from lakhnes.models import INDEX_FILE, build_model, load_model, resolve_checkpoint, save_model_sharded
+from lakhnes.models import files as M
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU = ROOT / "experiments" / "gpu"

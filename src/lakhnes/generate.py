@@ -3,7 +3,7 @@ given rhythm, and new voices around kept ones.
 
 Decoding is incremental: the prompt is fed in chunks of the model's ``tgt_len`` to fill the
 Transformer-XL memory, then each new token costs one step (memory capped at ``mem_len``): through
-:class:`lakhnes.txl_cache.CachedSteps` for a Transformer-XL (the same computation as
+:class:`lakhnes.models.txl_step.CachedSteps` for a Transformer-XL (the same computation as
 ``model(x[B, 1], state)`` with the memory's keys and values cached), ``model(x[B, 1], state)``
 for any other model. ``num`` songs are ``num`` streams of one batch. Every step masks the ids that
 would make invalid TX1 (see :mod:`lakhnes.constraints`), then applies temperature, top-k, top-p.
@@ -141,12 +141,12 @@ class Stepper:
     """One token per step after a prompt: ``step(ids[B]) -> logits [B, V]``.
 
     The prompt goes through ``model.forward`` in ``tgt_len`` chunks (filling the memory); then a
-    Transformer-XL steps through :class:`lakhnes.txl_cache.CachedSteps` (cached keys/values),
+    Transformer-XL steps through :class:`lakhnes.models.txl_step.CachedSteps` (cached keys/values),
     any other model through ``model(x[B, 1], state)``.
     """
 
     def __init__(self, model, prompt: torch.Tensor, cache: bool = True):
-        from lakhnes import txl_cache
+        from lakhnes.models import txl_step as txl_cache
 
         self.model = model
         self.logits, self.state = _feed(model, prompt, model.init_state(prompt.size(0), prompt.device))
