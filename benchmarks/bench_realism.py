@@ -107,7 +107,7 @@ def make_song(name: str, length: int, raw: dict) -> Song:
         o = np.lexsort((p, s))
         s, e, p = s[o], e[o], p[o]
         keep = np.ones(len(s), bool)
-        keep[:-1] = s[:-1] != s[1:]  # two notes at one instant: the later listed one wins
+        keep[:-1] = s[:-1] != s[1:]  # two notes at one instant: the higher one wins
         s, e, p = s[keep], e[keep], p[keep]
         e = e.copy()
         e[:-1] = np.minimum(e[:-1], s[1:])
@@ -212,13 +212,14 @@ def iter_real(path: str, split: str):
         for f in sorted((root / split).glob("*.mid")):
             yield f.name, f.read_bytes()
         return
-    with tarfile.open(p) as tf:
-        mem = sorted((m for m in tf.getmembers() if m.isfile() and m.name.endswith(".mid")
-                      and Path(m.name).parent.name == split), key=lambda m: m.name)
-        for m in mem:
-            f = tf.extractfile(m)
-            if f is not None:
-                yield Path(m.name).name, f.read()
+    found = []
+    with tarfile.open(p) as tf:  # stream in archive order (seeking back in a .gz re-reads it)
+        for m in tf:
+            if m.isfile() and m.name.endswith(".mid") and Path(m.name).parent.name == split:
+                f = tf.extractfile(m)
+                if f is not None:
+                    found.append((Path(m.name).name, f.read()))
+    yield from sorted(found)
 
 
 class Skips:

@@ -61,7 +61,8 @@ def _extract(tar_path: Path, want, out: Path) -> list[Path]:
 
 def real_songs(nesmdb: Path, seconds: float, tmp: Path):
     """The NES-MDB test songs lasting at least ``seconds``: (path, score) sorted by name."""
-    from lakhnes.core.score import SAMPLE_RATE, read_midi
+    from lakhnes.core.score import SAMPLE_RATE
+    from lakhnes.formats.midi import read_midi
 
     if nesmdb.is_dir():
         files = sorted((nesmdb / "test").glob("*.mid"))

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore, read_midi, write_midi
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
+from lakhnes.formats.midi import read_midi, write_midi
 from lakhnes.synth import render
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from lakhnes import constraints as C
-from lakhnes.core.score import SAMPLE_RATE, read_midi
+from lakhnes.core.score import SAMPLE_RATE
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 from lakhnes.stats import voice_bounds
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "nesmdb_midi.tar.gz"

@@ -26,7 +26,8 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from lakhnes.core.score import SAMPLE_RATE, VOICES, read_midi
+from lakhnes.core.score import SAMPLE_RATE, VOICES
+from lakhnes.formats.midi import read_midi
 from lakhnes.synth import apu, mixer, render
 
 NFFT, HOP = 2048, 512

@@ -157,7 +157,7 @@ def seed_files(fixtures: Path, shared: Path | None = None, max_shared: int = 0, 
     files from its archives."""
     import tarfile
 
-    from lakhnes.core.score import read_midi
+    from lakhnes.formats.midi import read_midi
 
     nes = [p.read_bytes() for p in sorted((fixtures / "nesmdb").glob("*.mid"))]
     tx1 = [p.read_text() for p in sorted((fixtures / "tx1").glob("*.tx1.txt"))]
@@ -181,8 +181,8 @@ def seed_files(fixtures: Path, shared: Path | None = None, max_shared: int = 0, 
 def general_midi(nes_midi: bytes) -> bytes:
     """An NES-MDB song as a General MIDI file with instrument track names (lead, bass, drums): any
     MIDI to ``lakhnes``, which maps it onto the NES voices (NES track names would be read as NES)."""
-    from lakhnes.core.score import read_midi
-    from lakhnes.export import to_general_midi
+    from lakhnes.formats.files import to_general_midi
+    from lakhnes.formats.midi import read_midi
 
     sm = to_general_midi(read_midi(nes_midi))
     names = {"p1": "Square Lead", "p2": "Lead 2", "tr": "Synth Bass", "no": "Drums"}

@@ -10,8 +10,9 @@ import pytest
 
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
-from lakhnes.core.score import PITCH_RANGE, VOICES, read_midi
+from lakhnes.core.score import PITCH_RANGE, VOICES
 from lakhnes.data.augment import AugmentConfig, augment_ids
+from lakhnes.formats.midi import read_midi
 
 OFF = dict(swap_voices=False, transpose=False, speed=False, drop_voices=False)
 

@@ -134,7 +134,7 @@ def test_txl_memory_lowers_perplexity_on_a_pattern():
 @pytest.fixture()
 def prepared(tmp_path, nesmdb_fixture_files):
     from lakhnes.core import tx1
-    from lakhnes.core.score import read_midi
+    from lakhnes.formats.midi import read_midi
 
     d = tmp_path / "data"
     ids = [tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files]

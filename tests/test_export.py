@@ -1,4 +1,4 @@
-"""lakhnes.export (formats by extension) and the ``lakhnes synth`` command."""
+"""lakhnes.formats.files (formats by extension) and the ``lakhnes synth`` command."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import symusic
 
 from lakhnes.cli import main
 from lakhnes.core import tx1, vocab
-from lakhnes.core.score import read_midi, to_symusic
 from lakhnes.errors import InvalidInputError
-from lakhnes.export import kind_of, load, save, to_general_midi
+from lakhnes.formats.files import kind_of, load, save, to_general_midi
+from lakhnes.formats.midi import read_midi, to_symusic
 from lakhnes.synth import peak_gain, render
 
 

@@ -12,8 +12,9 @@ import torch
 from lakhnes.constraints import Constraint, keep_plan, parse_keep, quantize
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
-from lakhnes.core.score import SAMPLE_RATE, VOICES, read_midi
+from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 
 SR = SAMPLE_RATE
 SONG = "324_SuperMarioBros_3_00_01World1Map.mid"

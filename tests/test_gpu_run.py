@@ -57,7 +57,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def data(tmp_path_factory, nesmdb_fixture_files) -> Path:
     """A prepared folder from the committed NES-MDB files: train all, valid and test two songs each."""
     from lakhnes.core import tx1
-    from lakhnes.core.score import read_midi
+    from lakhnes.formats.midi import read_midi
 
     songs = [tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files]
     songs = [s for s in songs if len(s) > 100]
@@ -215,8 +215,8 @@ def test_training_path_imports_and_trains_without_the_missing_modules(tmp_path, 
                      "--steps", "2", "--eval-every", "2", "--eval-segments", "1", "--threads", "1"]) == 0
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in HIDDEN)
         try:  # the hiding works: here, as on the device, MIDI cannot be read (no symusic)
-            import lakhnes.core.score
-            lakhnes.core.score.read_midi({str(tmp_path / "x.mid")!r})
+            import lakhnes.formats.midi
+            lakhnes.formats.midi.read_midi({str(tmp_path / "x.mid")!r})
             midi = "read"
         except ModuleNotFoundError as e:
             midi = str(e)

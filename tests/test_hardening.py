@@ -17,9 +17,10 @@ import symusic
 
 from lakhnes.cli import build_parser, main
 from lakhnes.core import tx1, vocab
-from lakhnes.core.score import MAX_SAMPLES, SAMPLE_RATE, VOICES, NesScore, read_midi, write_midi
+from lakhnes.core.score import MAX_SAMPLES, SAMPLE_RATE, VOICES, NesScore
 from lakhnes.errors import InvalidInputError
-from lakhnes.export import load, load_source
+from lakhnes.formats.files import load, load_source
+from lakhnes.formats.midi import read_midi, write_midi
 
 SMB3 = "324_SuperMarioBros_3_00_01World1Map"
 

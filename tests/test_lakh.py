@@ -13,10 +13,11 @@ import pytest
 import symusic
 
 from lakhnes.core import tx1
-from lakhnes.core.score import SAMPLE_RATE, VOICES, read_midi
+from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.data import lakh
 from lakhnes.data import prepare_lakh as P
 from lakhnes.data.shards import load_manifest, load_split
+from lakhnes.formats.midi import read_midi
 
 TPQ = 480  # at 120 bpm one tick is 1/960 s
 

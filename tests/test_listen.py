@@ -21,8 +21,9 @@ from lakhnes import synth
 from lakhnes.cli import main
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
-from lakhnes.core.score import SAMPLE_RATE, read_midi
+from lakhnes.core.score import SAMPLE_RATE
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 from lakhnes.listen import clips as C
 from lakhnes.listen import results as R
 from lakhnes.listen.store import ANSWER_COLUMNS, Conflict, NotFound, Store, answers_csv

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from lakhnes.cli import main
-from lakhnes.core.score import NesScore, make_notes, read_midi
+from lakhnes.core.score import NesScore, make_notes
 from lakhnes.errors import InvalidInputError
-from lakhnes.plot import COLORS, piano_roll, pitch_name
+from lakhnes.formats.midi import read_midi
+from lakhnes.formats.png import COLORS, piano_roll, pitch_name
 
 
 def test_pitch_names():

@@ -16,8 +16,9 @@ import torch
 from lakhnes import constraints as C
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
-from lakhnes.core.score import SAMPLE_RATE, VOICES, read_midi
+from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 from lakhnes.stats import voice_bounds
 
 SR = SAMPLE_RATE

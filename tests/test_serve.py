@@ -19,7 +19,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 torch = pytest.importorskip("torch")
 
-from lakhnes.core.score import read_midi  # noqa: E402
+from lakhnes.formats.midi import read_midi  # noqa: E402
 from lakhnes.studio.songs import SongStore  # noqa: E402
 
 

@@ -85,7 +85,7 @@ def test_too_little_data():
 @pytest.fixture(scope="module")
 def songs_split(nesmdb_fixture_files):
     from lakhnes.core import tx1
-    from lakhnes.core.score import read_midi
+    from lakhnes.formats.midi import read_midi
 
     songs = [tx1.song_ids(tx1.score_to_events(read_midi(f))) for f in nesmdb_fixture_files]
     songs = [s for s in songs if len(s) > 10]

@@ -18,8 +18,9 @@ torch = pytest.importorskip("torch")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from lakhnes import synth  # noqa: E402
-from lakhnes.core.score import SAMPLE_RATE, read_midi  # noqa: E402
+from lakhnes.core.score import SAMPLE_RATE  # noqa: E402
 from lakhnes.errors import InvalidInputError  # noqa: E402
+from lakhnes.formats.midi import read_midi  # noqa: E402
 from lakhnes.studio.app import create_app  # noqa: E402
 from lakhnes.studio.jobs import JobQueue, QueueFull  # noqa: E402
 from lakhnes.studio.modes import Limits  # noqa: E402

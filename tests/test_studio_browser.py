@@ -88,7 +88,8 @@ def lit_pixels(page, selector) -> int:
 
 
 def test_generate_play_mute_download(page, tmp_path):
-    from lakhnes.core.score import SAMPLE_RATE, read_midi
+    from lakhnes.core.score import SAMPLE_RATE
+    from lakhnes.formats.midi import read_midi
 
     sync_api.expect(page.locator("#model")).to_contain_text("TransformerXL")
     assert page.locator("#drop").is_hidden()  # "new song" needs no file

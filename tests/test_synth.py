@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 
 from lakhnes.core import tx1
-from lakhnes.core.score import CTRL_DTYPE, NesScore, make_notes, read_midi
+from lakhnes.core.score import CTRL_DTYPE, NesScore, make_notes
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 from lakhnes.synth import apu, channels, mixer, render, write_wav
 
 SR = 44100

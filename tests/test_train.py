@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 
 from lakhnes.cli import main
 from lakhnes.core import tx1
-from lakhnes.core.score import read_midi
 from lakhnes.data.shards import ShardWriter, load_split, write_manifest
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 from lakhnes.models import load_model, presets
 from lakhnes.models.transformer_xl import TransformerXLConfig
 from lakhnes.train import TrainConfig, Trainer, evaluate, lr_at, native_bf16_cpu, preset_config, train

@@ -3,8 +3,9 @@ import pytest
 
 from lakhnes import InvalidInputError, read_midi
 from lakhnes.core import tx1, vocab
-from lakhnes.core.score import NesScore, make_notes, write_midi
-from lakhnes.core.score import read_midi as read
+from lakhnes.core.score import NesScore, make_notes
+from lakhnes.formats.midi import read_midi as read
+from lakhnes.formats.midi import write_midi
 
 
 def _pairs(fixtures):
@@ -102,7 +103,7 @@ def test_valid_split_byte_identical_to_reference(nesmdb_midi_dir, tx1_reference_
         text = ref.read_text()
         assert tx1.score_to_text(read_midi(mid)) == text.rstrip("\n"), ref.name
         # TX1 -> score -> MIDI bytes -> score -> TX1 is the identity
-        from lakhnes.core.score import to_symusic
+        from lakhnes.formats.midi import to_symusic
 
         again = read_midi(to_symusic(tx1.text_to_score(text)).dumps_midi())
         assert tx1.score_to_text(again) == text.rstrip("\n"), ref.name

@@ -1,7 +1,8 @@
 """lakhnes: write NES chiptunes with a Transformer-XL (LakhNES) and hear them as real NES audio."""
 
-from lakhnes.core.score import NesScore, read_midi, write_midi
+from lakhnes.core.score import NesScore
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi, write_midi
 
 __version__ = "0.1.0"
 __all__ = ["InvalidInputError", "NesScore", "load_model", "read_midi", "write_midi", "__version__"]

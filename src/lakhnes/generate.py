@@ -72,8 +72,8 @@ def set_threads(threads: int | None = None) -> int:
 
 
 def load_source(path, seed: int = 0) -> NesScore:
-    """A song to prime or accompany: see :func:`lakhnes.export.load_source` (torch-free)."""
-    from lakhnes.export import load_source as _load_source
+    """A song to prime or accompany: see :func:`lakhnes.formats.files.load_source` (torch-free)."""
+    from lakhnes.formats.files import load_source as _load_source
 
     return _load_source(path, seed=seed)
 

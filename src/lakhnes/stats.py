@@ -226,7 +226,7 @@ def load_score(path) -> NesScore:
 
         return read_tx1(p)
     if low.endswith((".mid", ".midi")):
-        from lakhnes.core.score import read_midi
+        from lakhnes.formats.midi import read_midi
 
         try:
             return read_midi(p)

@@ -15,8 +15,8 @@ def register(sub) -> None:
 
 def _decode(job) -> None:
     src, dst = job
-    from lakhnes.core.score import write_midi
     from lakhnes.core.tx1 import read_tx1
+    from lakhnes.formats.midi import write_midi
 
     score = read_tx1(src)  # refuses an empty song (e.g. only <S>), as synth and --prime do
     write_output(dst, lambda: write_midi(score, dst))

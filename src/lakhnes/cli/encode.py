@@ -18,8 +18,8 @@ def register(sub) -> None:
 
 def _encode(job) -> None:
     src, dst = job
-    from lakhnes.core.score import read_midi
     from lakhnes.core.tx1 import score_to_text
+    from lakhnes.formats.midi import read_midi
     from lakhnes.io import write_text_atomic
 
     text = score_to_text(read_midi(src))

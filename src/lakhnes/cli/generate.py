@@ -75,9 +75,9 @@ def output_paths(outputs: list[str], num: int) -> list[list[Path]]:
 
 
 def save(score, path: Path, peak_db: float | None = -1.0) -> None:
-    """Write a score in the format its extension names (via :mod:`lakhnes.export`); WAV with its
+    """Write a score in the format its extension names (via :mod:`lakhnes.formats.files`); WAV with its
     peak at ``peak_db`` dBFS (None: the chip's own level)."""
-    from lakhnes import export
+    from lakhnes.formats import files as export
 
     export.save(score, path, peak_db=peak_db)
 
@@ -137,7 +137,7 @@ def run(args) -> int:
         return usage_error(problem)
     from lakhnes.core.score import SAMPLE_RATE
     from lakhnes.errors import InvalidInputError
-    from lakhnes.export import load_source
+    from lakhnes.formats.files import load_source
 
     # before the expensive steps (torch, the model, sampling): the outputs can be written, the source reads
     paths = [p for song in output_paths(args.output, args.num) for p in song]

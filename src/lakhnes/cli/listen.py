@@ -89,7 +89,7 @@ def _model_maker(path: Path, args):
     """Songs from a model: ``lakhnes.generate.sample`` in batches of 8 streams, saved as MIDI."""
 
     def make(folder: Path, n: int, seconds: float, seed: int) -> None:
-        from lakhnes.core.score import write_midi
+        from lakhnes.formats.midi import write_midi
         from lakhnes.generate import load_model, sample, set_threads
 
         set_threads(args.threads)

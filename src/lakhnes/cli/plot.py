@@ -35,8 +35,8 @@ def _highlight(text: str | None):
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.export import load
-    from lakhnes.plot import piano_roll
+    from lakhnes.formats.files import load
+    from lakhnes.formats.png import piano_roll
 
     if not args.output.lower().endswith(".png"):
         return usage_error(f"{args.output}: the piano roll is written as .png")

@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.export import SAVE_SUFFIXES, kind_of, load, save, without
+    from lakhnes.formats.files import SAVE_SUFFIXES, kind_of, load, save, without
     from lakhnes.synth import PEAK_DB, parse_filters, parse_mute, render_wav
 
     try:

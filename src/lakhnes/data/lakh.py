@@ -24,12 +24,11 @@ from lakhnes.core.score import (
     PITCH_RANGE,
     SAMPLE_RATE,
     NesScore,
-    check_midi_header,
     make_notes,
-    tick_to_sample,
     too_long,
 )
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import check_midi_header, tick_to_sample
 
 #: Corpus filters (the paper's): file size, song length; examples are clipped to CLIP_SECONDS.
 MAX_BYTES = 512 * 1024
@@ -299,7 +298,7 @@ def general_midi_to_nes(path, seed: int = 0) -> NesScore:
     parts: P1 and TR; one: P1), and the busiest drum part to the noise voice with a random
     noise type per drum sound (from ``seed``). No length limits or clipping.
     """
-    from lakhnes.core.score import read_midi
+    from lakhnes.formats.midi import read_midi
 
     p = str(path)
     sm = _load(p, p, None)

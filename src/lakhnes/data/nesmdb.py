@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from lakhnes.core import tx1
-from lakhnes.core.score import read_midi
 from lakhnes.data.shards import MIN_SONG_TOKENS, SPLITS, ShardWriter, write_manifest
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 
 
 def iter_sources(src: str | os.PathLike) -> Iterator[tuple[str, str, bytes]]:

@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from lakhnes.core import tx1, vocab
-from lakhnes.core.score import SAMPLE_RATE, write_midi
+from lakhnes.core.score import SAMPLE_RATE
 from lakhnes.data import lakh
 from lakhnes.data.shards import MIN_SONG_TOKENS, ShardWriter, write_manifest
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import write_midi
 from lakhnes.io import atomic_path
 
 MIDI_NAME = re.compile(r"\.midi?\d*$", re.IGNORECASE)

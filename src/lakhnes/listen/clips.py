@@ -113,7 +113,7 @@ def load_song(path: str | os.PathLike) -> NesScore | np.ndarray:
         return tx1.read_tx1(p)
     if not low.endswith((".mid", ".midi")):
         raise InvalidInputError("not a song (expected .mid, .midi, .tx1.txt or .wav)", str(p))
-    from lakhnes.core.score import read_midi
+    from lakhnes.formats.midi import read_midi
 
     try:
         return read_midi(p)

@@ -138,7 +138,7 @@ class SystemSpec:
 
 def write_random_songs(folder: Path, n: int, seconds: float, seed: int) -> None:
     """``n`` songs of the uniformly random model (NES-MDB MIDI), ``000.mid`` ..."""
-    from lakhnes.core.score import write_midi
+    from lakhnes.formats.midi import write_midi
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

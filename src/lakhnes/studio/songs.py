@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore, read_midi
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 from lakhnes.studio import MAX_SONGS
 
 ID_RE = re.compile(r"^[0-9a-f]{12}$")
@@ -76,8 +77,8 @@ class SongStore:
     def add(self, score: NesScore, meta: dict, highlight: dict | None = None) -> dict:
         """Write a new song (MIDI, TX1, WAV, JSON) atomically; return its metadata."""
         from lakhnes import synth
-        from lakhnes.core.score import write_midi
         from lakhnes.core.tx1 import score_to_text
+        from lakhnes.formats.midi import write_midi
         from lakhnes.io import write_text_atomic
 
         song_id = new_id()

@@ -13,7 +13,7 @@ Formats:
 - ``.tx1.txt``: LakhNES TX1 text (notes and timing only; no volume or timbre).
 - ``.npy`` (load only): TX1 token ids.
 - ``.wav``: 16-bit mono 44.1 kHz audio from :mod:`lakhnes.synth` (save only).
-- ``.png``: a piano roll from :mod:`lakhnes.plot` (save only).
+- ``.png``: a piano roll from :mod:`lakhnes.formats.png` (save only).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from lakhnes.core import tx1
-from lakhnes.core.score import CC_VOLUME, MAX_SAMPLES, VOICES, NesScore, read_midi, too_long
+from lakhnes.core.score import CC_VOLUME, MAX_SAMPLES, VOICES, NesScore, too_long
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import read_midi
 
 __all__ = ["save", "load", "load_source", "SAVE_SUFFIXES", "LOAD_SUFFIXES", "kind_of", "file_kind",
            "to_general_midi"]
@@ -67,7 +68,7 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
 
     score = without(score, parse_mute(mute))
     if kind == "mid":
-        from lakhnes.core.score import write_midi
+        from lakhnes.formats.midi import write_midi
 
         write_midi(score, path)
     elif kind == "gm.mid":
@@ -80,8 +81,8 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
 
         write_text_atomic(path, tx1.score_to_text(score))
     else:
+        from lakhnes.formats.png import piano_roll
         from lakhnes.io import atomic_path
-        from lakhnes.plot import piano_roll
 
         fig = piano_roll(score, title=score.name or None)
         with atomic_path(path) as tmp:
@@ -184,7 +185,7 @@ def to_general_midi(score: NesScore):
     """The score as a ``symusic.Score`` for General MIDI players (see the module notes)."""
     import symusic
 
-    from lakhnes.core.score import to_symusic
+    from lakhnes.formats.midi import to_symusic
 
     sm = to_symusic(score)
     for track in sm.tracks:
