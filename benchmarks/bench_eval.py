@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lakhnes.data.shards import load_split
-from lakhnes.evaluate import evaluate_lm, evaluate_ngram
+from lakhnes.evaluation.perplexity import evaluate_lm, evaluate_ngram
 from lakhnes.models import build_model
 from lakhnes.models.ngram import NGramLM
 

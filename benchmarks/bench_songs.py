@@ -11,7 +11,7 @@ test-split songs, each primed with its first 8 s, 30 s of new music measured); `
 ``multitrack_midi.tar.gz``, mapped onto the NES voices; keep: P1, their top melodic line). Song k
 uses source k mod 10.
 
-Per song (:func:`lakhnes.stats.ensemble_stats`, on the new music: the continuation alone; the
+Per song (:func:`lakhnes.evaluation.stats.ensemble_stats`, on the new music: the continuation alone; the
 whole song in the other modes): ``degenerate`` (fewer than 2 voices, or one voice or silence alone
 for more than 10 s), mean voices sounding, and over the voices the model wrote (all four; P1/P2/TR
 in rhythm mode, whose timing is the source's; the others in keep modes): notes per second per
@@ -150,7 +150,7 @@ def _make(task: dict) -> dict:
 
 
 def song_row(score, written, source_longest: float | None = None) -> dict:
-    from lakhnes.stats import ensemble_stats
+    from lakhnes.evaluation.stats import ensemble_stats
 
     st = ensemble_stats(score)
     row = {"degenerate": bool(st["degenerate"]), "voices_sounding": st["voices_sounding"],
@@ -355,8 +355,8 @@ def main() -> None:
                     if (k + 1) % 25 == 0:
                         print(f"  {k + 1}/{len(tasks)} ({time.time() - t_start:.0f} s)", flush=True)
         # the source's longest note, for "no note over 12 s unless the source holds one"
+        from lakhnes.evaluation.stats import ensemble_stats
         from lakhnes.generate import load_source
-        from lakhnes.stats import ensemble_stats
 
         src_longest: dict[str, float] = {}
         rows_by_mode: dict[str, list[dict]] = {m: [] for m in modes}

@@ -3,7 +3,7 @@
     python benchmarks/rule_bounds.py [NESMDB_MIDI_DIR_OR_TAR] [--split train] [--json out.json]
 
 For every song of the split and every voice that plays in it (a "voice part"), the figures of
-:func:`lakhnes.stats.voice_bounds`: when the voice enters, its longest rest between two notes, its
+:func:`lakhnes.evaluation.stats.voice_bounds`: when the voice enters, its longest rest between two notes, its
 longest note, the most note starts in any 1-second window, the longest run of consecutive notes
 shorter than 1 ms and the share of such notes. Prints the percentiles of each over all voice parts
 (melodic voices and noise apart and together), the share of voice parts each rule's default lets through, and the
@@ -24,8 +24,8 @@ import numpy as np
 from lakhnes import constraints as C
 from lakhnes.core.score import SAMPLE_RATE
 from lakhnes.errors import InvalidInputError
+from lakhnes.evaluation.stats import voice_bounds
 from lakhnes.formats.midi import read_midi
-from lakhnes.stats import voice_bounds
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "nesmdb_midi.tar.gz"
 FIGURES = ("entry_s", "longest_rest_s", "longest_note_s", "max_onsets", "sub_ms_run", "sub_ms_share")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lakhnes.data.shards import load_split
-from lakhnes.evaluate import evaluate_lm
+from lakhnes.evaluation.perplexity import evaluate_lm
 from lakhnes.models import default_model_path, load_model, save_model_sharded
 
 

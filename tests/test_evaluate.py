@@ -12,7 +12,7 @@ from torch import nn
 
 from lakhnes.cli import main
 from lakhnes.data.shards import ShardWriter, load_split, write_manifest
-from lakhnes.evaluate import evaluate_lm, evaluate_ngram, layout_streams, uniform_nll
+from lakhnes.evaluation.perplexity import evaluate_lm, evaluate_ngram, layout_streams, uniform_nll
 from lakhnes.models import build_model, save_model
 from lakhnes.models.ngram import NGramLM
 

@@ -19,7 +19,7 @@ import torch
 from lakhnes.cli import main
 from lakhnes.data.shards import ShardWriter, load_split, write_manifest
 from lakhnes.errors import InvalidInputError
-from lakhnes.evaluate import evaluate_lm
+from lakhnes.evaluation.perplexity import evaluate_lm
 from lakhnes.models import INDEX_FILE, build_model, load_model, resolve_checkpoint, save_model_sharded
 from lakhnes.models import files as M
 
@@ -209,7 +209,7 @@ def test_throughput_and_batch_size():
 def test_training_path_imports_and_trains_without_the_missing_modules(tmp_path, data):
     code = BLOCKER + textwrap.dedent(f"""
         import json
-        import lakhnes.train, lakhnes.models, lakhnes.evaluate
+        import lakhnes.train, lakhnes.models, lakhnes.evaluation.perplexity
         from lakhnes.cli import main
         assert main(["train", "--config", "tiny", "--data", {str(data)!r}, "-o", {str(tmp_path / "run")!r},
                      "--steps", "2", "--eval-every", "2", "--eval-segments", "1", "--threads", "1"]) == 0

@@ -18,8 +18,8 @@ from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.errors import InvalidInputError
+from lakhnes.evaluation.stats import voice_bounds
 from lakhnes.formats.midi import read_midi
-from lakhnes.stats import voice_bounds
 
 SR = SAMPLE_RATE
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from lakhnes import stats
 from lakhnes.cli import main
 from lakhnes.core.score import SAMPLE_RATE, NesScore, make_notes
+from lakhnes.evaluation import stats
 
 S = SAMPLE_RATE
 

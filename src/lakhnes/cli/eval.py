@@ -46,7 +46,7 @@ def default_name(model: str) -> str:
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.evaluate import evaluate, write_result
+    from lakhnes.evaluation.perplexity import evaluate, write_result
     from lakhnes.models import SHIPPED
     from lakhnes.models.ngram import parse_name
 

@@ -26,7 +26,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from lakhnes.errors import InvalidInputError
-    from lakhnes.report import find_results, write_report
+    from lakhnes.evaluation.report import find_results, write_report
 
     try:
         results, bad = find_results(args.inputs or [RESULTS])

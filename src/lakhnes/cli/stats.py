@@ -30,7 +30,7 @@ def _label(inputs: list[str], given: str | None, default: str) -> str:
 
 
 def run(args) -> int:
-    from lakhnes import stats
+    from lakhnes.evaluation import stats
     from lakhnes.io import write_text_atomic
 
     if args.measure_s <= 0 or args.grid < 1:
