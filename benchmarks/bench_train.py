@@ -62,7 +62,7 @@ def run_one(name: str, args) -> dict:
     import torch.nn.functional as F
 
     from lakhnes.models import build_model, transformer_xl
-    from lakhnes.train import _param_groups
+    from lakhnes.training.loop import _param_groups
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,7 +90,7 @@ def run_one(name: str, args) -> dict:
     B, T = args.batch or spec["batch"], c.tgt_len
     tokens = _tokens(args.data, B * T * (args.steps + args.warmup + 1) + 1)
     rows = torch.from_numpy(tokens[: len(tokens) // B * B].reshape(B, -1).astype(np.int64)).to(dev)
-    opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-4, betas=(0.9, 0.99),  # as lakhnes.train
+    opt = torch.optim.AdamW(_param_groups(model, 0.01), lr=1e-4, betas=(0.9, 0.99),  # as lakhnes.training
                             **({"fused": True} if args.fused else {}))
     net = torch.compile(model) if args.compile else model
     state = model.init_state(B, dev)

@@ -2,7 +2,7 @@
 within 1 % of the reference's validation loss.
 
 Each variant trains the `small` preset (same seed, same data order and augmentation) for STEPS
-steps through `lakhnes.train.Trainer`, in its own process, then scores the first SEGMENTS segments
+steps through `lakhnes.training.Trainer`, in its own process, then scores the first SEGMENTS segments
 of the valid split (8 streams of 128 tokens with memory, as training validates).
 
     python benchmarks/check_equal_quality.py --data data/nesmdb                 # pad vs strided rel_shift
@@ -33,7 +33,7 @@ def run_variant(name: str, args) -> dict:
     import torch
 
     from lakhnes.models import transformer_xl
-    from lakhnes.train import Trainer, evaluate, preset_config
+    from lakhnes.training import Trainer, evaluate, preset_config
 
     v = VARIANTS[name]
     threads = v.get("threads", args.threads)

@@ -209,7 +209,7 @@ def test_throughput_and_batch_size():
 def test_training_path_imports_and_trains_without_the_missing_modules(tmp_path, data):
     code = BLOCKER + textwrap.dedent(f"""
         import json
-        import lakhnes.train, lakhnes.models, lakhnes.evaluation.perplexity
+        import lakhnes.training, lakhnes.models, lakhnes.evaluation.perplexity
         from lakhnes.cli import main
         assert main(["train", "--config", "tiny", "--data", {str(data)!r}, "-o", {str(tmp_path / "run")!r},
                      "--steps", "2", "--eval-every", "2", "--eval-segments", "1", "--threads", "1"]) == 0

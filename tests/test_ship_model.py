@@ -13,7 +13,7 @@ import torch
 
 from lakhnes.cli import main
 from lakhnes.models import load_model
-from lakhnes.train import train
+from lakhnes.training import train
 
 from .test_train import data, fixture_songs, micro_config  # noqa: F401  (fixtures)
 

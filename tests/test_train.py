@@ -25,7 +25,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.formats.midi import read_midi
 from lakhnes.models import load_model, presets
 from lakhnes.models.transformer_xl import TransformerXLConfig
-from lakhnes.train import TrainConfig, Trainer, evaluate, lr_at, native_bf16_cpu, preset_config, train
+from lakhnes.training import TrainConfig, Trainer, evaluate, lr_at, native_bf16_cpu, preset_config, train
 
 MICRO = dict(n_layer=2, n_head=2, d_model=32, d_inner=64, tgt_len=16, mem_len=16, dropout=0.1)
 
@@ -281,7 +281,7 @@ def _free_port() -> int:
 
 DDP_SCRIPT = """
 import sys
-from lakhnes.train import train, TrainConfig
+from lakhnes.training import train, TrainConfig
 import json
 cfg = TrainConfig(**json.loads(sys.argv[1]))
 train(cfg, sys.argv[2], progress=False)

@@ -117,7 +117,7 @@ def parse_sets(items: list[str], model: dict) -> dict:
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.train import preset_config, train
+    from lakhnes.training import preset_config, train
 
     bad = _bad_number(args)
     if bad:
@@ -144,7 +144,7 @@ def run(args) -> int:
         if resuming:
             stored = json.loads((Path(out) / "train_config.json").read_text())
             say(f"resuming {out} (config from its train_config.json)")
-            from lakhnes.train import TrainConfig
+            from lakhnes.training import TrainConfig
 
             cfg = TrainConfig.from_dict(stored)
         else:
