@@ -1,5 +1,6 @@
 """Training: the loop (``loop``), its config and presets, schedule, checkpoints and DDP glue."""
 
-from lakhnes.training.loop import TrainConfig, Trainer, evaluate, lr_at, native_bf16_cpu, preset_config, train
+from lakhnes.training.config import TRAIN_PRESETS, TrainConfig, preset_config
+from lakhnes.training.loop import Trainer, evaluate, lr_at, native_bf16_cpu, train
 
-__all__ = ["TrainConfig", "Trainer", "evaluate", "lr_at", "native_bf16_cpu", "preset_config", "train"]
+__all__ = ["TRAIN_PRESETS", "TrainConfig", "Trainer", "evaluate", "lr_at", "native_bf16_cpu", "preset_config", "train"]
