@@ -36,19 +36,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path, write_text_atomic
 from lakhnes.models import build_model, load_model, model_type_of, save_model
 from lakhnes.training.config import TrainConfig, check_config
-
-
-def lr_at(cfg: TrainConfig, step: int, elapsed: float = 0.0) -> float:
-    """Learning rate for the step with 0-based index ``step``: linear warmup, then cosine, over
-    the steps, or (``schedule="time"``) over ``max_minutes`` of training time (``elapsed`` seconds)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "time":
-        t = min(1.0, elapsed / max(cfg.max_minutes * 60, 1e-9))
-    else:
-        t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
-
+from lakhnes.training.schedule import lr_at, out_of_time, set_lr, training_clock
 
 # ----------------------------------------------------------------------------- state files
 
@@ -265,7 +253,7 @@ class Trainer:
         self.chunk = cfg.batch_size // cfg.accum_steps
         self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99),
                                      fused=self.device.type == "cuda" or None)  # one kernel per step on a GPU
-        self._clock = time.process_time if cfg.clock == "cpu" else time.perf_counter
+        self._clock = training_clock(cfg)
         aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop,
                             speed_mode=cfg.augment_speed) if cfg.augment else None
         self.streams = SongStreams(self.train_split, cfg.batch_size, self.tgt_len, seed=cfg.seed, augment=aug,
@@ -409,8 +397,7 @@ class Trainer:
     def train_step(self) -> float:
         """One optimizer step over the next segment of every stream; returns the mean loss."""
         cfg, dev = self.cfg, self.device
-        for g in self.opt.param_groups:
-            g["lr"] = lr_at(cfg, self.step, self.elapsed)
+        set_lr(self.opt, lr_at(cfg, self.step, self.elapsed))
         x, y = self.streams.next_batch()
         x, y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
         total = 0.0
@@ -460,13 +447,12 @@ class Trainer:
                     bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{tps:.0f}", lr=f"{lr_at(cfg, self.step - 1, self.elapsed):.2e}")
                     self._log(self._row(train_loss=mean, tokens_per_s=tps))
                 do_eval = self.step % cfg.eval_every == 0 or self.step >= cfg.steps
-                out_of_time = cfg.max_minutes > 0 and self.elapsed >= cfg.max_minutes * 60
                 if do_eval:
                     last_ppl = self._evaluate(bar)
                     if cfg.patience and self.bad_evals >= cfg.patience:
                         reason = "early_stop"
                 save = do_eval or (cfg.save_every and self.step % cfg.save_every == 0)
-                if out_of_time:
+                if out_of_time(cfg, self.elapsed):
                     reason = "time"
                 elif flag.set:
                     reason = "signal"
