@@ -36,6 +36,7 @@ from lakhnes.errors import InvalidInputError
 from lakhnes.io import atomic_path, write_text_atomic
 from lakhnes.models import build_model, load_model, model_type_of, save_model
 from lakhnes.training.config import TrainConfig, check_config
+from lakhnes.training.distributed import barrier, grad_sync, init_process, wrap_model
 from lakhnes.training.schedule import lr_at, out_of_time, set_lr, training_clock
 
 # ----------------------------------------------------------------------------- state files
@@ -112,25 +113,6 @@ def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment; starts the process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def _param_groups(model, weight_decay: float):
@@ -213,14 +195,7 @@ class Trainer:
                  resume_overrides: dict | None = None):
         self.run = Path(run_dir)
         self.progress = progress
-        self.rank, self.world, local = _distributed()
-        if torch.cuda.is_available():
-            self.device = torch.device("cuda", local)
-            torch.cuda.set_device(self.device)
-            torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls (outside bf16 autocast) on TF32 cores
-            torch.backends.cudnn.allow_tf32 = True
-        else:
-            self.device = torch.device("cpu")
+        self.rank, self.world, self.device = init_process()
         ckpt = self._latest_checkpoint()
         if ckpt is not None:  # resume: the stored config, with only the stopping budget overridable
             stored = json.loads((self.run / "train_config.json").read_text())
@@ -270,13 +245,7 @@ class Trainer:
             write_text_atomic(self.run / "train_config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
             for f in ("log.csv", "summary.json"):
                 (self.run / f).unlink(missing_ok=True)
-        self.net = self.model
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if cfg.compile:
-            self.net = torch.compile(self.net, dynamic=False)  # two shapes: empty memory, then full
+        self.net = wrap_model(self.model, self.world, self.device, cfg.compile)
 
     # --------------------------------------------------------------------- checkpoints
     def _latest_checkpoint(self) -> Path | None:
@@ -304,11 +273,11 @@ class Trainer:
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-        _barrier(self.world)
+        barrier(self.world)
         flat = [t for m in self.mems for t in _flat_state(m)]
         save_file({**_rng_tensors(), **{f"mem.{i}": t.contiguous() for i, t in enumerate(flat)}},
                   str(tmp / f"state_rank{self.rank}.safetensors"))
-        _barrier(self.world)
+        barrier(self.world)
         if self.rank == 0:
             meta = {"step": self.step, "valid_ppl": valid_ppl, "train": dataclasses.asdict(self.cfg)}
             save_model(self.model, tmp, metadata=meta)
@@ -323,7 +292,7 @@ class Trainer:
                 write_text_atomic(self.run / "best.json",
                                   json.dumps({"path": rel, "step": self.step, "valid_ppl": valid_ppl}) + "\n")
             self._rotate()
-        _barrier(self.world)
+        barrier(self.world)
         return final
 
     def _rotate(self) -> None:
@@ -404,8 +373,7 @@ class Trainer:
         for c in range(cfg.accum_steps):
             sl = slice(c * self.chunk, (c + 1) * self.chunk)
             sync = c == cfg.accum_steps - 1 or self.world == 1
-            ctx = self.net.no_sync() if not sync and hasattr(self.net, "no_sync") else _nullctx()
-            with ctx, torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with grad_sync(self.net, sync), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
                 logits, state = self.net(x[sl], self.mems[c])
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y[sl].reshape(-1))
                 (loss / cfg.accum_steps).backward()
@@ -490,14 +458,6 @@ class Trainer:
         if self.rank == 0:  # under torchrun every rank evaluates; one line is enough
             bar.write(f"step {self.step}: valid ppl {ppl:.3f} (best {self.best_ppl:.3f} at step {self.best_step})")
         return ppl
-
-
-class _nullctx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, until: int | None = None, progress: bool = True,
