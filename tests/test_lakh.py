@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import symusic
 
+from lakhnes.cli.prepare import register_lakh
 from lakhnes.core import tx1
 from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.data import lakh
@@ -271,7 +272,7 @@ def test_interrupted_run_leaves_no_output_and_resumes(tmp_path, monkeypatch):
 def test_cli_writes_shards_and_listenable_midi(tmp_path, capsys):
     src = _corpus(tmp_path)
     parser = argparse.ArgumentParser()
-    P.register_lakh(parser.add_subparsers())
+    register_lakh(parser.add_subparsers())
     args = parser.parse_args(["lakh", str(src), "-o", str(tmp_path / "out"), "--max-per-file", "2",
                               "--seed", "4", "-j", "1", "--midi-out", str(tmp_path / "mid"), "--quiet"])
     assert args.func(args) == 0
