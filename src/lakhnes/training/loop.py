@@ -15,12 +15,10 @@ Nothing is pickled. Training into a run folder that has a checkpoint resumes it 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -33,84 +31,18 @@ from lakhnes.data.augment import AugmentConfig
 from lakhnes.data.shards import load_manifest, load_split
 from lakhnes.data.streams import SongStreams
 from lakhnes.errors import InvalidInputError
-from lakhnes.io import atomic_path, write_text_atomic
-from lakhnes.models import build_model, load_model, model_type_of, save_model
+from lakhnes.io import write_text_atomic
+from lakhnes.models import build_model, load_model, model_type_of
+from lakhnes.training.checkpoints import (
+    RunLog,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    start_run,
+)
 from lakhnes.training.config import TrainConfig, check_config
-from lakhnes.training.distributed import barrier, grad_sync, init_process, wrap_model
+from lakhnes.training.distributed import grad_sync, init_process, wrap_model
 from lakhnes.training.schedule import lr_at, out_of_time, set_lr, training_clock
-
-# ----------------------------------------------------------------------------- state files
-
-
-def _flat_state(state) -> list[torch.Tensor]:
-    """A model state (tensor, or nested lists/tuples of tensors) as a flat list."""
-    if state is None:
-        return []
-    if torch.is_tensor(state):
-        return [state]
-    return [t for s in state for t in _flat_state(s)]
-
-
-def _unflat_state(template, flat: list[torch.Tensor]):
-    """Rebuild a state shaped like ``template`` from the tensors of ``_flat_state``."""
-    it = iter(flat)
-
-    def build(t):
-        if torch.is_tensor(t):
-            return next(it)
-        return type(t)(build(s) for s in t)
-
-    return build(template)
-
-
-def _detach(state):
-    if torch.is_tensor(state):
-        return state.detach()
-    return type(state)(_detach(s) for s in state)
-
-
-def save_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
-    from safetensors.torch import save_file
-
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{pid}.{k}"] = v.detach().contiguous()
-            else:
-                scalars[f"{pid}.{k}"] = v
-    save_file(tensors, str(folder / "optimizer.safetensors"))
-    (folder / "optimizer.json").write_text(json.dumps({"param_groups": sd["param_groups"], "scalars": scalars}))
-
-
-def load_optimizer(opt: torch.optim.Optimizer, folder: Path, device) -> None:
-    from safetensors.torch import load_file
-
-    meta = json.loads((folder / "optimizer.json").read_text())
-    state: dict[int, dict] = {}
-    for key, v in list(load_file(str(folder / "optimizer.safetensors"), device=str(device)).items()) + list(
-        meta["scalars"].items()
-    ):
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def _rng_tensors() -> dict[str, torch.Tensor]:
-    out = {"rng.cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            out[f"rng.cuda.{i}"] = s
-    return out
-
-
-def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["rng.cpu"].cpu())
-    cuda = [tensors[k].cpu() for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -120,6 +52,13 @@ def _param_groups(model, weight_decay: float):
     for _, p in model.named_parameters():
         (decay if p.dim() >= 2 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def detach_state(state):
+    """A model state cut from the graph of the step that made it."""
+    if torch.is_tensor(state):
+        return state.detach()
+    return type(state)(detach_state(s) for s in state)
 
 
 @torch.no_grad()
@@ -170,10 +109,6 @@ class _StopFlag:
             signal.signal(sig, h)
 
 
-LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "tokens",
-              "tokens_per_s", "elapsed_s"]
-
-
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -196,7 +131,7 @@ class Trainer:
         self.run = Path(run_dir)
         self.progress = progress
         self.rank, self.world, self.device = init_process()
-        ckpt = self._latest_checkpoint()
+        ckpt = latest_checkpoint(self.run)
         if ckpt is not None:  # resume: the stored config, with only the stopping budget overridable
             stored = json.loads((self.run / "train_config.json").read_text())
             allowed = {"steps", "max_minutes", "patience", "compile", "threads", "bf16"}
@@ -239,128 +174,10 @@ class Trainer:
         self.best_ppl, self.best_step, self.bad_evals = float("inf"), None, 0
         self.log_acc = [0.0, 0]
         if ckpt is not None:
-            self._load_checkpoint(ckpt)
+            load_checkpoint(self, ckpt)
         elif self.rank == 0:
-            self.run.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.run / "train_config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-            for f in ("log.csv", "summary.json"):
-                (self.run / f).unlink(missing_ok=True)
+            start_run(self.run, cfg)
         self.net = wrap_model(self.model, self.world, self.device, cfg.compile)
-
-    # --------------------------------------------------------------------- checkpoints
-    def _latest_checkpoint(self) -> Path | None:
-        f = self.run / "latest.json"
-        if not f.exists():
-            return None
-        p = self.run / json.loads(f.read_text())["path"]
-        return p if (p / "state.json").exists() else None
-
-    def _state_json(self) -> dict:
-        return {
-            "step": self.step, "tokens": self.tokens, "elapsed_s": self.elapsed,
-            "streams": self.streams.state_dict(), "best_ppl": self.best_ppl, "best_step": self.best_step,
-            "bad_evals": self.bad_evals, "log_acc": self.log_acc, "world_size": self.world,
-        }
-
-    def save_checkpoint(self, valid_ppl: float | None = None) -> Path:
-        """Write a checkpoint folder atomically and point ``latest.json`` (and maybe ``best.json``) at it."""
-        from safetensors.torch import save_file
-
-        name = f"step_{self.step:08d}"
-        final = self.run / "checkpoints" / name
-        tmp = self.run / "checkpoints" / f".tmp_{name}"
-        if self.rank == 0:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-        barrier(self.world)
-        flat = [t for m in self.mems for t in _flat_state(m)]
-        save_file({**_rng_tensors(), **{f"mem.{i}": t.contiguous() for i, t in enumerate(flat)}},
-                  str(tmp / f"state_rank{self.rank}.safetensors"))
-        barrier(self.world)
-        if self.rank == 0:
-            meta = {"step": self.step, "valid_ppl": valid_ppl, "train": dataclasses.asdict(self.cfg)}
-            save_model(self.model, tmp, metadata=meta)
-            save_optimizer(self.opt, tmp)
-            (tmp / "state.json").write_text(json.dumps(self._state_json(), indent=2))
-            if final.exists():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-            rel = str(final.relative_to(self.run))
-            write_text_atomic(self.run / "latest.json", json.dumps({"path": rel, "step": self.step}) + "\n")
-            if valid_ppl is not None and self.best_step == self.step:
-                write_text_atomic(self.run / "best.json",
-                                  json.dumps({"path": rel, "step": self.step, "valid_ppl": valid_ppl}) + "\n")
-            self._rotate()
-        barrier(self.world)
-        return final
-
-    def _rotate(self) -> None:
-        keep = {f"step_{self.best_step:08d}"} if self.best_step is not None else set()
-        found = sorted(p for p in (self.run / "checkpoints").glob("step_*") if p.is_dir())
-        keep |= {p.name for p in (found[-self.cfg.keep_last:] if self.cfg.keep_last > 0 else found)}  # 0: all
-        for p in found:
-            if p.name not in keep:
-                shutil.rmtree(p, ignore_errors=True)
-
-    def _load_checkpoint(self, ckpt: Path) -> None:
-        from safetensors.torch import load_file
-        from safetensors.torch import load_model as st_load
-
-        st = json.loads((ckpt / "state.json").read_text())
-        if st.get("world_size", 1) != self.world:
-            raise InvalidInputError(f"checkpoint was written by {st['world_size']} processes, now {self.world}",
-                                    str(ckpt))
-        st_load(self.model, str(ckpt / "model.safetensors"), device=str(self.device))
-        load_optimizer(self.opt, ckpt, self.device)
-        extra = load_file(str(ckpt / f"state_rank{self.rank}.safetensors"), device=str(self.device))
-        _set_rng(extra)
-        flat = [extra[f"mem.{i}"] for i in range(sum(1 for k in extra if k.startswith("mem.")))]
-        per = len(flat) // max(1, len(self.mems))
-        self.mems = [_unflat_state(m, flat[i * per:(i + 1) * per]) for i, m in enumerate(self.mems)]
-        self.step, self.tokens, self.elapsed = st["step"], st["tokens"], st["elapsed_s"]
-        self.streams.load_state_dict(st["streams"])
-        self.best_ppl, self.best_step, self.bad_evals = st["best_ppl"], st["best_step"], st["bad_evals"]
-        self.log_acc = st["log_acc"]
-        if self.rank == 0:
-            self._truncate_log()
-
-    def _truncate_log(self) -> None:
-        f = self.run / "log.csv"
-        if not f.exists():
-            return
-        with f.open() as fh:
-            rows = [r for r in csv.DictReader(fh)  # a line cut short by a kill is dropped too
-                    if (r.get("step") or "").isdigit() and None not in r.values() and int(r["step"]) <= self.step]
-        with atomic_path(f) as tmp, open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, LOG_FIELDS)
-            w.writeheader()
-            w.writerows(rows)
-
-    # --------------------------------------------------------------------- logging
-    def _log(self, row: dict) -> None:
-        if self.rank:
-            return
-        f = self.run / "log.csv"
-        new = not f.exists()
-        with f.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, LOG_FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
-        if self._tb is not None:
-            for k in ("train_loss", "valid_loss", "valid_ppl", "lr", "tokens_per_s"):
-                if row.get(k, "") != "":
-                    self._tb.add_scalar(k, float(row[k]), row["step"])
-
-    def _tensorboard(self):
-        if self.rank:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except Exception:  # tensorboard not installed
-            return None
-        return SummaryWriter(str(self.run / "tensorboard"))
 
     # --------------------------------------------------------------------- training
     def train_step(self) -> float:
@@ -377,7 +194,7 @@ class Trainer:
                 logits, state = self.net(x[sl], self.mems[c])
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y[sl].reshape(-1))
                 (loss / cfg.accum_steps).backward()
-            self.mems[c] = _detach(state)
+            self.mems[c] = detach_state(state)
             total += loss.item() / cfg.accum_steps
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -394,7 +211,7 @@ class Trainer:
 
         cfg = self.cfg
         stop_at = min(cfg.steps, until) if until else cfg.steps
-        self._tb = self._tensorboard()
+        self.log = RunLog(self.run, self.rank)
         self.model.train()
         bar = progress_bar(total=cfg.steps, initial=self.step, disable=not self.progress or self.rank != 0,
                    desc="train", unit="step", dynamic_ncols=True)
@@ -413,7 +230,7 @@ class Trainer:
                     mean = self.log_acc[0] / max(self.log_acc[1], 1)
                     self.log_acc = [0.0, 0]
                     bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{tps:.0f}", lr=f"{lr_at(cfg, self.step - 1, self.elapsed):.2e}")
-                    self._log(self._row(train_loss=mean, tokens_per_s=tps))
+                    self.log.write(self._row(train_loss=mean, tokens_per_s=tps))
                 do_eval = self.step % cfg.eval_every == 0 or self.step >= cfg.steps
                 if do_eval:
                     last_ppl = self._evaluate(bar)
@@ -427,13 +244,12 @@ class Trainer:
                 elif self.step >= stop_at and stop_at < cfg.steps:
                     reason = "until"
                 if save or reason != "steps" or self.step >= stop_at:
-                    self.save_checkpoint(last_ppl if do_eval else None)
+                    save_checkpoint(self, last_ppl if do_eval else None)
                 if reason != "steps":
                     break
         bar.close()
         self.streams.close()
-        if self._tb is not None:
-            self._tb.close()
+        self.log.close()
         summary = {"step": self.step, "stopped": reason, "best_valid_ppl": self.best_ppl,
                    "best_step": self.best_step, "tokens": self.tokens, "elapsed_s": round(self.elapsed, 1),
                    "parameters": self.model.num_parameters(), "bf16": self.bf16}
@@ -454,7 +270,7 @@ class Trainer:
             self.best_ppl, self.best_step, self.bad_evals = ppl, self.step, 0
         else:
             self.bad_evals += 1
-        self._log(self._row(valid_loss=nll, valid_ppl=ppl))
+        self.log.write(self._row(valid_loss=nll, valid_ppl=ppl))
         if self.rank == 0:  # under torchrun every rank evaluates; one line is enough
             bar.write(f"step {self.step}: valid ppl {ppl:.3f} (best {self.best_ppl:.3f} at step {self.best_step})")
         return ppl
