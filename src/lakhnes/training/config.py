@@ -86,3 +86,13 @@ def check_config(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"augment_drop must lie in [0, 1] (got {cfg.augment_drop})")
     if cfg.augment_speed not in SPEED_MODES:
         raise InvalidInputError(f"augment_speed {cfg.augment_speed!r}: one of {', '.join(SPEED_MODES)}")
+
+
+#: What a resumed run may change: the stopping budget and the speed settings.
+RESUMABLE = frozenset({"steps", "max_minutes", "patience", "compile", "threads", "bf16"})
+
+
+def resume_config(stored: dict, overrides: dict | None = None) -> TrainConfig:
+    """The config of a run being resumed: the ``stored`` one, with the ``RESUMABLE`` ``overrides`` applied."""
+    return TrainConfig.from_dict({**stored, **{k: v for k, v in (overrides or {}).items()
+                                               if k in RESUMABLE and v is not None}})

@@ -1,16 +1,9 @@
-"""One training loop for every language model in :mod:`lakhnes.models`.
+"""One training loop for every language model in :mod:`lakhnes.models`: the ``Trainer`` and ``train()``.
 
-AdamW with linear warmup and cosine decay, gradient clipping, gradient accumulation (the
-batch is split into chunks, each with its own memory), bf16 autocast on CUDA and on CPUs with native bf16, optional
-``torch.compile``, validation perplexity with early stopping, and ``torchrun`` data
-parallelism (DDP; gloo on CPU) with no code change.
-
-A run folder holds ``train_config.json``, ``log.csv``, ``checkpoints/step_NNNNNNNN/`` and
-the pointers ``latest.json`` / ``best.json``. A checkpoint is a folder written under a
-temporary name and renamed: ``config.json`` + ``model.safetensors`` (a loadable model),
-``optimizer.safetensors`` + ``optimizer.json``, ``state.json`` (step, data position, early
-stopping, logs) and ``state_rank{R}.safetensors`` (RNG states and the model memories).
-Nothing is pickled. Training into a run folder that has a checkpoint resumes it exactly.
+AdamW with linear warmup and cosine decay, gradient clipping, gradient accumulation (the batch is split into
+chunks, each with its own memory), bf16 autocast on CUDA and on CPUs with native bf16, optional ``torch.compile``,
+validation perplexity with early stopping, and ``torchrun`` data parallelism with no code change. Training into a
+run folder that has a checkpoint resumes it exactly (:mod:`lakhnes.training.checkpoints`).
 """
 
 from __future__ import annotations
@@ -40,7 +33,7 @@ from lakhnes.training.checkpoints import (
     save_checkpoint,
     start_run,
 )
-from lakhnes.training.config import TrainConfig, check_config
+from lakhnes.training.config import TrainConfig, check_config, resume_config
 from lakhnes.training.distributed import grad_sync, init_process, wrap_model
 from lakhnes.training.schedule import lr_at, out_of_time, set_lr, training_clock
 
@@ -123,6 +116,70 @@ def native_bf16_cpu() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+# ----------------------------------------------------------------------------- the parts of a run
+
+
+def make_model(cfg: TrainConfig, fresh: bool) -> torch.nn.Module:
+    """The model a run trains: a new one of ``cfg.model``, or (a fresh run with ``cfg.init``) the init model, whose
+    type and config then replace ``cfg``'s; ``cfg.mem_len`` (not a weight) applies to both."""
+    if cfg.init and fresh:
+        model = load_model(cfg.init, device="cpu").train()
+        if model.config.vocab_size != VOCAB_SIZE:
+            raise InvalidInputError(f"--init model has {model.config.vocab_size} token types, not the "
+                                    f"TX1 vocabulary's {VOCAB_SIZE}", str(cfg.init))
+        cfg.model_type, cfg.model = model_type_of(model), dataclasses.asdict(model.config)
+    else:
+        model = build_model(cfg.model_type, cfg.model)
+    if cfg.mem_len is not None and "mem_len" in cfg.model:
+        model.config.mem_len = cfg.model["mem_len"] = cfg.mem_len
+    return model
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99),
+                             fused=device.type == "cuda" or None)  # one kernel per step on a GPU
+
+
+def make_streams(cfg: TrainConfig, split, tgt_len: int, rank: int, world: int, device: torch.device) -> SongStreams:
+    """This process's share of the training streams, augmented as ``cfg`` says."""
+    aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop,
+                        speed_mode=cfg.augment_speed) if cfg.augment else None
+    return SongStreams(split, cfg.batch_size, tgt_len, seed=cfg.seed, augment=aug, rank=rank, world_size=world,
+                       prefetch=device.type == "cuda")  # augment the next epoch meanwhile
+
+
+def accumulate_grads(net, x: torch.Tensor, y: torch.Tensor, mems: list, *, world: int, bf16: bool) -> float:
+    """Forward and backward over the batch in ``len(mems)`` chunks, each with its memory (updated in place);
+    gradients sum over the chunks (and, under DDP, sync on the last). Returns the mean loss."""
+    accum, total = len(mems), 0.0
+    chunk = x.size(0) // accum
+    for c in range(accum):
+        sl = slice(c * chunk, (c + 1) * chunk)
+        with grad_sync(net, c == accum - 1 or world == 1), torch.autocast(x.device.type, dtype=torch.bfloat16,
+                                                                         enabled=bf16):
+            logits, state = net(x[sl], mems[c])
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y[sl].reshape(-1))
+            (loss / accum).backward()
+        mems[c] = detach_state(state)
+        total += loss.item() / accum
+    return total
+
+
+def stop_reason(cfg: TrainConfig, step: int, elapsed: float, stop_at: int, *, signal: bool, early: bool) -> str:
+    """Why training stops after ``step``: the time budget, a signal, ``until``, early stopping; or "steps" (it goes
+    on, or ends at ``cfg.steps``)."""
+    if out_of_time(cfg, elapsed):
+        return "time"
+    if signal:
+        return "signal"
+    if step >= stop_at and stop_at < cfg.steps:
+        return "until"
+    return "early_stop" if early else "steps"
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
 class Trainer:
     """Holds a run: model, optimizer, data streams, memories and bookkeeping."""
 
@@ -132,13 +189,9 @@ class Trainer:
         self.progress = progress
         self.rank, self.world, self.device = init_process()
         ckpt = latest_checkpoint(self.run)
-        if ckpt is not None:  # resume: the stored config, with only the stopping budget overridable
-            stored = json.loads((self.run / "train_config.json").read_text())
-            allowed = {"steps", "max_minutes", "patience", "compile", "threads", "bf16"}
-            cfg = TrainConfig.from_dict({**stored, **{k: v for k, v in (resume_overrides or {}).items()
-                                                      if k in allowed and v is not None}})
-        self.resumed_from = ckpt
-        self.cfg = cfg
+        if ckpt is not None:  # resume: the stored config, with the overrides a resumed run may take
+            cfg = resume_config(json.loads((self.run / "train_config.json").read_text()), resume_overrides)
+        self.resumed_from, self.cfg = ckpt, cfg
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == "cuda" or native_bf16_cpu())
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -147,29 +200,13 @@ class Trainer:
         load_manifest(cfg.data)
         self.train_split = load_split(cfg.data, "train")
         self.valid_split = load_split(cfg.data, "valid")
-
-        if cfg.init and ckpt is None:
-            model = load_model(cfg.init, device="cpu").train()
-            if model.config.vocab_size != VOCAB_SIZE:
-                raise InvalidInputError(f"--init model has {model.config.vocab_size} token types, not the "
-                                        f"TX1 vocabulary's {VOCAB_SIZE}", str(cfg.init))
-            cfg.model_type, cfg.model = model_type_of(model), dataclasses.asdict(model.config)
-        else:
-            model = build_model(cfg.model_type, cfg.model)
-        if cfg.mem_len is not None and "mem_len" in cfg.model:  # memory length: not a weight, so --init models take it too
-            model.config.mem_len = cfg.model["mem_len"] = cfg.mem_len
-        self.model = model.to(self.device)
-        self.tgt_len = cfg.tgt_len or getattr(model.config, "tgt_len", 0) or 128
+        self.model = make_model(cfg, fresh=ckpt is None).to(self.device)
+        self.tgt_len = cfg.tgt_len or getattr(self.model.config, "tgt_len", 0) or 128
         self.chunk = cfg.batch_size // cfg.accum_steps
-        self.opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.99),
-                                     fused=self.device.type == "cuda" or None)  # one kernel per step on a GPU
+        self.opt = make_optimizer(self.model, cfg, self.device)
         self._clock = training_clock(cfg)
-        aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop,
-                            speed_mode=cfg.augment_speed) if cfg.augment else None
-        self.streams = SongStreams(self.train_split, cfg.batch_size, self.tgt_len, seed=cfg.seed, augment=aug,
-                                   rank=self.rank, world_size=self.world,
-                                   prefetch=self.device.type == "cuda")  # augment the next epoch meanwhile
-        self.mems = [model.init_state(self.chunk, self.device) for _ in range(cfg.accum_steps)]
+        self.streams = make_streams(cfg, self.train_split, self.tgt_len, self.rank, self.world, self.device)
+        self.mems = [self.model.init_state(self.chunk, self.device) for _ in range(cfg.accum_steps)]
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
         self.best_ppl, self.best_step, self.bad_evals = float("inf"), None, 0
         self.log_acc = [0.0, 0]
@@ -179,30 +216,20 @@ class Trainer:
             start_run(self.run, cfg)
         self.net = wrap_model(self.model, self.world, self.device, cfg.compile)
 
-    # --------------------------------------------------------------------- training
     def train_step(self) -> float:
         """One optimizer step over the next segment of every stream; returns the mean loss."""
         cfg, dev = self.cfg, self.device
         set_lr(self.opt, lr_at(cfg, self.step, self.elapsed))
         x, y = self.streams.next_batch()
         x, y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
-        total = 0.0
-        for c in range(cfg.accum_steps):
-            sl = slice(c * self.chunk, (c + 1) * self.chunk)
-            sync = c == cfg.accum_steps - 1 or self.world == 1
-            with grad_sync(self.net, sync), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
-                logits, state = self.net(x[sl], self.mems[c])
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y[sl].reshape(-1))
-                (loss / cfg.accum_steps).backward()
-            self.mems[c] = detach_state(state)
-            total += loss.item() / cfg.accum_steps
+        loss = accumulate_grads(self.net, x, y, self.mems, world=self.world, bf16=self.bf16)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
         self.tokens += x.numel() * self.world
-        return total
+        return loss
 
     def fit(self, until: int | None = None) -> dict:
         """Train to ``cfg.steps`` (or ``until``, or the time budget, or early stopping);
@@ -214,39 +241,25 @@ class Trainer:
         self.log = RunLog(self.run, self.rank)
         self.model.train()
         bar = progress_bar(total=cfg.steps, initial=self.step, disable=not self.progress or self.rank != 0,
-                   desc="train", unit="step", dynamic_ncols=True)
-        reason = "steps"
+                           desc="train", unit="step", dynamic_ncols=True)
+        reason, last_ppl = "steps", None
         t_start, tok_start = time.perf_counter(), self.tokens
-        last_ppl = None
         with _StopFlag() as flag:
-            while self.step < stop_at:
+            while reason == "steps" and self.step < stop_at:
                 t0 = self._clock()
                 loss = self.train_step()
                 self.elapsed += self._clock() - t0
-                self.log_acc = [self.log_acc[0] + loss, self.log_acc[1] + 1]
                 tps = (self.tokens - tok_start) / max(time.perf_counter() - t_start, 1e-9)
                 bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == stop_at:
-                    mean = self.log_acc[0] / max(self.log_acc[1], 1)
-                    self.log_acc = [0.0, 0]
-                    bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{tps:.0f}", lr=f"{lr_at(cfg, self.step - 1, self.elapsed):.2e}")
-                    self.log.write(self._row(train_loss=mean, tokens_per_s=tps))
+                self._log_train(loss, tps, bar, force=self.step == stop_at)
                 do_eval = self.step % cfg.eval_every == 0 or self.step >= cfg.steps
                 if do_eval:
                     last_ppl = self._evaluate(bar)
-                    if cfg.patience and self.bad_evals >= cfg.patience:
-                        reason = "early_stop"
+                reason = stop_reason(cfg, self.step, self.elapsed, stop_at, signal=flag.set,
+                                     early=do_eval and bool(cfg.patience) and self.bad_evals >= cfg.patience)
                 save = do_eval or (cfg.save_every and self.step % cfg.save_every == 0)
-                if out_of_time(cfg, self.elapsed):
-                    reason = "time"
-                elif flag.set:
-                    reason = "signal"
-                elif self.step >= stop_at and stop_at < cfg.steps:
-                    reason = "until"
                 if save or reason != "steps" or self.step >= stop_at:
                     save_checkpoint(self, last_ppl if do_eval else None)
-                if reason != "steps":
-                    break
         bar.close()
         self.streams.close()
         self.log.close()
@@ -256,6 +269,16 @@ class Trainer:
         if self.rank == 0:
             write_text_atomic(self.run / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _log_train(self, loss: float, tps: float, bar, force: bool) -> None:
+        """Count the step's loss; every ``log_every`` steps (or when ``force``d) log the mean since the last row."""
+        self.log_acc = [self.log_acc[0] + loss, self.log_acc[1] + 1]
+        if self.step % self.cfg.log_every and not force:
+            return
+        mean = self.log_acc[0] / max(self.log_acc[1], 1)
+        self.log_acc = [0.0, 0]
+        bar.set_postfix(loss=f"{mean:.3f}", tok_s=f"{tps:.0f}", lr=f"{lr_at(self.cfg, self.step - 1, self.elapsed):.2e}")
+        self.log.write(self._row(train_loss=mean, tokens_per_s=tps))
 
     def _row(self, **kw) -> dict:
         return {"step": self.step, "epoch": self.streams.epoch, "lr": f"{lr_at(self.cfg, self.step - 1, self.elapsed):.6g}",
