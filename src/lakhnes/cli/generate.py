@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lakhnes.cli.common import fail, unwritable, usage_error
+from lakhnes.cli.common import add_map_option, check_map, fail, show_mapping, unwritable, usage_error
 
 OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png")
 #: new music a song may ask for: without --long, and with it (every song file is capped at one hour)
@@ -41,6 +41,7 @@ def register(sub) -> None:
     mode.add_argument("--rhythm", metavar="FILE", help="new P1/P2/TR pitches on this song's timing and noise")
     mode.add_argument("--keep", nargs=2, metavar=("VOICES", "FILE"),
                       help="keep these voices of FILE (e.g. P1 or P1,NO) and write the others")
+    add_map_option(p)
     p.add_argument("--prime-seconds", type=float, default=None,
                    help="how much of the prime the model reads (default: all of it)")
     p.add_argument("--only-new", action="store_true", help="with --prime: write only the continuation")
@@ -83,6 +84,11 @@ def save(score, path: Path, peak_db: float | None = -1.0) -> None:
 
 
 def _check(args) -> str | None:
+    problem = check_map(args.map)
+    if problem:
+        return problem
+    if args.map is not None and not (args.prime or args.rhythm or args.keep):
+        return "--map applies to the file of --prime, --rhythm or --keep"
     for o in args.output:
         if not o.lower().endswith(OUT_SUFFIXES):
             return f"{o}: unknown output format (use {', '.join(OUT_SUFFIXES)})"
@@ -137,7 +143,7 @@ def run(args) -> int:
         return usage_error(problem)
     from lakhnes.core.score import SAMPLE_RATE
     from lakhnes.errors import InvalidInputError
-    from lakhnes.formats.files import load_source
+    from lakhnes.formats.files import load_any
 
     # before the expensive steps (torch, the model, sampling): the outputs can be written, the source reads
     paths = [p for song in output_paths(args.output, args.num) for p in song]
@@ -147,10 +153,12 @@ def run(args) -> int:
         return 1
     source_file = args.prime or args.rhythm or (args.keep[1] if args.keep else None)
     try:
-        source = load_source(source_file, seed=args.seed or 0) if source_file else None
+        source, mapping = load_any(source_file, seed=args.seed or 0, mapping=args.map) if source_file else (None, None)
     except InvalidInputError as e:
         fail(str(e))
         return 1
+    if not args.quiet:
+        show_mapping(source_file, mapping)
     if args.prime and not args.only_new and args.seconds is not None:
         kept = source.seconds if args.prime_seconds is None else min(source.seconds, args.prime_seconds)
         if kept + args.seconds > LONG_SECONDS:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from lakhnes.cli.common import done, fail, unwritable, usage_error
+from lakhnes.cli.common import add_map_option, check_map, done, fail, show_mapping, unwritable, usage_error
 
 
 def register(sub) -> None:
     p = sub.add_parser("plot", help="piano roll of IN.mid|IN.tx1.txt as PNG")
-    p.add_argument("input", metavar="IN", help="score: .mid/.midi (NES-MDB), .tx1.txt or .npy (token ids)")
+    p.add_argument("input", metavar="IN", help="score: .mid/.midi (NES-MDB, or any MIDI: mapped onto the NES voices), "
+                   ".tx1.txt or .npy (token ids)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="PNG file to write")
+    add_map_option(p)
     p.add_argument("--title", default=None, help="figure title (default: the file's name)")
     p.add_argument("--highlight", default=None, metavar="A-B|VOICES",
                    help="shade a time span in seconds (e.g. 0-8) or voices (e.g. P1,TR)")
@@ -35,7 +37,7 @@ def _highlight(text: str | None):
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.formats.files import load
+    from lakhnes.formats.files import load_any
     from lakhnes.formats.png import piano_roll
 
     if not args.output.lower().endswith(".png"):
@@ -44,12 +46,16 @@ def run(args) -> int:
         highlight = _highlight(args.highlight)
     except ValueError as e:
         return usage_error(str(e))
+    problem = check_map(args.map)
+    if problem:
+        return usage_error(problem)
     problem = unwritable([args.output])
     if problem:
         fail(problem)
         return 1
     try:
-        score = load(args.input)
+        score, mapping = load_any(args.input, mapping=args.map)
+        show_mapping(args.input, mapping)
         piano_roll(score, args.output, title=args.title or score.name, highlight=highlight)
     except InvalidInputError as e:
         fail(str(e.with_path(args.input)))

@@ -16,12 +16,36 @@ def register(sub) -> None:
     n.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     n.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
     n.set_defaults(func=run_nesmdb)
+    g = corp.add_parser("vgm", help="a folder of NES VGM rips (.vgm/.vgz), read as NES-MDB reads them",
+                        description="Token shards from NES VGM rips. Files under train/valid/test folders keep "
+                                    "that split; the others go to valid by a hash of their name (--valid-percent). "
+                                    "DPCM and expansion-chip sound are left out (counted in the manifest); a "
+                                    "corrupt or non-NES file is skipped with its reason.")
+    g.add_argument("source", metavar="DIR", help="folder of .vgm/.vgz files (searched recursively)")
+    g.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    g.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
+    g.add_argument("--valid-percent", type=float, default=5.0, help="share of unsplit files for valid (default 5)")
+    g.set_defaults(func=run_vgm)
     register_lakh(corp)
-    p.set_defaults(func=lambda a: usage_error("prepare: name a corpus (nesmdb or lakh)"))
+    p.set_defaults(func=lambda a: usage_error("prepare: name a corpus (nesmdb, vgm or lakh)"))
 
 
 def run_nesmdb(args) -> int:
     from lakhnes.data.nesmdb import prepare_nesmdb
+
+    return _run(args, lambda: prepare_nesmdb(args.source, args.output, workers=args.workers))
+
+
+def run_vgm(args) -> int:
+    from lakhnes.data.vgm import prepare_vgm
+
+    if not 0 <= args.valid_percent <= 100:
+        return usage_error("--valid-percent must be 0-100")
+    return _run(args, lambda: prepare_vgm(args.source, args.output, workers=args.workers,
+                                          valid_percent=args.valid_percent))
+
+
+def _run(args, prepare) -> int:
     from lakhnes.errors import InvalidInputError
 
     if args.workers is not None and args.workers < 1:
@@ -31,10 +55,12 @@ def run_nesmdb(args) -> int:
         print(problem, file=sys.stderr)
         return 1
     try:
-        m = prepare_nesmdb(args.source, args.output, workers=args.workers)
+        m = prepare()
     except InvalidInputError as e:
         print(e, file=sys.stderr)
         return 1
+    for what, n in m.get("left_out", {}).items():
+        print(f"left out: {what} in {n['files']} files", file=sys.stderr)
     for s in m["skipped"]:
         print(f"{s['file']}: {s['reason']}", file=sys.stderr)
     for split, st in m["splits"].items():

@@ -6,12 +6,22 @@ import json
 import sys
 from pathlib import Path
 
-from lakhnes.cli.common import expand_inputs, fail, summary, unwritable, usage_error
+from lakhnes.cli.common import (
+    add_map_option,
+    check_map,
+    expand_inputs,
+    fail,
+    show_mapping,
+    summary,
+    unwritable,
+    usage_error,
+)
 
 
 def register(sub) -> None:
     p = sub.add_parser("stats", help="music statistics of songs, optionally vs a reference set (table + PNG)")
-    p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILES", help=".mid/.midi/.tx1.txt files or folders")
+    p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILES",
+                   help=".mid/.midi (NES-MDB, or any MIDI: mapped onto the NES voices)/.tx1.txt files or folders")
     p.add_argument("--vs", nargs="+", metavar="REFERENCE", help="reference songs to compare with")
     p.add_argument("-o", "--output", metavar="TABLE.md", help="write the Markdown table here (default: print)")
     p.add_argument("--png", metavar="HIST.png", help="write histograms of every statistic, sets overlaid")
@@ -20,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--vs-name", help="label of the reference (default: the folder name)")
     p.add_argument("--measure-s", type=float, default=2.0, help="measure length for groove consistency (s)")
     p.add_argument("--grid", type=int, default=16, help="grid steps per measure for groove consistency")
+    add_map_option(p)
     p.set_defaults(func=run)
 
 
@@ -35,6 +46,9 @@ def run(args) -> int:
 
     if args.measure_s <= 0 or args.grid < 1:
         return usage_error("--measure-s must be > 0 and --grid >= 1")
+    problem = check_map(args.map)
+    if problem:
+        return usage_error(problem)
     problem = unwritable([args.output, args.png, args.json])
     if problem:
         fail(problem)
@@ -49,7 +63,8 @@ def run(args) -> int:
             fail(f"{m}: no such file or folder")
         if not files:
             return usage_error(f"no .mid/.midi/.tx1.txt files in {' '.join(inputs)}")
-        rows, bad = stats.collect(files, args.measure_s, args.grid, on_error=fail, progress=True)
+        rows, bad = stats.collect(files, args.measure_s, args.grid, on_error=fail, progress=True,
+                                  mapping=args.map, on_mapping=show_mapping)
         while label in sets:
             label += "'"
         sets[label] = rows

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from lakhnes.cli.common import done, fail, unwritable, usage_error
+from lakhnes.cli.common import add_map_option, check_map, done, fail, show_mapping, unwritable, usage_error
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "synth",
         help="render IN.mid|IN.tx1.txt as NES audio (.wav) or convert it (.mid, .gm.mid, .tx1.txt, .png)",
-        description="Render an NES-MDB MIDI, TX1 text or token-id (.npy) file with the NES APU model. "
+        description="Render an NES-MDB MIDI (or any MIDI, mapped onto the NES voices; see --map), TX1 text or token-id (.npy) file with the NES APU model. "
         "Each -o picks its format by extension: .wav (16-bit mono 44.1 kHz), .mid (NES-MDB MIDI), "
         ".gm.mid (General MIDI for any player/DAW), .tx1.txt (TX1 text), .png (piano roll).",
     )
-    p.add_argument("input", metavar="IN", help="score: .mid/.midi (NES-MDB), .tx1.txt or .npy (token ids)")
+    p.add_argument("input", metavar="IN", help="score: .mid/.midi (NES-MDB, or any MIDI: mapped onto the NES voices), "
+                   ".tx1.txt or .npy (token ids)")
+    add_map_option(p)
     p.add_argument("-o", "--output", action="append", required=True, metavar="OUT",
                    help="output file; repeat for several formats")
     p.add_argument("--duty", type=int, choices=range(4), metavar="0-3",
@@ -32,7 +34,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.formats.files import SAVE_SUFFIXES, kind_of, load, save, without
+    from lakhnes.formats.files import SAVE_SUFFIXES, kind_of, load_any, save, without
     from lakhnes.synth import PEAK_DB, parse_filters, parse_mute, render_wav
 
     try:
@@ -40,6 +42,9 @@ def run(args) -> int:
         filters = not args.no_filters if args.filters is None else parse_filters(args.filters)
     except InvalidInputError as e:
         return usage_error(str(e))
+    problem = check_map(args.map)
+    if problem:
+        return usage_error(problem)
     for out in args.output:
         if kind_of(out) in (None, "npy"):
             return usage_error(f"{out}: unknown output type (use one of {', '.join(SAVE_SUFFIXES)})")
@@ -48,10 +53,11 @@ def run(args) -> int:
         fail(problem)
         return 1
     try:
-        score = load(args.input)
+        score, mapping = load_any(args.input, mapping=args.map)
     except InvalidInputError as e:
         fail(str(e))
         return 1
+    show_mapping(args.input, mapping)
     failed = 0
     for out in args.output:
         try:

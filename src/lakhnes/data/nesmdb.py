@@ -64,28 +64,41 @@ def prepare_nesmdb(src, out, workers: int | None = None, progress: bool = True) 
     Output is built in a temporary sibling folder and swapped in at the end, so an
     interrupted run leaves ``out`` as it was. Same input → identical bytes.
     """
-    from lakhnes.batch import run_batch
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InvalidInputError("output must be a folder", str(out))
+    return write_corpus(list(iter_sources(src)), _convert, out, "nesmdb", Path(src).name, workers, progress)
+
+
+def write_corpus(items: list[tuple[str, str, bytes]], convert, out, corpus: str, source: str,
+                 workers: int | None = None, progress: bool = True) -> dict:
+    """Token shards of ``items`` (``(split, relative name, bytes)``) in ``out``, and the manifest.
+
+    ``convert(item)`` gives ``(ids, samples)`` or ``(ids, samples, left_out)`` (a dict of what the
+    song's file held that the score leaves out: summed over the corpus in ``manifest["left_out"]``).
+    """
+    from lakhnes.batch import run_batch
+
+    out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    items = list(iter_sources(src))
+    left_out: dict[str, int] = {}
     writers = {s: ShardWriter(tmp, s) for s in SPLITS}
     stats = {s: {"songs": 0, "tokens": 0, "seconds": 0.0, "skipped": 0} for s in SPLITS}
     skipped = []
     digest = hashlib.sha256()
     try:
-        for (split, rel, data), res, err in run_batch(_convert, items, workers=workers, progress=progress,
-                                                      desc="prepare nesmdb"):
+        for (split, rel, data), res, err in run_batch(convert, items, workers=workers, progress=progress,
+                                                      desc=f"prepare {corpus}"):
             digest.update(rel.encode() + hashlib.sha256(data).digest())
             if err:
                 reason = err.split(": ", 1)[1] if ": " in err else err
             elif len(res[0]) < MIN_SONG_TOKENS:
                 reason = f"fewer than {MIN_SONG_TOKENS} tokens ({len(res[0])})"
             else:
-                ids, end = res
+                ids, end = res[:2]
+                for what in (res[2] if len(res) > 2 else {}):
+                    left_out[what] = left_out.get(what, 0) + 1
                 writers[split].add(Path(rel).stem, ids)
                 st = stats[split]
                 st["songs"] += 1
@@ -99,14 +112,16 @@ def prepare_nesmdb(src, out, workers: int | None = None, progress: bool = True) 
         for st in stats.values():
             st["seconds"] = round(st["seconds"], 3)
         manifest = {
-            "corpus": "nesmdb",
-            "source": Path(src).name,
+            "corpus": corpus,
+            "source": source,
             "source_sha256": digest.hexdigest(),
             "files": len(items),
             "splits": stats,
             "skipped": skipped,
             "min_song_tokens": MIN_SONG_TOKENS,
         }
+        if left_out:
+            manifest["left_out"] = {k: {"files": n} for k, n in sorted(left_out.items())}
         write_manifest(tmp, manifest)
         old = out.with_name(f".{out.name}.old{os.getpid()}")
         if out.exists():

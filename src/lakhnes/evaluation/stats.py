@@ -215,8 +215,10 @@ def voice_bounds(score: NesScore, window_s: float = 1.0) -> dict[str, dict[str, 
 SUFFIXES = (".mid", ".midi", ".tx1.txt")
 
 
-def load_score(path) -> NesScore:
-    """Read NES-MDB MIDI or TX1 text (``InvalidInputError`` naming the file otherwise)."""
+def load_score(path, mapping=None, on_mapping=None) -> NesScore:
+    """Read NES-MDB MIDI, any other MIDI (mapped onto the NES voices; ``mapping``: a ``--map`` value,
+    ``on_mapping(path, MidiMapping)`` called with the mapping used) or TX1 text
+    (``InvalidInputError`` naming the file otherwise)."""
     from lakhnes.errors import InvalidInputError
 
     p = Path(path)
@@ -226,17 +228,22 @@ def load_score(path) -> NesScore:
 
         return read_tx1(p)
     if low.endswith((".mid", ".midi")):
-        from lakhnes.formats.midi import read_midi
+        from lakhnes.formats.files import load_any
 
         try:
-            return read_midi(p)
+            score, used = load_any(p, mapping=mapping)
         except InvalidInputError as e:
             raise e.with_path(p) from None
+        if used is not None and on_mapping is not None:
+            on_mapping(p, used)
+        return score
     raise InvalidInputError("not a .mid/.midi or .tx1.txt file", str(p))
 
 
-def collect(paths, measure_s: float = MEASURE_S, steps: int = GRID_STEPS, on_error=None, progress=False):
-    """Statistics of every file: a list of dicts (with ``file``), and the number that failed."""
+def collect(paths, measure_s: float = MEASURE_S, steps: int = GRID_STEPS, on_error=None, progress=False,
+            mapping=None, on_mapping=None):
+    """Statistics of every file: a list of dicts (with ``file``), and the number that failed.
+    ``mapping``, ``on_mapping``: for MIDI files without NES tracks (see :func:`load_score`)."""
     from tqdm import tqdm
 
     from lakhnes.errors import InvalidInputError
@@ -244,7 +251,7 @@ def collect(paths, measure_s: float = MEASURE_S, steps: int = GRID_STEPS, on_err
     rows, failed = [], 0
     for p in tqdm(list(paths), desc="stats", unit="song", disable=None if progress else True, leave=False):
         try:
-            score = load_score(p)
+            score = load_score(p, mapping, on_mapping)
             if score.end <= 0:
                 raise InvalidInputError("empty song (no duration)", str(p))
             rows.append({"file": str(p), **song_stats(score, measure_s, steps)})

@@ -14,6 +14,9 @@ Formats:
 - ``.npy`` (load only): TX1 token ids.
 - ``.wav``: 16-bit mono 44.1 kHz audio from :mod:`lakhnes.synth` (save only).
 - ``.png``: a piano roll from :mod:`lakhnes.formats.png` (save only).
+- ``.vgm`` / ``.vgz`` (gzip): VGM 1.61 for the NES APU (:mod:`lakhnes.formats.vgm`): register
+  writes any VGM player plays; rips are read as NES-MDB read them (also any file starting ``Vgm ``).
+- ``.famitracker.txt``: FamiTracker's text export 0.4.2 (:mod:`lakhnes.formats.famitracker`).
 """
 
 from __future__ import annotations
@@ -29,20 +32,24 @@ from lakhnes.core.score import CC_VOLUME, MAX_SAMPLES, VOICES, NesScore, too_lon
 from lakhnes.errors import InvalidInputError
 from lakhnes.formats.midi import read_midi
 
-__all__ = ["save", "load", "load_source", "SAVE_SUFFIXES", "LOAD_SUFFIXES", "kind_of", "file_kind",
+__all__ = ["save", "load", "load_source", "load_any", "SAVE_SUFFIXES", "LOAD_SUFFIXES", "kind_of", "file_kind",
            "to_general_midi"]
 
-SAVE_SUFFIXES = (".wav", ".mid", ".midi", ".gm.mid", ".tx1.txt", ".png")
-LOAD_SUFFIXES = (".mid", ".midi", ".tx1.txt", ".npy")
+SAVE_SUFFIXES = (".wav", ".mid", ".midi", ".gm.mid", ".tx1.txt", ".png", ".vgm", ".vgz", ".famitracker.txt")
+LOAD_SUFFIXES = (".mid", ".midi", ".tx1.txt", ".npy", ".vgm", ".vgz", ".famitracker.txt")
+#: Kinds ``load`` reads.
+_READABLE = ("mid", "gm.mid", "tx1", "npy", "vgm", "ftm")
 #: General MIDI programs of the ``.gm.mid`` export (noise goes to the drum channel).
 GM_PROGRAMS = {"P1": 80, "P2": 80, "TR": 38, "NO": 0}
 
 
 def kind_of(path: str | os.PathLike) -> str | None:
-    """The format a file name asks for: "wav", "mid", "gm.mid", "tx1", "png", "npy" or None."""
+    """The format a file name asks for: "wav", "mid", "gm.mid", "tx1", "png", "npy", "vgm" (``.vgm``,
+    ``.vgz``), "ftm" (``.famitracker.txt``) or None."""
     name = Path(path).name.lower()
     for suffix, kind in ((".gm.mid", "gm.mid"), (".tx1.txt", "tx1"), (".mid", "mid"), (".midi", "mid"),
-                         (".wav", "wav"), (".png", "png"), (".npy", "npy")):
+                         (".wav", "wav"), (".png", "png"), (".npy", "npy"), (".vgm", "vgm"), (".vgz", "vgm"),
+                         (".famitracker.txt", "ftm")):
         if name.endswith(suffix) and len(name) > len(suffix):
             return kind
     return None
@@ -80,6 +87,14 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
         from lakhnes.io import write_text_atomic
 
         write_text_atomic(path, tx1.score_to_text(score))
+    elif kind == "vgm":
+        from lakhnes.formats.vgm import write_vgm
+
+        write_vgm(score, path, duty=duty)
+    elif kind == "ftm":
+        from lakhnes.formats.famitracker import write_famitracker
+
+        write_famitracker(score, path, duty=duty)
     else:
         from lakhnes.formats.png import piano_roll
         from lakhnes.io import atomic_path
@@ -91,25 +106,33 @@ def save(score: NesScore, path: str | os.PathLike, duty: int | None = None, mute
 
 def file_kind(path: str | os.PathLike) -> str | None:
     """What a file to read holds: its name's kind (see ``kind_of``), else its content's: MIDI
-    (``MThd``, e.g. Lakh's ``.mid0`` ... ``.mid13``) or numpy token ids; None if neither."""
+    (``MThd``, e.g. Lakh's ``.mid0`` ... ``.mid13``), VGM (``Vgm ``, gzipped too) or numpy token ids;
+    None if none of these."""
     kind = kind_of(path)
     if kind is not None:
         return kind
     try:
         with open(path, "rb") as fh:
             head = fh.read(6)
-    except OSError:
+            if head[:2] == b"\x1f\x8b":  # gzip: a VGZ?
+                import zlib
+
+                fh.seek(0)
+                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(fh.read(4096), 6)
+    except Exception:  # noqa: BLE001 - unreadable or damaged (OSError, zlib.error): no kind
         return None
+    if head[:4] == b"Vgm ":
+        return "vgm"
     return "mid" if head[:4] == b"MThd" else "npy" if head == b"\x93NUMPY" else None
 
 
 def load(path: str | os.PathLike) -> NesScore:
-    """Read a score from NES-MDB MIDI, TX1 text or a ``.npy`` of TX1 token ids (by name, else by
-    content). TX1 is read as LakhNES defines it (see :mod:`lakhnes.core.tx1`); empty songs and songs
-    over the one-hour limit are refused."""
+    """Read a score from NES-MDB MIDI, TX1 text, a ``.npy`` of TX1 token ids, an NES VGM/VGZ or
+    FamiTracker text (by name, else by content). TX1 is read as LakhNES defines it (see
+    :mod:`lakhnes.core.tx1`); empty songs and songs over the one-hour limit are refused."""
     p = Path(path)
     kind = file_kind(path) if p.is_file() else kind_of(path)
-    if kind not in ("mid", "gm.mid", "tx1", "npy"):
+    if kind not in _READABLE:
         raise InvalidInputError(f"unknown file type (expected MIDI, or one of {', '.join(LOAD_SUFFIXES)})", path)
     if not p.exists():
         raise InvalidInputError("no such file", path)
@@ -119,6 +142,14 @@ def load(path: str | os.PathLike) -> NesScore:
         return read_midi(p)
     if kind == "tx1":
         return tx1.read_tx1(p)
+    if kind == "vgm":
+        from lakhnes.formats.vgm import read_vgm
+
+        return read_vgm(p)
+    if kind == "ftm":
+        from lakhnes.formats.famitracker import read_famitracker
+
+        return read_famitracker(p)
     if p.stat().st_size > tx1.MAX_TX1_BYTES:
         raise InvalidInputError(f"file too large ({p.stat().st_size / 1e6:.1f} MB; the limit is "
                                 f"{tx1.MAX_TX1_BYTES / 1e6:.0f} MB)", path)
@@ -141,10 +172,17 @@ def load(path: str | os.PathLike) -> NesScore:
         raise e.with_path(path) from None
 
 
-def load_source(path: str | os.PathLike, seed: int = 0) -> NesScore:
+def load_source(path: str | os.PathLike, seed: int = 0, mapping=None) -> NesScore:
     """A song to prime or accompany: NES-MDB MIDI, TX1 text or token ids, or any MIDI (mapped onto
-    the NES voices with :func:`lakhnes.data.lakh.general_midi_to_nes` when it has no NES tracks). MIDI is
-    recognised by its content (Lakh's ``.mid0`` ... too); every path caps songs at one hour."""
+    the NES voices with :func:`lakhnes.data.lakh.general_midi_to_nes` when it has no NES tracks, or
+    when ``mapping``, a ``--map`` value, is given). MIDI is recognised by its content (Lakh's
+    ``.mid0`` ... too); every path caps songs at one hour."""
+    return load_any(path, seed, mapping)[0]
+
+
+def load_any(path: str | os.PathLike, seed: int = 0, mapping=None):
+    """``(score, mapping)``: :func:`load_source`'s song and, for a MIDI file mapped onto the NES
+    voices, its :class:`lakhnes.data.mapping.MidiMapping` (None otherwise)."""
     p = Path(path)
     kind = file_kind(p) if p.is_file() else kind_of(p)
     if kind not in ("tx1", "mid", "gm.mid", "npy"):
@@ -152,15 +190,18 @@ def load_source(path: str | os.PathLike, seed: int = 0) -> NesScore:
     if not p.is_file():
         raise InvalidInputError("no such file" if not p.exists() else "is a folder, not a file", str(p))
     if kind in ("tx1", "npy"):
-        return load(p)
-    try:
-        return read_midi(p)
-    except InvalidInputError as e:
-        if not e.reason.startswith("no NES tracks"):
-            raise
-    from lakhnes.data.lakh import general_midi_to_nes
+        if mapping:
+            raise InvalidInputError("--map applies to MIDI files, not token files", str(p))
+        return load(p), None
+    if not mapping:
+        try:
+            return read_midi(p), None
+        except InvalidInputError as e:
+            if not e.reason.startswith("no NES tracks"):
+                raise
+    from lakhnes.data.lakh import general_midi_mapping
 
-    return general_midi_to_nes(p, seed=seed)
+    return general_midi_mapping(p, seed=seed, mapping=mapping or None)
 
 
 def without(score: NesScore, voices: Iterable[str]) -> NesScore:

@@ -1,0 +1,137 @@
+"""VGM: score -> VGM -> score round trips, the file layout, bad files, and (with ../shared/data) the
+reader against NES-MDB's own MIDI and LakhNES' TX1 for a sample of the valid split."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import tarfile
+import time
+
+import numpy as np
+import pytest
+
+from lakhnes.core import tx1
+from lakhnes.core.score import CTRL_DTYPE, VOICES, NesScore, make_notes
+from lakhnes.errors import InvalidInputError
+from lakhnes.formats import files
+from lakhnes.formats.apu_driver import register_writes
+from lakhnes.formats.midi import read_midi
+from lakhnes.formats.vgm import parse, read_vgm, vgm_bytes
+
+
+def _vgm(score: NesScore) -> bytes:
+    writes, n = register_writes(score)
+    return vgm_bytes(writes, n, title=score.name)
+
+
+def _step(curve: np.ndarray, at: np.ndarray, default: int) -> np.ndarray:
+    i = np.searchsorted(curve["time"], at, side="right") - 1
+    return np.where(i >= 0, curve["value"][np.maximum(i, 0)] if len(curve) else default, default)
+
+
+def assert_same_music(a: NesScore, b: NesScore) -> None:
+    """Same notes and volume curves; the same duty/noise mode wherever a note sounds."""
+    assert a.end == b.end
+    for v in VOICES:
+        np.testing.assert_array_equal(a.notes[v], b.notes[v], err_msg=v)
+        np.testing.assert_array_equal(a.volume[v], b.volume[v], err_msg=v)
+        at = a.notes[v]["start"]
+        default = 2 if v in ("P1", "P2") else 0
+        np.testing.assert_array_equal(_step(a.timbre[v], at, default), _step(b.timbre[v], at, default))
+
+
+def test_nesmdb_fixtures_round_trip(nesmdb_fixture_files):
+    for f in nesmdb_fixture_files:
+        score = read_midi(f)
+        back = read_vgm(_vgm(score), name=score.name)
+        assert_same_music(back, score)
+        assert tx1.score_to_text(back) == tx1.score_to_text(score)
+
+
+def test_tx1_song_round_trip_and_layout(tmp_path):
+    notes = {"P1": make_notes([100, 5000, 9000], [4000, 9000, 20000], [60, 72, 33]),
+             "P2": make_notes([0, 800], [700, 30000], [108, 64], [7, 3]),
+             "TR": make_notes([300, 10000], [10000, 15000], [21, 45], 1),
+             "NO": make_notes([2000, 2100], [2100, 6000], [1, 16], [15, 4])}
+    score = NesScore(notes=notes, end=44100, name="Song")
+    score.volume["P2"] = np.array([(1000, 9), (20000, 0), (25000, 12)], dtype=CTRL_DTYPE)
+    score.timbre["NO"] = np.array([(2100, 1)], dtype=CTRL_DTYPE)
+    out = tmp_path / "song.vgm"
+    files.save(score, out)
+    data = out.read_bytes()
+    assert data[:4] == b"Vgm " and struct.unpack_from("<I", data, 8)[0] == 0x161
+    assert struct.unpack_from("<I", data, 0x84)[0] == 1789772
+    assert struct.unpack_from("<I", data, 4)[0] + 4 == len(data)
+    assert struct.unpack_from("<I", data, 0x18)[0] == 44100
+    gd3 = 0x14 + struct.unpack_from("<I", data, 0x14)[0]
+    assert data[gd3:gd3 + 4] == b"Gd3 " and data[gd3 - 1] == 0x66
+    tag = data[gd3 + 12:].decode("utf-16-le")
+    assert "Song" in tag and "lakhnes" in tag
+    back = files.load(out)
+    # P2's volume dips to 0 inside its note: two notes, as NES-MDB reads silence
+    expect = NesScore(notes=dict(notes), end=44100)
+    expect.notes["P2"] = make_notes([0, 800, 25000], [700, 20000, 30000], [108, 64, 64], [7, 3, 12])
+    for v in VOICES:
+        np.testing.assert_array_equal(back.notes[v], expect.notes[v], err_msg=v)
+    assert back.volume["P2"]["value"].tolist() == [9]
+    # .vgz, and a VGM known by its content alone
+    files.save(score, tmp_path / "song.vgz")
+    assert gzip.decompress((tmp_path / "song.vgz").read_bytes()) == data
+    (tmp_path / "song.bin").write_bytes(data)
+    assert files.file_kind(tmp_path / "song.bin") == "vgm"
+    assert files.load_source(tmp_path / "song.vgz") == back
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda d: d[:100], "cut short"),
+    (lambda d: b"Vgm " + b"\0" * 200, "not an NES VGM"),
+    (lambda d: b"RIFF" + d[4:], "not a VGM file"),
+    (lambda d: d[:0xC0] + b"\x01" + d[0xC1:], "unknown command"),
+    (lambda d: b"\x1f\x8b\x08garbage", "gzip"),
+    (lambda d: b"", "empty"),
+])
+def test_bad_vgm_is_one_line_naming_the_file(tmp_path, nesmdb_fixture_files, mutate, reason):
+    data = _vgm(read_midi(nesmdb_fixture_files[0]))
+    p = tmp_path / "bad.vgm"
+    p.write_bytes(mutate(data))
+    with pytest.raises(InvalidInputError) as e:
+        files.load(p)
+    assert reason in str(e.value) and str(e.value).startswith(str(p)) and "\n" not in str(e.value)
+
+
+def test_left_out_sound_is_counted(nesmdb_fixture_files):
+    writes, n = register_writes(read_midi(nesmdb_fixture_files[0]))
+    writes = [(0, 0x10, 0x0F), (0, 0x15, 0x1F), (0, 0x40, 1), (0, 0x81, 3)] + writes
+    *_, info = parse(vgm_bytes(writes, n))
+    assert set(info.left_out) == {"DPCM", "Famicom Disk System", "second NES APU"}
+
+
+SAMPLE = 40
+
+
+def test_valid_split_against_nesmdb(shared_data, tmp_path, tx1_reference_dir):
+    """A sample of NES-MDB's valid split: VGM -> TX1 byte-identical to LakhNES' reference for
+    >= 95 %, note F1 against NES-MDB's MIDI >= 0.99 (the whole split: benchmarks/bench_vgm.py)."""
+    from lakhnes.data.vgm import note_f1
+
+    with tarfile.open(shared_data / "nesmdb_vgm_valid.tar.gz") as t:
+        members = sorted((m for m in t.getmembers() if m.name.endswith(".vgm")), key=lambda m: m.name)
+        vgms = {m.name.rsplit("/", 1)[-1][:-4]: t.extractfile(m).read() for m in members[::len(members) // SAMPLE]}
+    names = set(vgms)
+    with tarfile.open(shared_data / "nesmdb_midi.tar.gz") as t:
+        mids = {}
+        for m in t:
+            stem = m.name.rsplit("/", 1)[-1][:-4]
+            if "/valid/" in m.name and stem in names:
+                mids[stem] = t.extractfile(m).read()
+    t0 = time.perf_counter()
+    same, f1 = 0, []
+    for stem, data in vgms.items():
+        score = read_vgm(data, name=stem)
+        ref = (tx1_reference_dir / "nesmdb_tx1" / "valid" / f"{stem}.tx1.txt").read_text()
+        same += tx1.score_to_text(score).strip() == ref.strip()
+        f1.append(note_f1(score, read_midi(mids[stem])))
+    assert same / len(vgms) >= 0.95, (same, len(vgms))
+    assert np.mean(f1) >= 0.99
+    assert time.perf_counter() - t0 < 120
