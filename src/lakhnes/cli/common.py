@@ -58,3 +58,36 @@ def done(path, seconds: float, extra: str = "") -> None:
 def summary(converted: int, failed: int, verb: str = "converted") -> int:
     print(f"{converted} {verb}, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+MAP_HELP = ("which track of a multi-instrument MIDI plays which voice, e.g. MELODY=P1,BASS=TR,3=- (track name "
+            "or index; voice P1, P2, TR, NO, or - to leave the track out); voices not named are filled "
+            "automatically (the melody on P1: a track named MELODY/VOCAL/LEAD first). The mapping used is printed")
+
+
+def add_map_option(p) -> None:
+    """The ``--map TRACK=VOICE,...`` option of every command that reads a multi-instrument MIDI."""
+    p.add_argument("--map", default=None, metavar="TRACK=VOICE,...", help=MAP_HELP)
+
+
+def check_map(spec) -> str | None:
+    """The usage error of a malformed ``--map`` value, or None."""
+    if spec is None:
+        return None
+    from lakhnes.data.mapping import parse_map
+    from lakhnes.errors import InvalidInputError
+
+    try:
+        if not parse_map(spec):
+            return "--map: expected TRACK=VOICE,... (e.g. MELODY=P1,BASS=TR)"
+    except InvalidInputError as e:
+        return str(e)
+    return None
+
+
+def show_mapping(path, mapping) -> None:
+    """Print how a MIDI file's tracks became NES voices: ``path: track 0 'MELODY' (...) -> P1``, one line each."""
+    if mapping is None:
+        return
+    for line in mapping.lines():
+        print(f"{path}: {line}", file=sys.stderr)

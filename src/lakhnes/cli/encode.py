@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-from lakhnes.cli.common import MIDI_SUFFIXES, fail, summary, unwritable, usage_error
+from lakhnes.cli.common import (
+    MIDI_SUFFIXES,
+    add_map_option,
+    check_map,
+    fail,
+    summary,
+    unwritable,
+    usage_error,
+)
 from lakhnes.errors import InvalidInputError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("encode", help="NES-MDB MIDI files or folders → .tx1.txt (TX1 event text)")
+    p = sub.add_parser("encode", help="NES-MDB MIDI files or folders → .tx1.txt (TX1 event text)",
+                       description="Encode NES-MDB MIDI as TX1 text. With --map, any MIDI is mapped onto the NES "
+                                   "voices first (the same mapping for every file).")
     p.add_argument("inputs", nargs="+", metavar="IN", help="MIDI files or folders (searched recursively)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    add_map_option(p)
     p.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
     p.set_defaults(func=run)
 
 
-def _encode(job) -> None:
+def _encode(job, mapping=None) -> None:
     src, dst = job
     from lakhnes.core.tx1 import score_to_text
     from lakhnes.formats.midi import read_midi
     from lakhnes.io import write_text_atomic
 
-    text = score_to_text(read_midi(src))
+    if mapping:
+        from lakhnes.formats.files import load_source
+
+        score = load_source(src, mapping=mapping)
+    else:
+        score = read_midi(src)
+    text = score_to_text(score)
     if not text:  # never an empty output counted as converted (read_midi refuses empty songs too)
         raise InvalidInputError("empty song: nothing to encode")
     write_output(dst, lambda: write_text_atomic(dst, text))
@@ -96,4 +114,8 @@ def convert(args, func, suffixes, new_suffix: str) -> int:
 
 
 def run(args) -> int:
-    return convert(args, _encode, MIDI_SUFFIXES, ".tx1.txt")
+    problem = check_map(args.map)
+    if problem:
+        return usage_error(problem)
+    func = functools.partial(_encode, mapping=args.map) if args.map else _encode
+    return convert(args, func, MIDI_SUFFIXES, ".tx1.txt")

@@ -290,43 +290,32 @@ def _is_nes_mdb(sm) -> bool:
     return bool(names) and names <= {"p1", "p2", "tr", "no"}
 
 
-def general_midi_to_nes(path, seed: int = 0) -> NesScore:
+def general_midi_to_nes(path, seed: int = 0, mapping=None) -> NesScore:
     """One NES score from any MIDI file, to prime generation with.
 
-    NES-MDB files are read as they are. Otherwise the three busiest melodic parts
-    (polyphonic ones reduced to their top line) go, highest first, to P1, P2 and TR (two
-    parts: P1 and TR; one: P1), and the busiest drum part to the noise voice with a random
-    noise type per drum sound (from ``seed``). No length limits or clipping.
+    NES-MDB files are read as they are (unless ``mapping`` is given). Otherwise the tracks go to
+    the voices by :func:`lakhnes.data.mapping.map_midi` (the melody on P1, the bass on TR, ...;
+    ``mapping``: a ``--map`` value fixing some choices), with a random noise type per drum sound
+    (from ``seed``). No length limits or clipping.
     """
+    return general_midi_mapping(path, seed, mapping)[0]
+
+
+def general_midi_mapping(path, seed: int = 0, mapping=None):
+    """``(score, MidiMapping or None)`` of :func:`general_midi_to_nes` (None: an NES-MDB file read as it is)."""
+    from lakhnes.data.mapping import map_midi
     from lakhnes.formats.midi import read_midi
 
     p = str(path)
-    sm = _load(p, p, None)
-    if _is_nes_mdb(sm):
-        return read_midi(p)
-    parts = read_parts(p, p, limits=False)
-    lines = parts.melodic + [skyline(n) for n in parts.polyphonic]
-    if not lines:
-        raise InvalidInputError("no melodic part in the NES range (pitches 21-108) to map", p)
-    busiest = sorted(range(len(lines)), key=lambda i: -len(lines[i]))[:3]
-    by_pitch = sorted(busiest, key=lambda i: -float(np.mean(lines[i]["pitch"])))
-    slots = {1: ("P1",), 2: ("P1", "TR"), 3: ("P1", "P2", "TR")}[len(by_pitch)]
-    order = {v: i for i, v in enumerate(MELODIC_VOICES)}
-    assign = [-1, -1, -1]
-    for v, i in zip(slots, by_pitch, strict=True):
-        assign[order[v]] = i
-    rng = np.random.default_rng(seed)
-    drum = max(parts.drums, key=len) if parts.drums else None
-    mapped = Parts(melodic=lines, drums=parts.drums, seconds=parts.seconds)
-    score = make_example(mapped, tuple(assign), drum, rng.integers(1, 17, size=128).astype(np.int16),
-                         clip_seconds=None, name=Path(p).name.split(".")[0])
-    if not score.num_notes:
-        raise InvalidInputError("no playable notes after mapping to the NES voices", p)
-    return score
+    if mapping is None:
+        sm = _load(p, p, None)
+        if _is_nes_mdb(sm):
+            return read_midi(p), None
+    return map_midi(p, seed=seed, spec=mapping)
 
 
 __all__ = [
     "MAX_BYTES", "MIN_SECONDS", "MAX_SECONDS", "CLIP_SECONDS", "SKIP_REASONS", "SkippedFile", "Parts",
     "read_parts", "is_monophonic", "in_range", "skyline", "drums_to_noise", "assignments", "make_example",
-    "examples", "midi_to_nes", "general_midi_to_nes", "rng_for",
+    "examples", "midi_to_nes", "general_midi_to_nes", "general_midi_mapping", "rng_for",
 ]
