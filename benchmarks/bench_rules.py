@@ -37,7 +37,7 @@ c = time.process_time()
 (ids,) = G.sample_tokens(m, tokens=tokens, seed=0, **kw)
 out = {"ms_per_token": 1e3 * (time.process_time() - c) / len(ids)}
 if arm != "before":  # the same decoding again, each part of a step timed (the constraint's own code apart)
-    from lakhnes import constraints as C
+    from lakhnes.decoding import rules as C
     spent = collections.Counter()
     def timed(owner, name, key):
         f = getattr(owner, name)

@@ -1,4 +1,4 @@
-"""The NES-MDB figures behind the decoding rules' defaults (:mod:`lakhnes.constraints`).
+"""The NES-MDB figures behind the decoding rules' defaults (:mod:`lakhnes.decoding.rules`).
 
     python benchmarks/rule_bounds.py [NESMDB_MIDI_DIR_OR_TAR] [--split train] [--json out.json]
 
@@ -7,7 +7,7 @@ For every song of the split and every voice that plays in it (a "voice part"), t
 longest note, the most note starts in any 1-second window, the longest run of consecutive notes
 shorter than 1 ms and the share of such notes. Prints the percentiles of each over all voice parts
 (melodic voices and noise apart and together), the share of voice parts each rule's default lets through, and the
-survival curves of note lengths and of rests between notes (``constraints.NOTE_SURVIVAL``,
+survival curves of note lengths and of rests between notes (``decoding.rules.NOTE_SURVIVAL``,
 ``REST_SURVIVAL``: the share of notes / rests longer than each age).
 Default source: ``../shared/data/nesmdb_midi.tar.gz`` (read straight from the archive).
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes import constraints as C
 from lakhnes.core.score import SAMPLE_RATE
+from lakhnes.decoding import rules as C
 from lakhnes.errors import InvalidInputError
 from lakhnes.evaluation.stats import voice_bounds
 from lakhnes.formats.midi import read_midi

@@ -1,4 +1,4 @@
-"""Decoding rules (:mod:`lakhnes.constraints`): each one on a tiny Transformer-XL with fixed seeds,
+"""Decoding rules (:mod:`lakhnes.decoding.rules`): each one on a tiny Transformer-XL with fixed seeds,
 beside a control run without it (so that every test can fail), and the mechanics of kept voices.
 
 The tiny models have their init weights and a chosen output bias (``out_bias``), so that what they
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from lakhnes import constraints as C
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import SAMPLE_RATE, VOICES
+from lakhnes.decoding import rules as C
 from lakhnes.errors import InvalidInputError
 from lakhnes.evaluation.stats import voice_bounds
 from lakhnes.formats.midi import read_midi

@@ -6,7 +6,7 @@ Transformer-XL memory, then each new token costs one step (memory capped at ``me
 :class:`lakhnes.models.txl_step.CachedSteps` for a Transformer-XL (the same computation as
 ``model(x[B, 1], state)`` with the memory's keys and values cached), ``model(x[B, 1], state)``
 for any other model. ``num`` songs are ``num`` streams of one batch. Every step masks the ids that
-would make invalid TX1 (see :mod:`lakhnes.constraints`), then applies temperature, top-k, top-p.
+would make invalid TX1 (see :mod:`lakhnes.decoding.rules`), then applies temperature, top-k, top-p.
 
 Length: ``seconds`` counts sampled wait time (vocabulary waits, exact samples); ``<S>`` (end of
 song) is masked throughout, so a song always runs to its requested length, and its last wait is cut
@@ -21,7 +21,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from lakhnes.constraints import (
+from lakhnes.core import tx1
+from lakhnes.core import vocab as V
+from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
+from lakhnes.decoding.rules import (
     MAX_REST_S,
     Constraint,
     Rule,
@@ -31,9 +34,6 @@ from lakhnes.constraints import (
     parse_voices,
     quantize,
 )
-from lakhnes.core import tx1
-from lakhnes.core import vocab as V
-from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.errors import InvalidInputError
 
 __all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices",
@@ -224,7 +224,7 @@ def voices_of(ids) -> tuple[str, ...]:
 
 
 def song_rules(voices=None, max_rest: float | None = MAX_REST_S, *, implied=VOICES, free=VOICES) -> list[Rule]:
-    """The decoding rules of a song (see :mod:`lakhnes.constraints`). ``voices``: the voices it
+    """The decoding rules of a song (see :mod:`lakhnes.decoding.rules`). ``voices``: the voices it
     uses (e.g. ``"P1,TR"``): each enters near the start and rests at most ``max_rest`` seconds
     (``None``: no bound), and the others stay silent. Default (``None``): the voices ``implied``
     (all four for a new song; the prime's, or the source's, otherwise) are held to that, and the
@@ -390,7 +390,7 @@ def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95
     """Keep voices ``keep`` (e.g. ``["P1", "NO"]`` or ``"P1,NO"``) of ``source`` exactly as written
     (on the vocabulary's time grid) and let the model write the other voices around them.
 
-    The kept events are forced at their exact times (see :class:`lakhnes.constraints.Constraint`);
+    The kept events are forced at their exact times (see :class:`lakhnes.decoding.rules.Constraint`);
     the model may not speak for a kept voice, and the songs end at the source's end. ``voices``:
     the voices the song uses (default: the kept ones plus the others the source uses, or all four
     if it uses only the kept ones) and ``max_rest``: see :func:`song_rules`.

@@ -46,9 +46,9 @@ def register(sub) -> None:
                    help="how much of the prime the model reads (default: all of it)")
     p.add_argument("--only-new", action="store_true", help="with --prime: write only the continuation")
     p.add_argument("--voices", default=None, metavar="VOICES",
-                   help="the voices the song uses, e.g. P1,P2,TR (default: all four for a new song; the prime's "
-                        "with --prime; the source's with --keep): each enters within 1 s and rests at most "
-                        "--max-rest; the others stay silent")
+                   help="the voices the song uses, e.g. P1,P2,TR (default: all four for a new song or a source "
+                        "mapped from any MIDI; the prime's with an NES --prime; the source's with --keep): each enters "
+                        "within 1 s and rests at most --max-rest; the others stay silent")
     p.add_argument("--max-rest", type=float, default=None, metavar="SECONDS",
                    help="longest rest of a voice the song uses (default 8.4: 99 %% of the voices of NES-MDB's "
                         "train split never rest longer)")
@@ -117,7 +117,7 @@ def _check(args) -> str | None:
     if args.max_rest is not None and not args.max_rest >= 0.1:
         return f"--max-rest must be at least 0.1 s, not {args.max_rest:g}"
     if args.voices is not None:
-        from lakhnes.constraints import parse_keep, parse_voices
+        from lakhnes.decoding.rules import parse_keep, parse_voices
         from lakhnes.errors import InvalidInputError
 
         try:
@@ -141,7 +141,7 @@ def run(args) -> int:
     problem = _check(args)
     if problem:
         return usage_error(problem)
-    from lakhnes.core.score import SAMPLE_RATE
+    from lakhnes.core.score import SAMPLE_RATE, VOICES
     from lakhnes.errors import InvalidInputError
     from lakhnes.formats.files import load_any
 
@@ -165,7 +165,7 @@ def run(args) -> int:
             return usage_error(f"{source_file}: {kept:.0f} s of prime + {args.seconds:g} s is over the one-hour "
                                "limit of a song (use --prime-seconds or --only-new)")
     from lakhnes import generate as G
-    from lakhnes.constraints import parse_keep
+    from lakhnes.decoding.rules import parse_keep
 
     try:
         keep = parse_keep(args.keep[0]) if args.keep else None
@@ -186,6 +186,10 @@ def run(args) -> int:
               progress=bar)
     seconds = 30.0 if args.seconds is None else args.seconds
     ensemble = {"voices": args.voices}
+    if mapping is not None and args.voices is None and not args.rhythm:
+        # a MIDI mapped onto the NES voices: a voice its first seconds leave silent (a melody entering
+        # late, no drum track) is the mapping's gap, not the arrangement; the model writes all four
+        ensemble["voices"] = ",".join(VOICES)
     if args.max_rest is not None:
         ensemble["max_rest"] = args.max_rest
     if source is not None and (args.rhythm or args.keep) and args.seconds is not None:

@@ -184,7 +184,7 @@ def ensemble_stats(score: NesScore) -> dict[str, float]:
 
 
 def voice_bounds(score: NesScore, window_s: float = 1.0) -> dict[str, dict[str, float]]:
-    """Per voice that plays, the figures the decoding rules bound (see :mod:`lakhnes.constraints`):
+    """Per voice that plays, the figures the decoding rules bound (see :mod:`lakhnes.decoding.rules`):
     ``entry_s`` (its first note's start), ``longest_rest_s`` (longest silence between two of its
     notes), ``longest_note_s``, ``max_onsets`` (most note starts in any ``window_s`` window) and
     ``sub_ms_run`` (most consecutive notes shorter than 1 ms) and ``sub_ms_share`` (the share of its

@@ -2,7 +2,7 @@
 
 - :func:`random_song`: the control pairs' "uniformly random model": at every step one token id
   drawn uniformly among those that keep TX1 valid (the decoding rules of
-  :mod:`lakhnes.constraints`: a NOTEOFF only for a sounding voice, at one instant at most one event
+  :mod:`lakhnes.decoding.rules`: a NOTEOFF only for a sounding voice, at one instant at most one event
   per voice in the order P1, P2, TR, NO, never ``<S>``), until the song is long enough.
 - :func:`find_songs` / :func:`load_song`: a system's songs: NES-MDB MIDI (or any MIDI, mapped onto
   the NES voices), TX1 text, or WAV audio (mixed to mono, resampled to 44.1 kHz).
@@ -53,7 +53,7 @@ _VOICES = np.arange(4)
 
 def allowed_ids(sounding: np.ndarray, last: int) -> np.ndarray:
     """The ids valid TX1 may take next, given which voices sound and the last voice that spoke at
-    this instant (-1 after a wait): the rules of :class:`lakhnes.constraints.Constraint`."""
+    this instant (-1 after a wait): the rules of :class:`lakhnes.decoding.rules.Constraint`."""
     order = _VOICES > last
     table = np.concatenate([order, order & sounding, [True, False]])
     return np.flatnonzero(table[_CLASS])

@@ -37,7 +37,7 @@ def check_params(mode: str, *, seconds: float, temperature: float, top_k: int, t
                  limits: Limits, voices: list[str] | None = None, max_rest: float | None = None) -> dict:
     """Validated generation options; raises ``InvalidInputError`` naming the bad option.
     ``voices``: the voices the song uses (None: all four for a new song, the upload's otherwise);
-    ``max_rest``: their longest rest in seconds (None: the default, ``constraints.MAX_REST_S``)."""
+    ``max_rest``: their longest rest in seconds (None: the default, ``decoding.rules.MAX_REST_S``)."""
     if mode not in MODES:
         raise InvalidInputError(f"mode: unknown mode {mode!r} (choose from {', '.join(MODES)})")
     if not 1.0 <= seconds <= limits.max_seconds:
