@@ -103,3 +103,18 @@ def test_keep_p1_keeps_the_melody(pop, tmp_path, tiny_model, capsys, one_torch_t
     assert "'MELODY' (443 notes, pitches 61-80) -> P1" in capsys.readouterr().err
     kept = read_midi(out).notes["P1"]
     assert len(kept) > 5 and kept["pitch"].min() >= 61 and kept["pitch"].max() <= 80
+
+
+def test_a_pop_prime_continues_on_all_four_voices(pop, tmp_path, tiny_model, capsys, one_torch_thread):
+    """The first 8 s of 077 play only P2 (BRIDGE) and TR (PIANO): the melody enters at 21 s and there is
+    no drum track. Those silences are the mapping's, not an arrangement: the continuation uses all four."""
+    from lakhnes.core.score import SAMPLE_RATE
+    from lakhnes.formats.midi import read_midi
+
+    out = tmp_path / "c.mid"
+    assert main(["generate", "-m", tiny_model, "--prime", str(pop), "--prime-seconds", "8", "--seconds", "6",
+                 "--seed", "0", "-q", "-o", str(out)]) == 0
+    song = read_midi(out)
+    assert round(song.seconds) == 14
+    for v, n in song.notes.items():
+        assert (n["start"] >= 8 * SAMPLE_RATE).sum() > 0, v
