@@ -51,6 +51,21 @@ import numpy as np
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
+from lakhnes.decoding.state import (  # noqa: F401  (re-exported: the rules' vocabulary)
+    _EVENT_VOICE,
+    _IS_ON,
+    _OFF_ID,
+    _ON_IDS,
+    _VOICE_OF,
+    _WAIT_END,
+    _WAIT_OF,
+    _WAITS,
+    FAR,
+    NEVER,
+    SUB_MS,
+    Stream,
+    longest_wait,
+)
 from lakhnes.errors import InvalidInputError
 
 # ------------------------------------------------------------------ defaults, measured on NES-MDB
@@ -70,8 +85,6 @@ MAX_SUB_MS_RUN = 2
 #: the largest share of a voice's notes (ended since decoding began) that may be shorter than 1 ms
 #: (p99 of a NES-MDB train voice part's share: 0.505; 98.9 % of voice parts have at most 0.5)
 MAX_SUB_MS_SHARE = 0.5
-#: a note shorter than this many samples is "sub-millisecond" (1 ms = 44.1 samples)
-SUB_MS = SAMPLE_RATE / 1000
 #: a rule's deadline is due this many samples before it: a wait cut for it lands at most 999 short
 DUE_WINDOW = 1000
 
@@ -93,93 +106,6 @@ REST_SURVIVAL = {  # 748,892 melodic rests (median 0.050 s), 423,954 noise rests
 #: how strongly :class:`Activity` tilts the model towards real note and rest lengths (1: a plain
 #: product of the model and the real-length prior)
 ACTIVITY = 1.0
-
-NEVER = -(1 << 40)  # a time long before any song
-FAR = 1 << 60  # no deadline
-
-_WAITS = V.WAITS.tolist()
-_WAIT_END = V.WAIT_BASE + len(V.WAITS)
-_ON_IDS = [slice(int(V.noteon_ids(v)[0]), int(V.noteon_ids(v)[-1]) + 1) for v in VOICES]
-_OFF_ID = [V.VOICE_OFF[v] for v in VOICES]
-_VOICE_OF = V.VOICE_OF.tolist()
-_WAIT_OF = V.WAIT_OF.tolist()
-_IS_ON = V.IS_NOTEON.tolist()
-_EVENT_VOICE = np.where(V.IS_NOTEON | V.IS_NOTEOFF, V.VOICE_OF, 4)  # an id's voice if a note event, else 4
-
-
-def longest_wait(room: int) -> int:
-    """The id of the longest vocabulary wait <= ``room`` samples (``WT_1`` if ``room`` < 1)."""
-    return max(bisect.bisect_right(_WAITS, room), 1) - 1 + V.WAIT_BASE
-
-
-# ------------------------------------------------------------------ the song so far
-
-
-class Stream:
-    """The song so far of one stream, as the rules read it: the time ``t`` (samples since decoding
-    started; a prefix lies before 0), the voice that spoke last at this instant (``last``, -1 after a
-    wait), and per voice (lists of 4): ``sounding``, ``onset`` (start of its current or last note),
-    ``since`` (when it fell silent), ``played``, ``sub_run`` (how many notes shorter than 1 ms it just
-    played in a row), ``ended`` and ``subs`` (how many of its notes ended since decoding began, and
-    how many of those were shorter than 1 ms) and ``oldest``: the earliest of its last ``ring`` onsets. A token costs a few
-    Python operations, whatever the song's length."""
-
-    __slots__ = ("t", "last", "sounding", "played", "onset", "since", "sub_run", "ended", "subs", "ring", "ptr",
-                 "oldest")
-
-    def __init__(self, ring: int = 1):
-        self.t, self.last = 0, -1
-        self.sounding, self.played = [False] * 4, [False] * 4
-        self.onset, self.since = [NEVER] * 4, [NEVER] * 4
-        self.sub_run, self.ptr, self.oldest = [0] * 4, [0] * 4, [NEVER] * 4
-        self.ended, self.subs = [0] * 4, [0] * 4
-        self.ring = [[NEVER] * max(1, int(ring)) for _ in range(4)]
-
-    @classmethod
-    def after(cls, prefix, ring: int = 1) -> Stream:
-        """The state after token ids ``prefix`` (a prime), with time 0 at its end."""
-        s = cls(ring)
-        ids = np.asarray(prefix, dtype=np.int64)
-        s.t = -int(V.WAIT_OF[ids].sum())
-        for i in ids.tolist():
-            s.update(i)
-        return s
-
-    def copy(self) -> Stream:
-        c = Stream.__new__(Stream)
-        c.t, c.last = self.t, self.last
-        for k in ("sounding", "played", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
-            setattr(c, k, list(getattr(self, k)))
-        c.ring = [list(r) for r in self.ring]
-        return c
-
-    def update(self, tok: int) -> None:
-        w = _WAIT_OF[tok]
-        if w:
-            self.t += w
-            self.last = -1
-            return
-        v = _VOICE_OF[tok]
-        if v < 0:
-            return
-        now = self.t
-        if self.sounding[v]:  # this event ends the voice's note
-            short = now - self.onset[v] < SUB_MS
-            self.sub_run[v] = self.sub_run[v] + 1 if short else 0
-            if now >= 0:  # notes of the prime (before time 0) are not counted
-                self.ended[v] += 1
-                self.subs[v] += short
-        if _IS_ON[tok]:
-            self.sounding[v] = self.played[v] = True
-            self.onset[v] = now
-            ring, k = self.ring[v], self.ptr[v]
-            ring[k] = now
-            k = (k + 1) % len(ring)
-            self.ptr[v], self.oldest[v] = k, ring[k]
-        else:
-            self.sounding[v] = False
-            self.since[v] = now
-        self.last = v
 
 
 # ------------------------------------------------------------------ rules
