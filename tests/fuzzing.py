@@ -147,6 +147,36 @@ def mutate_tx1(text: str, rng: random.Random) -> bytes:
     return "\n".join(lines).encode("utf-8", "surrogateescape")
 
 
+def mutate_vgm(data: bytes, rng: random.Random) -> bytes:
+    """A corrupt, truncated or garbage VGM: header fields (EOF offset, version, data offset, clock,
+    GD3 offset), byte flips, cuts, splices, a gzip wrapper around any of these, or noise."""
+    import gzip
+    import struct
+
+    d = bytearray(data)
+    kind = rng.randrange(8)
+    if kind == 0 and len(d) >= 0x88:
+        off = rng.choice([0x04, 0x08, 0x14, 0x18, 0x34, 0x84])
+        val = rng.choice([0, 1, 0x150, 0x161, 0x7FFFFFFF, 0xFFFFFFFF, 0x80000000 | 1789772, rng.randrange(1 << 32)])
+        struct.pack_into("<I", d, off, val)
+    elif kind == 1:
+        d = _flip(d, rng)
+    elif kind == 2:
+        d = _truncate(d, rng)
+    elif kind == 3:
+        d = _splice(d, rng)
+    elif kind == 4:  # an unknown or cut command, or a data block with a huge size
+        at = rng.randrange(0xC0, max(0xC1, len(d)))
+        d[at:at] = rng.choice([b"\x01", b"\x67\x66\xc2\xff\xff\xff\x7f", b"\xb4", b"\x61\xff", b"\x66"])
+    elif kind == 5:
+        return b"Vgm " + bytes(rng.randrange(256) for _ in range(rng.randrange(300)))
+    elif kind == 6:
+        return gzip.compress(mutate_vgm(data, rng), mtime=0)[: rng.choice([None, 10, 40])]
+    else:
+        d = _flip(_truncate(d, rng), rng) if d else d
+    return bytes(d)
+
+
 # ------------------------------------------------------------------------------------- seeds
 
 

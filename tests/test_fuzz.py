@@ -36,3 +36,33 @@ def test_fuzzed_real_files_fail_cleanly(fixtures, tmp_path, tiny_model, one_torc
         assert rcs[(t, 0)] >= 3 and rcs[(t, 1)] + rcs[(t, 2)] >= 3, rcs
     assert max(o.peak_mb for o in outcomes) <= MAX_PEAK_MB
     assert sum(o.converted for o in outcomes if o.target == "encode") == rcs[("encode", 0)]
+
+
+def test_fuzzed_vgm_gives_invalid_input_error_only(fixtures):
+    """Corrupt, truncated and garbage VGM (from songs written by lakhnes and a real NES-MDB rip's
+    layout): the reader answers a one-line ``InvalidInputError`` naming the file, or a valid score."""
+    import random
+
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.formats.apu_driver import register_writes
+    from lakhnes.formats.midi import read_midi
+    from lakhnes.formats.vgm import read_vgm, vgm_bytes
+    from tests.fuzzing import mutate_vgm
+
+    seeds = []
+    for p in sorted((fixtures / "nesmdb").glob("*.mid"))[:4]:
+        writes, n = register_writes(read_midi(p))
+        seeds.append(vgm_bytes(writes, n, p.stem))
+    rng = random.Random(SEED)
+    ok = bad = 0
+    for _ in range(400):
+        data = mutate_vgm(rng.choice(seeds), rng)
+        try:
+            score = read_vgm(data, name="fuzz")
+        except InvalidInputError as e:
+            assert "\n" not in str(e)
+            bad += 1
+        else:
+            score.check()
+            ok += 1
+    assert ok >= 10 and bad >= 10, (ok, bad)
