@@ -246,6 +246,33 @@ def test_cli(tmp_path, data, capsys):
     assert not (tmp_path / "r4").exists()
 
 
+def test_cli_resume_takes_the_options_given(tmp_path, data, capsys):
+    """A resume applies --eval-every, --lr, --keep-last... (not only --steps); an option a resumed run cannot change
+    (data, model, batch, lengths, seed, augmentation) is a one-line error naming it, unless it repeats the run's
+    value: re-running a run's own command resumes it."""
+    run = tmp_path / "run"
+    base = ["train", "--config", "tiny", "--data", str(data), "-o", str(run), "--batch", "2", "--no-progress",
+            "--threads", "1", "--set", "dropout=0.05"]
+    assert main(base + ["--steps", "2", "--eval-every", "2"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--steps", "6", "--eval-every", "3", "--keep-last", "5", "--lr", "1e-3"]) == 0
+    out = capsys.readouterr().out
+    assert all(s in out for s in ("now steps 6", "eval_every 3", "keep_last 5", "lr 0.001"))
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["step"]) for r in rows if r["valid_ppl"]] == [2, 3, 6]
+    assert [r["lr"] for r in rows if r["step"] == "6" and r["train_loss"]] == ["0.0006"]  # 1e-3 x warmup 6/10
+    for bad, named in ((["--batch", "4"], "--batch 4"), (["--seed", "3"], "--seed 3"), (["--tgt-len", "32"], "--tgt-len"),
+                       (["--no-augment"], "--augment"), (["--data", str(tmp_path)], "--data"),
+                       (["--model", "lstm"], "--model lstm"), (["--set", "dropout=0.2"], "--set dropout=0.2"),
+                       (["--config", "small"], "--config small"), (["--config", "tiny"], "--config tiny")):
+        assert main(["train", "--resume", str(run), "--steps", "8", "--no-progress", *bad]) == 2
+        err = capsys.readouterr().err
+        assert named in err and err.count("\n") == 1, err
+    assert json.loads((run / "latest.json").read_text())["step"] == 6
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        train(TrainConfig(), run, progress=False, resume_overrides={"batch_size": 4})
+
+
 def test_cli_trains_ngram_baselines(tmp_path, data, capsys):
     """``lakhnes train --model 5gram|unigram`` counts the train split; ``lakhnes eval RUN`` scores it."""
     for name in ("5gram", "unigram"):

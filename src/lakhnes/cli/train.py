@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,14 +15,17 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a Transformer-XL (or LSTM) on prepared tokens",
                        description="Train a language model; re-running into a run folder (or --resume) "
                                    "continues exactly where it stopped.")
-    p.add_argument("--config", default="small", help="size preset: tiny, small or paper (default small)")
+    p.add_argument("--config", help="size preset: tiny, small or paper (default small; a resumed run checks that "
+                                    "its model is this preset's)")
     p.add_argument("--data", help="prepared folder (lakhnes prepare ...)")
     p.add_argument("-o", "--output", metavar="RUN", help="run folder (checkpoints, logs)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
-    p.add_argument("--model", default="transformer_xl", choices=["transformer_xl", "lstm", "unigram", "5gram"],
+    p.add_argument("--model", choices=["transformer_xl", "lstm", "unigram", "5gram"],
                    help="model type (default transformer_xl); unigram/5gram: count the train split into RUN")
     p.add_argument("--init", metavar="CKPT", help="start from this model (fine-tuning: fresh optimizer and schedule)")
-    p.add_argument("--steps", type=int, help="optimizer steps (the cosine schedule ends there)")
+    p.add_argument("--steps", type=int, help="optimizer steps (the cosine schedule ends there). A resumed run takes "
+                   "these options, the schedule's, validation's, --keep-last and the speed settings; the others "
+                   "(data, model, batch, lengths, seed, augmentation) must match the run's")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--batch", type=int, help="parallel streams per process")
     p.add_argument("--accum", type=int, help="split each batch into this many chunks (gradient accumulation)")
@@ -115,9 +119,54 @@ def parse_sets(items: list[str], model: dict) -> dict:
     return out
 
 
+def new_model(args, model: dict) -> dict:
+    """The model config of a new run: ``model`` (a preset's) with --mem-len, --tgt-len and the --set values."""
+    model = dict(model)
+    if args.mem_len is not None and "mem_len" in model:
+        model["mem_len"] = args.mem_len
+    if args.tgt_len is not None and "tgt_len" in model:
+        model["tgt_len"] = args.tgt_len
+    sets = parse_sets(args.model_set, model)
+    if "d_head" in model and {"n_head", "d_model"} & set(sets) and "d_head" not in sets:
+        sets["d_head"] = 0  # recomputed as d_model // n_head
+    return {**model, **sets}
+
+
+#: the config field each option sets, for the options that are not in OPTION_KEYS
+FIELD_OPTIONS = {"data": "data", "init": "init", "model_type": "model", **{v: k for k, v in OPTION_KEYS.items()}}
+
+
+def resume_problem(args, out: str, cfg) -> str | None:
+    """Why this command line cannot resume the run ``cfg`` (an option it gives that the run cannot change on
+    resume, with a value unlike the run's), as a one-line error; None when it can."""
+    from lakhnes.training.config import preset_config, resume_conflicts
+
+    given = {OPTION_KEYS[k]: v for k, v in vars(args).items() if k in OPTION_KEYS}
+    given.update(data=args.data, init=args.init, model_type=args.model)
+    for key in resume_conflicts(cfg, given):
+        opt = "--" + FIELD_OPTIONS[key].replace("_", "-")
+        return (f"{opt} {given[key]}: {out} was trained with {key} {getattr(cfg, key)!r}, which a resumed run keeps "
+                f"(train into a new run folder to change it)")
+    try:
+        sets = parse_sets(args.model_set, cfg.model)
+    except ValueError as e:
+        return str(e)
+    for key, v in sets.items():
+        if cfg.model[key] != v:
+            return f"--set {key}={v}: {out}'s model has {key} {cfg.model[key]!r}, which a resumed run keeps"
+    if args.config and not (cfg.init or args.init):  # an --init model brings its own shape
+        preset = new_model(args, preset_config(args.config, cfg.model_type).model)
+        diff = sorted(k for k in preset if k not in ("mem_len", "tgt_len") and preset[k] != cfg.model.get(k))
+        if diff:
+            return (f"--config {args.config}: {out}'s model is not this preset's ({diff[0]} {cfg.model.get(diff[0])!r}, "
+                    f"the preset's {preset[diff[0]]!r}), and a resumed run keeps its model")
+    return None
+
+
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.training import preset_config, train
+    from lakhnes.training import TrainConfig, preset_config, train
+    from lakhnes.training.config import RESUMABLE, resume_config
 
     bad = _bad_number(args)
     if bad:
@@ -142,28 +191,24 @@ def run(args) -> int:
         overrides["compile"] = True
     try:
         if resuming:
-            stored = json.loads((Path(out) / "train_config.json").read_text())
-            say(f"resuming {out} (config from its train_config.json)")
-            from lakhnes.training import TrainConfig
-
-            cfg = TrainConfig.from_dict(stored)
+            stored = TrainConfig.from_dict(json.loads((Path(out) / "train_config.json").read_text()))
+            problem = resume_problem(args, out, stored)
+            if problem:
+                return usage_error(problem)
+            changed = [f"{k} {v}" for k, v in overrides.items() if k in RESUMABLE and getattr(stored, k) != v]
+            say(f"resuming {out} (config from its train_config.json{'; now ' + ', '.join(changed) if changed else ''})")
+            cfg = resume_config(dataclasses.asdict(stored), overrides)
         else:
             if not args.data:
                 return usage_error("--data DIR is required for a new run")
-            cfg = preset_config(args.config, args.model, data=args.data, init=args.init, **overrides)
-            if args.mem_len is not None and "mem_len" in cfg.model:
-                cfg.model["mem_len"] = args.mem_len
-            if args.tgt_len is not None and "tgt_len" in cfg.model:
-                cfg.model["tgt_len"] = args.tgt_len
             if args.model_set and args.init:
                 return usage_error("--set changes a new model's shape; an --init model keeps its own")
+            cfg = preset_config(args.config or "small", args.model or "transformer_xl", data=args.data,
+                                init=args.init, **overrides)
             try:
-                sets = parse_sets(args.model_set, cfg.model)
+                cfg.model = new_model(args, cfg.model)
             except ValueError as e:
                 return usage_error(str(e))
-            if "d_head" in cfg.model and {"n_head", "d_model"} & set(sets) and "d_head" not in sets:
-                sets["d_head"] = 0  # recomputed as d_model // n_head
-            cfg.model.update(sets)
         summary = train(cfg, out, progress=not args.no_progress, resume_overrides=overrides)
     except InvalidInputError as e:
         fail(str(e))

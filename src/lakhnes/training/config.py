@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from lakhnes.data.augment import SPEED_MODES
@@ -88,11 +89,34 @@ def check_config(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"augment_speed {cfg.augment_speed!r}: one of {', '.join(SPEED_MODES)}")
 
 
-#: What a resumed run may change: the stopping budget and the speed settings.
-RESUMABLE = frozenset({"steps", "max_minutes", "patience", "compile", "threads", "bf16"})
+
+#: What a resumed run may change: its budget, validation, logging, kept checkpoints, learning-rate schedule and
+#: speed settings. The other fields fix the model, the data and its order, or the shape of the saved state.
+RESUMABLE = frozenset({"steps", "max_minutes", "patience", "eval_every", "eval_batch", "eval_segments", "log_every",
+                       "save_every", "keep_last", "lr", "min_lr_ratio", "warmup_steps", "grad_clip", "schedule",
+                       "clock", "compile", "threads", "bf16"})
+
+
+def _same(key: str, old, new) -> bool:
+    if key in ("data", "init") and old and new:
+        return os.path.realpath(old) == os.path.realpath(new)
+    return old == new
+
+
+def resume_conflicts(cfg: TrainConfig, overrides: dict) -> list[str]:
+    """The fields of ``overrides`` that a resumed run of ``cfg`` cannot take: not ``RESUMABLE``, and unlike the
+    stored value (giving the same value again, as re-running a run's command does, is fine)."""
+    return [k for k, v in overrides.items() if v is not None and k not in RESUMABLE and hasattr(cfg, k)
+            and not _same(k, getattr(cfg, k), v)]
 
 
 def resume_config(stored: dict, overrides: dict | None = None) -> TrainConfig:
-    """The config of a run being resumed: the ``stored`` one, with the ``RESUMABLE`` ``overrides`` applied."""
-    return TrainConfig.from_dict({**stored, **{k: v for k, v in (overrides or {}).items()
-                                               if k in RESUMABLE and v is not None}})
+    """The config of a run being resumed: the ``stored`` one with ``overrides`` applied; an override that cannot
+    change on resume (``resume_conflicts``) raises ``InvalidInputError`` naming the field."""
+    cfg = TrainConfig.from_dict(stored)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    bad = resume_conflicts(cfg, overrides)
+    if bad:
+        raise InvalidInputError(f"{bad[0]} cannot change when a run resumes (it is {getattr(cfg, bad[0])!r}, "
+                                f"given {overrides[bad[0]]!r}); train into a new run folder to change it")
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if k in RESUMABLE})
