@@ -273,6 +273,14 @@ def test_cli_resume_takes_the_options_given(tmp_path, data, capsys):
         train(TrainConfig(), run, progress=False, resume_overrides={"batch_size": 4})
 
 
+def test_cli_stopped_before_any_validation(tmp_path, data, capsys):
+    args = ["train", "--config", "tiny", "--data", str(data), "-o", str(tmp_path / "run"), "--steps", "4",
+            "--eval-every", "100", "--max-minutes", "1e-6", "--batch", "2", "--no-progress", "--threads", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "step 1 (time), no validation yet" in out and "None" not in out and "inf" not in out
+
+
 def test_cli_trains_ngram_baselines(tmp_path, data, capsys):
     """``lakhnes train --model 5gram|unigram`` counts the train split; ``lakhnes eval RUN`` scores it."""
     for name in ("5gram", "unigram"):

@@ -213,8 +213,9 @@ def run(args) -> int:
     except InvalidInputError as e:
         fail(str(e))
         return 1
-    say(f"{out}: step {summary['step']} ({summary['stopped']}), best valid ppl {summary['best_valid_ppl']:.3f} "
-        f"at step {summary['best_step']}")
+    best = ("no validation yet" if summary["best_step"] is None
+            else f"best valid ppl {summary['best_valid_ppl']:.3f} at step {summary['best_step']}")
+    say(f"{out}: step {summary['step']} ({summary['stopped']}), {best}")
     return 0
 
 

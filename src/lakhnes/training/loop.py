@@ -295,7 +295,8 @@ class Trainer:
             self.bad_evals += 1
         self.log.write(self._row(valid_loss=nll, valid_ppl=ppl))
         if self.rank == 0:  # under torchrun every rank evaluates; one line is enough
-            bar.write(f"step {self.step}: valid ppl {ppl:.3f} (best {self.best_ppl:.3f} at step {self.best_step})")
+            best = f"best {self.best_ppl:.3f} at step {self.best_step}" if self.best_step is not None else "no best yet"
+            bar.write(f"step {self.step}: valid ppl {ppl:.3f} ({best})")
         return ppl
 
 
