@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import torch
@@ -34,7 +35,7 @@ def main() -> None:
         print(f"| {seed} | {len(ids)} | {rows[-1][2]:.2f} |", flush=True)
     walls = sorted(r[2] for r in rows)
     toks = sum(r[1] for r in rows)
-    print(f"\n{a.seeds} seeds: median {walls[len(walls) // 2]:.2f} s, max {walls[-1]:.2f} s per {a.seconds:g} s "
+    print(f"\n{a.seeds} seeds: median {statistics.median(walls):.2f} s, max {walls[-1]:.2f} s per {a.seconds:g} s "
           f"of music; {toks / sum(walls):.0f} tokens/s; load average {os.getloadavg()[0]:.1f}")
 
 
