@@ -377,11 +377,12 @@ def test_every_lakhnes_command_in_the_readme_parses():
 def test_readme_stats_step_finds_its_reference(shared_data, fixtures, tmp_path):
     """The README's own lines, word for word: the step that puts NES-MDB in data/nesmdb_midi, then stats."""
     text = README.read_text()
-    tar = next(ln for b in _blocks(text) for ln in b if "tar -xzf ../shared/data/nesmdb_midi.tar.gz" in ln)
+    tar = next(ln for b in _blocks(text) for ln in b if "tar -xzf data/nesmdb_midi.tar.gz" in ln)
     stats = next(ln for b in _blocks(text) for ln in b if ln.startswith("lakhnes stats generated/ --vs"))
     work = tmp_path / "work"
     (work / "generated").mkdir(parents=True)
-    (tmp_path / "shared").symlink_to(shared_data.parent)
+    (work / "data").mkdir()
+    (work / "data" / "nesmdb_midi.tar.gz").symlink_to(shared_data / "nesmdb_midi.tar.gz")  # as downloaded
     for f in sorted((fixtures / "nesmdb").glob("*.mid"))[:3]:
         shutil.copy(f, work / "generated")
     subprocess.run(["bash", "-euo", "pipefail", "-c", tar], cwd=work, check=True, timeout=300)
