@@ -118,3 +118,29 @@ def test_a_pop_prime_continues_on_all_four_voices(pop, tmp_path, tiny_model, cap
     assert round(song.seconds) == 14
     for v, n in song.notes.items():
         assert (n["start"] >= 8 * SAMPLE_RATE).sum() > 0, v
+
+
+def test_from_to_pick_the_part_of_the_source(pop, tmp_path, tiny_model, capsys, one_torch_thread):
+    from lakhnes.formats.midi import read_midi
+
+    out = tmp_path / "k.mid"
+    assert main(["generate", "-m", tiny_model, "--keep", "P1", str(pop), "--from", "20", "--to", "26", "--seed", "0",
+                 "-q", "-o", str(out)]) == 0
+    song = read_midi(out)
+    assert abs(song.seconds - 6.0) < 0.05 and len(song.notes["P1"]) > 3
+    assert main(["generate", "-m", tiny_model, "--rhythm", str(pop), "--from", "20", "--seconds", "4", "-q",
+                 "-o", str(out)]) == 0
+    assert abs(read_midi(out).seconds - 4.0) < 0.05
+    capsys.readouterr()
+    for extra, msg in ((["--from", "9", "--to", "3"], "--to 3 must be after --from 9"),
+                       (["--to", "5", "--seconds", "3"], "not both"), (["--from", "inf"], "outside"),
+                       (["--from", "nan"], "outside")):
+        assert main(["generate", "-m", tiny_model, "--keep", "P1", str(pop), *extra, "-o", str(out)]) == 2
+        assert msg in capsys.readouterr().err
+    assert main(["generate", "-m", tiny_model, "--keep", "P1", str(pop), "--from", "999", "-o", str(out)]) == 1
+    assert "is past the song's end (252.2 s)" in capsys.readouterr().err
+    assert main(["generate", "-m", tiny_model, "--from", "3", "-o", str(out)]) == 2
+    from lakhnes.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["generate"].format_help()
+    assert "default: all of" in " ".join(text.split()) and "--from" in text

@@ -23,8 +23,8 @@ def register(sub) -> None:
                    help="output file (.wav, .mid, .tx1.txt, .png); repeat for several formats")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, default=None,
-                        help="music to generate (default 30); with --rhythm/--keep: use the source's "
-                             "first SECONDS (default: all of it)")
+                        help="music to generate (default 30); with --rhythm/--keep: use SECONDS of the source "
+                             "from --from (default: all of it, which for a 4-minute pop song takes about a minute)")
     length.add_argument("--tokens", type=int, default=None, help="generate this many tokens instead")
     p.add_argument("--long", action="store_true",
                    help=f"allow up to {LONG_SECONDS:.0f} s ({LONG_TOKENS:,} tokens) of new music a song; without it "
@@ -42,6 +42,11 @@ def register(sub) -> None:
     mode.add_argument("--keep", nargs=2, metavar=("VOICES", "FILE"),
                       help="keep these voices of FILE (e.g. P1 or P1,NO) and write the others")
     add_map_option(p)
+    p.add_argument("--from", dest="from_s", type=float, default=None, metavar="SECONDS",
+                   help="with --rhythm/--keep: start at this second of the source (default 0)")
+    p.add_argument("--to", dest="to_s", type=float, default=None, metavar="SECONDS",
+                   help="with --rhythm/--keep: stop at this second of the source (default: its end; the whole "
+                        "source is the default)")
     p.add_argument("--prime-seconds", type=float, default=None,
                    help="how much of the prime the model reads (default: all of it)")
     p.add_argument("--only-new", action="store_true", help="with --prime: write only the continuation")
@@ -110,6 +115,15 @@ def _check(args) -> str | None:
         return "--prime-seconds and --only-new need --prime"
     if args.prime_seconds is not None and not args.prime_seconds > 0:
         return "--prime-seconds must be positive"
+    if (args.from_s is not None or args.to_s is not None) and not (args.rhythm or args.keep):
+        return "--from and --to apply to --rhythm and --keep (--prime reads the prime's first --prime-seconds)"
+    for name, value in (("--from", args.from_s), ("--to", args.to_s)):
+        if value is not None and not 0 <= value <= LONG_SECONDS:
+            return f"{name} {value:g} is outside 0-{LONG_SECONDS:g} s"
+    if args.to_s is not None and args.seconds is not None:
+        return "give --to or --seconds, not both (--seconds counts from --from)"
+    if args.to_s is not None and not args.to_s > (args.from_s or 0.0):
+        return f"--to {args.to_s:g} must be after --from {args.from_s or 0.0:g}"
     if (args.rhythm or args.keep) and args.tokens is not None:
         return "--tokens does not apply to --rhythm or --keep (the length is the source's)"
     if args.rhythm and (args.voices is not None or args.max_rest is not None):
@@ -159,6 +173,15 @@ def run(args) -> int:
         return 1
     if not args.quiet:
         show_mapping(source_file, mapping)
+    if source is not None and (args.rhythm or args.keep):  # the part of the source --from/--to/--seconds name
+        start = round((args.from_s or 0.0) * SAMPLE_RATE)
+        if start >= source.end:
+            fail(f"{source_file}: --from {args.from_s:g} is past the song's end ({source.seconds:.1f} s)")
+            return 1
+        span = args.seconds if args.to_s is None else args.to_s - (args.from_s or 0.0)
+        stop = source.end if span is None else start + round(span * SAMPLE_RATE)
+        if start > 0 or stop < source.end:
+            source = source.slice(start, min(source.end, stop))
     if args.prime and not args.only_new and args.seconds is not None:
         kept = source.seconds if args.prime_seconds is None else min(source.seconds, args.prime_seconds)
         if kept + args.seconds > LONG_SECONDS:
@@ -192,8 +215,6 @@ def run(args) -> int:
         ensemble["voices"] = ",".join(VOICES)
     if args.max_rest is not None:
         ensemble["max_rest"] = args.max_rest
-    if source is not None and (args.rhythm or args.keep) and args.seconds is not None:
-        source = source.slice(0, min(source.end, round(seconds * SAMPLE_RATE)))
     try:
         if args.prime:
             scores = G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
