@@ -7,8 +7,8 @@ per speed unit), the largest of 1-12 frames on which nearly every note starts (e
 Each note of at least a frame is a note cell on the row nearest its start (``---`` cuts it where it ends,
 unless the next note starts there); the instrument of a cell carries the pulse duty or noise mode
 (one instrument per duty value used, a one-step duty macro), the volume column the note's volume
-and, on later rows, each change of it (CC11); a duty change inside a note is a ``V0x`` effect.
-Triangle notes are written an octave up (FamiTracker's triangle sounds an octave below the note
+and, on later rows, each change of it (CC11); a duty change inside a note is a ``V0x`` effect;
+``C00`` in the DPCM column halts the song where it ends. Triangle notes are written an octave up (FamiTracker's triangle sounds an octave below the note
 name). Notes starting inside one row keep only the first.
 """
 
@@ -114,6 +114,8 @@ def famitracker_text(score: NesScore, duty: int | None = None, title: str = "") 
         raise InvalidInputError(f"song too long for FamiTracker ({n_orders} patterns of {plen} rows; the limit is "
                                 f"{MAX_ORDERS})")
     chans = [_channel(score, v, row_len, n_orders * plen, duty) for v in VOICES]
+    if n_rows < n_orders * plen:  # C00 (halt) on the row after the song's end, in the DPCM column
+        chans.append([_EMPTY] * n_rows + ["... .. . C00"] + [_EMPTY] * (n_orders * plen - n_rows - 1))
     used = sorted({int(c[4:6], 16) for ch in chans for c in ch if c[4:6] != ".."} | {0})
     title = (title or score.name).replace('"', "'")
     out = ["# FamiTracker text export 0.4.2", "", "# Song information", f'TITLE           "{title}"',
@@ -129,7 +131,7 @@ def famitracker_text(score: NesScore, duty: int | None = None, title: str = "") 
     seen: list[dict] = [{} for _ in range(5)]
     for o in range(n_orders):
         for c in range(5):
-            rows = tuple(chans[c][o * plen:(o + 1) * plen]) if c < 4 else (_EMPTY,) * plen
+            rows = tuple(chans[c][o * plen:(o + 1) * plen]) if c < len(chans) else (_EMPTY,) * plen
             patterns[c].append(seen[c].setdefault(rows, len(seen[c])))
     for o in range(n_orders):
         out.append(f"ORDER {o:02X} : " + " ".join(f"{patterns[c][o]:02X}" for c in range(5)))
@@ -226,7 +228,10 @@ def _parse(text: str, name: str) -> NesScore:
     n_rows = len(orders) * plen
     if n_rows * row_len > MAX_SAMPLES:
         raise InvalidInputError(too_long(int(n_rows * row_len)))
-    score = NesScore(name=name, end=int(round(n_rows * row_len)))
+    halt = next((o * plen + r for o, order in enumerate(orders) for r in range(plen)
+                 if any("C00" in cell for cell in pats.get(order[4] if len(order) > 4 else -1, {}).get(r, []))),
+                n_rows)
+    score = NesScore(name=name, end=int(round(halt * row_len)))
     for c, v in enumerate(VOICES):
         notes, vol, tim = [], [], []
         duty_now = None
@@ -238,6 +243,8 @@ def _parse(text: str, name: str) -> NesScore:
                     continue
                 note, inst, volc, *effs = cell[c]
                 t = int(round((o * plen + r) * row_len))
+                if t >= score.end:
+                    break
                 if note in ("---", "===") and notes and notes[-1][1] is None:
                     notes[-1][1] = t
                 elif note not in ("...", "---", "==="):
