@@ -91,3 +91,27 @@ def show_mapping(path, mapping) -> None:
         return
     for line in mapping.lines():
         print(f"{path}: {line}", file=sys.stderr)
+
+
+def check_device(name: str | None) -> str | None:
+    """The one-line usage error of a ``--device`` that is no torch device, or that this machine lacks
+    (CUDA without a GPU, ``cuda:3`` with one GPU, ...); None if it can be used (or is None: the default)."""
+    if name is None:
+        return None
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        return f"--device {name}: not a torch device (cpu, cuda, cuda:1, ...)"
+    if dev.type == "cpu":
+        return None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"--device {name}: no CUDA device here (use --device cpu)"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        return None
+    if dev.type == "mps":
+        return None if torch.backends.mps.is_available() else f"--device {name}: no Apple GPU (MPS) here (use --device cpu)"
+    return f"--device {name}: not supported (cpu, cuda, cuda:N or mps)"

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
-from lakhnes.cli.common import add_map_option, check_map, fail, show_mapping, unwritable, usage_error
+from lakhnes.cli.common import (
+    add_map_option,
+    check_device,
+    check_map,
+    fail,
+    show_mapping,
+    unwritable,
+    usage_error,
+)
 
 OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png")
 #: new music a song may ask for: without --long, and with it (every song file is capped at one hour)
 MAX_SECONDS, MAX_TOKENS = 600.0, 40_000
 LONG_SECONDS, LONG_TOKENS = 3600.0, 250_000
+#: the shortest request: a shorter one may hold no note at all
+MIN_SECONDS, MIN_TOKENS = 1.0, 16
+#: songs a run may ask for, and how many are sampled at once (memory grows with a batch, not with --num)
+MAX_NUM, BATCH = 1000, 8
+#: temperatures other than 0 (greedy) outside this range overflow the softmax or are greedy in all but name
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 10.0
 
 
 def register(sub) -> None:
@@ -35,7 +50,9 @@ def register(sub) -> None:
                    help="sample among the k likeliest ids (default 32; 0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default off)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same songs)")
-    p.add_argument("--num", type=int, default=1, help="songs to generate, batched (outputs get _1, _2, ...)")
+    p.add_argument("--num", type=int, default=1,
+                   help=f"songs to generate, at most {MAX_NUM}, sampled {BATCH} at a time and written as they are done "
+                        "(outputs get _1, _2, ...)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--prime", metavar="FILE", help="continue this song (NES MIDI, TX1, or any MIDI)")
     mode.add_argument("--rhythm", metavar="FILE", help="new P1/P2/TR pitches on this song's timing and noise")
@@ -97,14 +114,19 @@ def _check(args) -> str | None:
     for o in args.output:
         if not o.lower().endswith(OUT_SUFFIXES):
             return f"{o}: unknown output format (use {', '.join(OUT_SUFFIXES)})"
-    if args.num < 1:
-        return "--num must be at least 1"
-    if args.tokens is not None and args.tokens < 1:
-        return "--tokens must be at least 1"
-    if args.seconds is not None and not args.seconds > 0:
-        return "--seconds must be positive"
-    if not args.temperature >= 0:
-        return "--temperature must be >= 0"
+    if not 1 <= args.num <= MAX_NUM:
+        return f"--num {args.num} is outside 1-{MAX_NUM}"
+    only_new = not (args.prime or args.rhythm or args.keep) or args.only_new  # no prime in the song
+    if args.tokens is not None and args.tokens < (MIN_TOKENS if only_new else 1):
+        return f"--tokens {args.tokens}: ask for at least {MIN_TOKENS if only_new else 1} (a shorter song may " \
+               "hold no note)"
+    if args.seconds is not None and not args.seconds >= (MIN_SECONDS if only_new else 1e-3):
+        return f"--seconds {args.seconds:g}: ask for at least {MIN_SECONDS if only_new else 1e-3:g} s (a shorter " \
+               "song may hold no note)"
+    if not (args.temperature == 0 or MIN_TEMPERATURE <= args.temperature <= MAX_TEMPERATURE):
+        return f"--temperature {args.temperature:g} is outside {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g} (or 0: greedy)"
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        return f"--seed {args.seed} is outside 0-{2**63 - 1}"
     if args.top_k < 0:
         return "--top-k must be >= 0"
     if args.top_p is not None and not 0 < args.top_p <= 1:
@@ -113,8 +135,8 @@ def _check(args) -> str | None:
         return "--threads must be at least 1"
     if (args.prime_seconds is not None or args.only_new) and not args.prime:
         return "--prime-seconds and --only-new need --prime"
-    if args.prime_seconds is not None and not args.prime_seconds > 0:
-        return "--prime-seconds must be positive"
+    if args.prime_seconds is not None and not 0 < args.prime_seconds <= LONG_SECONDS:
+        return f"--prime-seconds {args.prime_seconds:g} is outside 0-{LONG_SECONDS:g} s"
     if (args.from_s is not None or args.to_s is not None) and not (args.rhythm or args.keep):
         return "--from and --to apply to --rhythm and --keep (--prime reads the prime's first --prime-seconds)"
     for name, value in (("--from", args.from_s), ("--to", args.to_s)):
@@ -128,8 +150,8 @@ def _check(args) -> str | None:
         return "--tokens does not apply to --rhythm or --keep (the length is the source's)"
     if args.rhythm and (args.voices is not None or args.max_rest is not None):
         return "--voices and --max-rest do not apply to --rhythm (the rhythm's voices play, on its timing)"
-    if args.max_rest is not None and not args.max_rest >= 0.1:
-        return f"--max-rest must be at least 0.1 s, not {args.max_rest:g}"
+    if args.max_rest is not None and not 0.1 <= args.max_rest <= LONG_SECONDS:
+        return f"--max-rest {args.max_rest:g} is outside 0.1-{LONG_SECONDS:g} s"
     if args.voices is not None:
         from lakhnes.decoding.rules import parse_keep, parse_voices
         from lakhnes.errors import InvalidInputError
@@ -152,7 +174,7 @@ def _check(args) -> str | None:
 
 
 def run(args) -> int:
-    problem = _check(args)
+    problem = _check(args) or check_device(args.device)
     if problem:
         return usage_error(problem)
     from lakhnes.core.score import SAMPLE_RATE, VOICES
@@ -160,8 +182,9 @@ def run(args) -> int:
     from lakhnes.formats.files import load_any
 
     # before the expensive steps (torch, the model, sampling): the outputs can be written, the source reads
-    paths = [p for song in output_paths(args.output, args.num) for p in song]
-    problem = unwritable(paths)
+    songs_paths = output_paths(args.output, args.num)
+    problem = unwritable(songs_paths[0]) or next((f"{p}: is a folder, not a file" for song in songs_paths[1:]
+                                                  for p in song if p.is_dir()), None)
     if problem:
         fail(problem)
         return 1
@@ -194,6 +217,11 @@ def run(args) -> int:
         keep = parse_keep(args.keep[0]) if args.keep else None
     except InvalidInputError as e:
         return usage_error(str(e))
+    if keep and not any(len(source.notes[v]) for v in keep):
+        part = "" if args.from_s is None and args.to_s is None and args.seconds is None else " in the part used"
+        fail(f"{source_file}: --keep {','.join(keep)} keeps nothing: the song has no {'/'.join(keep)} notes{part} "
+             f"(its voices: {','.join(v for v in VOICES if len(source.notes[v])) or 'none'})")
+        return 1
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -205,8 +233,7 @@ def run(args) -> int:
         fail(str(e))
         return 1
     bar = None if args.quiet else _bar()
-    kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, num=args.num,
-              progress=bar)
+    kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     seconds = 30.0 if args.seconds is None else args.seconds
     ensemble = {"voices": args.voices}
     if mapping is not None and args.voices is None and not args.rhythm:
@@ -215,48 +242,96 @@ def run(args) -> int:
         ensemble["voices"] = ",".join(VOICES)
     if args.max_rest is not None:
         ensemble["max_rest"] = args.max_rest
-    try:
+
+    def batch(first: int, n: int, progress):
+        """Songs first+1 .. first+n: the first batch with the seed as given (so --num up to BATCH keeps
+        its songs), the others with a seed derived from it and the batch."""
+        seed = args.seed if args.seed is None or first == 0 else _batch_seed(args.seed, first)
+        opts = dict(kw, seed=seed, num=n, progress=progress)
         if args.prime:
-            scores = G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
-                                     seconds=seconds, tokens=args.tokens, **ensemble, **kw)
-        elif args.rhythm:
-            scores = G.accompany_rhythm(model, source, **kw)
-        elif keep:
-            scores = G.accompany_voices(model, source, keep, **ensemble, **kw)
-        else:
-            scores = G.sample(model, seconds=seconds, tokens=args.tokens, **ensemble, **kw)
-    except InvalidInputError as e:
-        fail(str(e.with_path(source_file)) if source_file else str(e))
-        return 1
+            return G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
+                                   seconds=seconds, tokens=args.tokens, **ensemble, **opts)
+        if args.rhythm:
+            return G.accompany_rhythm(model, source, **opts)
+        if keep:
+            return G.accompany_voices(model, source, keep, **ensemble, **opts)
+        return G.sample(model, seconds=seconds, tokens=args.tokens, **ensemble, **opts)
+
+    failed = 0
+    try:
+        for first in range(0, args.num, BATCH):
+            n = min(BATCH, args.num - first)
+            progress = None if bar is None else bar.part(first / args.num, n / args.num)
+            try:
+                scores = batch(first, n, progress)
+            except InvalidInputError as e:
+                fail(str(e.with_path(source_file)) if source_file else str(e))
+                return 1
+            for k, score in enumerate(scores):
+                if args.num > 1:
+                    score.name = f"{re.sub(r'_[0-9]+$', '', score.name)}_{first + k + 1}"
+                failed += not _write_song(score, songs_paths[first + k], None if args.raw_level else -1.0)
+            del scores
     finally:
         if bar is not None:
             bar.close()
-    failed = 0
-    for score, paths in zip(scores, output_paths(args.output, args.num), strict=True):
-        for p in paths:
-            try:
-                save(score, p, peak_db=None if args.raw_level else -1.0)
-            except (InvalidInputError, OSError) as e:
-                fail(str(e) if isinstance(e, InvalidInputError) else f"{p}: cannot write ({e.strerror or e})")
-                failed += 1
-                continue
-            print(f"{p}  ({score.seconds:.1f} s, {score.num_notes} notes)", file=sys.stderr)
     return 1 if failed else 0
 
 
+def _batch_seed(seed: int, first: int) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}:{first}".encode()).digest()[:7], "big")
+
+
+def _write_song(score, paths: list[Path], peak_db: float | None) -> bool:
+    """Write one song to every output, or to none: a song without notes is refused, and when one
+    output fails, the others already written are removed. One line per output (or one failure)."""
+    from lakhnes.errors import InvalidInputError
+
+    if not score.num_notes:
+        fail(f"{paths[0]}: the model wrote no notes in {score.seconds:.1f} s; nothing written (ask for more "
+             "--seconds or --tokens)")
+        return False
+    written = []
+    for p in paths:
+        try:
+            save(score, p, peak_db=peak_db)
+        except (InvalidInputError, OSError) as e:
+            fail(str(e) if isinstance(e, InvalidInputError) else f"{p}: cannot write ({e.strerror or e})")
+            for q in written:
+                q.unlink(missing_ok=True)
+            return False
+        written.append(p)
+    for p in paths:
+        print(f"{p}  ({score.seconds:.1f} s, {score.num_notes} notes)", file=sys.stderr)
+    return True
+
+
 class _bar:
-    """A tqdm bar driven by ``progress(done, total)`` callbacks."""
+    """A tqdm bar driven by ``progress(done, total)`` callbacks (``part(start, share)``: the callback of
+    one batch, which covers ``share`` of the run from ``start``; both fractions of the whole)."""
+
+    SCALE = 1000
 
     def __init__(self):
         self.t = None
 
     def __call__(self, done: int, total: int) -> None:
-        from tqdm import tqdm
+        self.part(0.0, 1.0)(done, total)
 
-        if self.t is None:
-            self.t = tqdm(total=total, file=sys.stderr, leave=False, desc="generating",
-                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
-        self.t.update(done - self.t.n)
+    def part(self, start: float, share: float):
+        def progress(done: int, total: int) -> None:
+            from tqdm import tqdm
+
+            if self.t is None:
+                self.t = tqdm(total=self.SCALE, file=sys.stderr, leave=False, desc="generating",
+                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+            at = int(self.SCALE * (start + share * min(1.0, done / max(total, 1))))
+            if at > self.t.n:
+                self.t.update(at - self.t.n)
+
+        return progress
 
     def close(self) -> None:
         if self.t is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from lakhnes.cli.common import fail, usage_error
+from lakhnes.cli.common import check_device, fail, usage_error
 from lakhnes.studio import MAX_SONGS
 
 #: Host headers accepted when serving on a loopback address (refuses DNS-rebinding pages)
@@ -46,6 +46,9 @@ def run(args) -> int:
         return usage_error("--max-seconds must be at least 1")
     if args.max_songs < 1:
         return usage_error("--max-songs must be at least 1")
+    problem = check_device(args.device)
+    if problem:
+        return usage_error(problem)
     try:  # the port first: a busy one fails here, before the model loads and before any banner
         sock = _listen_socket(args.host, args.port)
     except OSError as e:
