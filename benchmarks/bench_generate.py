@@ -24,8 +24,9 @@ import time
 
 import torch
 
-from lakhnes.generate import Stepper, sample_tokens
+from lakhnes.generate import sample_tokens
 from lakhnes.models import build_model, load_model
+from lakhnes.models.txl_step import Stepper
 
 
 def timed(fn, repeat: int):

@@ -37,7 +37,8 @@ c = time.process_time()
 (ids,) = G.sample_tokens(m, tokens=tokens, seed=0, **kw)
 out = {"ms_per_token": 1e3 * (time.process_time() - c) / len(ids)}
 if arm != "before":  # the same decoding again, each part of a step timed (the constraint's own code apart)
-    from lakhnes.decoding import rules as C
+    from lakhnes.decoding import constraint, sampler
+    from lakhnes.models import txl_step
     spent = collections.Counter()
     def timed(owner, name, key):
         f = getattr(owner, name)
@@ -45,9 +46,9 @@ if arm != "before":  # the same decoding again, each part of a step timed (the c
             t = time.perf_counter(); r = f(*a, **k); spent[key] += time.perf_counter() - t; return r
         setattr(owner, name, w)
     for name in ("mask", "adjust", "update"):
-        timed(C.Constraint, name, "constraint")
-    timed(G, "pick", "pick")
-    timed(G.Stepper, "step", "model")
+        timed(constraint.Constraint, name, "constraint")
+    timed(sampler, "pick", "pick")
+    timed(txl_step.Stepper, "step", "model")
     t = time.perf_counter()
     (ids,) = G.sample_tokens(m, tokens=tokens, seed=0, **kw)
     spent["all"] = time.perf_counter() - t

@@ -12,7 +12,8 @@ import torch
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import SAMPLE_RATE, VOICES
-from lakhnes.decoding.rules import Constraint, keep_plan, parse_keep, quantize
+from lakhnes.decoding.constraint import Constraint
+from lakhnes.decoding.forced import keep_plan, parse_keep, quantize
 from lakhnes.errors import InvalidInputError
 from lakhnes.formats.midi import read_midi
 

@@ -56,7 +56,7 @@ def test_allowed_ids_follow_the_tx1_rules():
 
 def test_random_model_matches_the_decoders_constraint_masks():
     torch = pytest.importorskip("torch")
-    from lakhnes.decoding.rules import Constraint
+    from lakhnes.decoding.constraint import Constraint
 
     ids = C.random_ids(3.0, np.random.default_rng(5))
     con = Constraint(1, limit=10**9)

@@ -17,6 +17,9 @@ from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.decoding import rules as C
+from lakhnes.decoding.constraint import Constraint
+from lakhnes.decoding.forced import keep_plan, quantize
+from lakhnes.decoding.state import FAR, Stream
 from lakhnes.errors import InvalidInputError
 from lakhnes.evaluation.stats import voice_bounds
 from lakhnes.formats.midi import read_midi
@@ -155,7 +158,7 @@ def test_activity_tilts_towards_real_lengths(lively):
     plain = sample(lively, seconds=3, seed=2, num=8, top_k=0, rules=[])
     assert long_share(tilted) < long_share(plain)
     a = C.Activity()
-    s = C.Stream()
+    s = Stream()
     s.update(int(V.noteon_id("P1", 60)))
     assert a.bias(s) is None  # a fresh note, voices silent since 0 s: no push
     s.update(V.WAIT_BASE + int(np.searchsorted(V.WAITS, 44100)))  # 1 s later
@@ -173,14 +176,14 @@ def test_rules_count_the_prime():
     w44000 = V.WAIT_BASE + int(np.searchsorted(V.WAITS, 44000))
     ids = [V.START, int(V.noteon_id("P1", 60)), int(V.noteon_id("P2", 64)), V.WAIT_BASE + 99,
            V.VOICE_OFF["P2"], w44000, w44000]
-    s = C.Stream.after(ids)
+    s = Stream.after(ids)
     assert s.t == 0 and s.sounding[0] and not s.sounding[1]
     assert s.onset[0] == -88100 and s.since[1] == -88000
     e = C.Ensemble(("P1", "P2"), max_rest=3.0)
     due = e.deadlines(s)
-    assert due[1] == -88000 + 3 * SR and due[0] == C.FAR  # P1 sounds: no rest deadline
+    assert due[1] == -88000 + 3 * SR and due[0] == FAR  # P1 sounds: no rest deadline
     assert C.MaxHold(2.5).deadlines(s)[0] == -88100 + round(2.5 * SR)
-    con = C.Constraint(1, limit=SR, prefix=ids, rules=[e])
+    con = Constraint(1, limit=SR, prefix=ids, rules=[e])
     m = con.mask_np()[0]
     assert m[V.noteon_ids("P2")].all()
     assert V.WAIT_OF[np.flatnonzero(m & V.IS_WAIT)].max() == 44000  # the longest wait <= 44,300
@@ -193,13 +196,13 @@ def _plan_1230():
     """Keep P1 of a source whose P1 note comes 1,230 samples in (a P2 note at 1,000 between):
     1,230 is no vocabulary wait (the longest that fits is 1,200)."""
     ev = np.array([V.noteon_id("P2", 50), -1000, V.VOICE_OFF["P2"], -230, V.noteon_id("P1", 60), -500])
-    return C.keep_plan(tx1.events_to_score(ev), ["P1"])
+    return keep_plan(tx1.events_to_score(ev), ["P1"])
 
 
 def test_a_cut_wait_ends_exactly_on_the_kept_event():
     plan = _plan_1230()
     assert plan.times.tolist()[0] == 1230
-    con = C.Constraint(1, plan=plan)
+    con = Constraint(1, plan=plan)
     m = con.mask_np()[0]
     w1200 = V.WAIT_BASE + int(np.searchsorted(V.WAITS, 1200))
     assert V.WAIT_OF[np.flatnonzero(m & V.IS_WAIT)].max() == 1200
@@ -213,7 +216,7 @@ def test_a_cut_wait_ends_exactly_on_the_kept_event():
     con.update(torch.tensor([V.WAIT_BASE + 29]))
     assert np.flatnonzero(con.mask_np()[0]).tolist() == [int(plan.tokens[0])]
     # a wait the model chose that stops short (WT_100) is its own instant: it may play there
-    con = C.Constraint(1, plan=plan)
+    con = Constraint(1, plan=plan)
     con.mask_np()
     con.update(torch.tensor([V.WAIT_BASE + 99]))
     m = con.mask_np()[0]
@@ -224,7 +227,7 @@ def test_kept_voice_probability_waits_for_the_kept_voice():
     """The model's wish for a kept voice's event (masked) goes to waiting for its next event,
     not to notes of the free voices."""
     plan = _plan_1230()
-    con = C.Constraint(1, plan=plan)
+    con = Constraint(1, plan=plan)
     m = torch.from_numpy(con.mask_np())
     logits = torch.zeros(1, V.VOCAB_SIZE)
     logits[0, V.noteon_ids("P1")] = 8.0  # "the melody plays now"
@@ -238,7 +241,7 @@ def test_kept_voice_probability_waits_for_the_kept_voice():
 def test_no_floods_in_keep_mode(flood, song):
     from lakhnes.generate import accompany_voices
 
-    ref = tx1.events_to_score(C.quantize(song), end=C.keep_plan(song, ["P1", "NO"]).end)
+    ref = tx1.events_to_score(quantize(song), end=keep_plan(song, ["P1", "NO"]).end)
     songs = accompany_voices(flood, song, "P1,NO", seed=3, num=3, top_k=0)
     for s in songs:
         s.check()
@@ -262,7 +265,7 @@ def test_rules_keep_keep_mode_valid_at_high_temperature(lively, song):
     from lakhnes.generate import accompany_voices
 
     kept = ("TR",)
-    ref = tx1.events_to_score(C.quantize(song), end=C.keep_plan(song, kept).end)
+    ref = tx1.events_to_score(quantize(song), end=keep_plan(song, kept).end)
     for s in accompany_voices(lively, song, "TR", temperature=2.0, top_k=0, seed=9, num=24, max_rest=0.5):
         s.check()
         ids = tx1.events_to_ids(tx1.score_to_events(s))
@@ -357,9 +360,9 @@ def test_contradicting_rules_never_leave_nothing_to_sample(lively):
 def test_activity_bias_reaches_only_the_models_top_k_ids_of_its_voice():
     """A rule's bias is added to one voice's events, and with top_k only to those among the
     model's own top_k likeliest allowed ids: it never brings in pitches the model ruled out."""
-    con = C.Constraint(1, limit=10**9, rules=[])
+    con = Constraint(1, limit=10**9, rules=[])
     con.mask_np()
-    con._bias[0] = [0.0, 0.0, 2.0, 0.0]  # push TR (what Activity says after a long TR rest)
+    con.masker.bias[0] = [0.0, 0.0, 2.0, 0.0]  # push TR (what Activity says after a long TR rest)
     logits = torch.full((1, V.VOCAB_SIZE), -5.0)
     tr = V.noteon_ids("TR")
     logits[0, tr[:3]] = 1.0  # the model's three TR favourites

@@ -5,8 +5,10 @@ Decoding is incremental: the prompt is fed in chunks of the model's ``tgt_len`` 
 Transformer-XL memory, then each new token costs one step (memory capped at ``mem_len``): through
 :class:`lakhnes.models.txl_step.CachedSteps` for a Transformer-XL (the same computation as
 ``model(x[B, 1], state)`` with the memory's keys and values cached), ``model(x[B, 1], state)``
-for any other model. ``num`` songs are ``num`` streams of one batch. Every step masks the ids that
-would make invalid TX1 (see :mod:`lakhnes.decoding.rules`), then applies temperature, top-k, top-p.
+for any other model. ``num`` songs are ``num`` streams of one batch. This module sets up the modes;
+:func:`lakhnes.decoding.loop.run` samples: every step masks the ids that would make invalid TX1 or
+break a rule (:mod:`lakhnes.decoding.rules`), then applies temperature, top-k, top-p
+(:mod:`lakhnes.decoding.sampler`).
 
 Length: ``seconds`` counts sampled wait time (vocabulary waits, exact samples); ``<S>`` (end of
 song) is masked throughout, so a song always runs to its requested length, and its last wait is cut
@@ -24,16 +26,11 @@ import torch
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
-from lakhnes.decoding.rules import (
-    MAX_REST_S,
-    Constraint,
-    Rule,
-    default_rules,
-    keep_plan,
-    parse_keep,
-    parse_voices,
-    quantize,
-)
+from lakhnes.decoding import loop
+from lakhnes.decoding.constraint import Constraint
+from lakhnes.decoding.forced import Rhythm, keep_plan, parse_keep, quantize
+from lakhnes.decoding.rules import MAX_REST_S, Rule, default_rules, parse_voices
+from lakhnes.decoding.sampler import Sampler, check_sampling
 from lakhnes.errors import InvalidInputError
 
 __all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices",
@@ -78,119 +75,26 @@ def load_source(path, seed: int = 0) -> NesScore:
     return _load_source(path, seed=seed)
 
 
-# ----------------------------------------------------------------------------- sampling core
-
-
-def _check_sampling(temperature, top_k, top_p, num):
-    if not temperature >= 0:
-        raise InvalidInputError(f"temperature must be >= 0 (0 = greedy), not {temperature}")
-    if top_k is not None and top_k < 0:
-        raise InvalidInputError(f"top_k must be >= 0 (0 = off), not {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise InvalidInputError(f"top_p must be in (0, 1], not {top_p}")
-    if num < 1:
-        raise InvalidInputError(f"num must be >= 1, not {num}")
+# ----------------------------------------------------------------------------- running the loop
 
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def _generator(seed, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
-    return g
+def _run(model, prompt: torch.Tensor, rules, *, temperature, top_k, top_p, seed, progress: Progress,
+         cache: bool = True):
+    """Feed ``prompt`` [B, T] to the model, then :func:`lakhnes.decoding.loop.run` under ``rules``."""
+    from lakhnes.models.txl_step import Stepper
 
-
-def pick(logits, allowed, *, temperature=0.95, top_k=32, top_p=None, generator=None) -> torch.Tensor:
-    """Sample one id per row of ``logits`` [B, V] among ``allowed`` [B, V] (each row has one)."""
-    logits = logits.float().masked_fill(~allowed, float("-inf"))
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    idx = None
-    if top_k and top_k < logits.size(-1):
-        logits, idx = torch.topk(logits, top_k, dim=-1)
-    elif top_p is not None and top_p < 1:
-        logits, idx = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(logits, -1)
-    if top_p is not None and top_p < 1:  # probs are sorted here: keep the smallest head with mass >= top_p
-        probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_p, 0.0)
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return (choice if idx is None else idx.gather(-1, choice)).squeeze(-1)
-
-
-def _chunk_len(model) -> int:
-    return max(1, int(getattr(model.config, "tgt_len", 256)))
-
-
-def _feed(model, ids: torch.Tensor, state):
-    """Feed ids [B, T] in chunks of ``tgt_len``; the logits after the last one [B, V], and the state."""
-    n = _chunk_len(model)
-    logits = None
-    for a in range(0, ids.size(1), n):
-        out, state = model(ids[:, a : a + n], state)
-        logits = out[:, -1]
-    return logits, state
-
-
-class Stepper:
-    """One token per step after a prompt: ``step(ids[B]) -> logits [B, V]``.
-
-    The prompt goes through ``model.forward`` in ``tgt_len`` chunks (filling the memory); then a
-    Transformer-XL steps through :class:`lakhnes.models.txl_step.CachedSteps` (cached keys/values),
-    any other model through ``model(x[B, 1], state)``.
-    """
-
-    def __init__(self, model, prompt: torch.Tensor, cache: bool = True):
-        from lakhnes.models import txl_step as txl_cache
-
-        self.model = model
-        self.logits, self.state = _feed(model, prompt, model.init_state(prompt.size(0), prompt.device))
-        use = cache and txl_cache.supports(model)
-        self.cached = txl_cache.CachedSteps(model, self.state) if use else None
-
-    def step(self, ids: torch.Tensor) -> torch.Tensor:
-        if self.cached is not None:
-            self.logits = self.cached.step(ids)
-        else:
-            out, self.state = self.model(ids[:, None], self.state)
-            self.logits = out[:, -1]
-        return self.logits
-
-
-def _decode(model, prefix: np.ndarray, con: Constraint, *, temperature, top_k, top_p, seed,
-            progress: Progress, total: int, done_of, cache: bool = True) -> list[np.ndarray]:
-    """Feed ``prefix`` to every stream, then sample under ``con`` until all streams finish.
-    Returns each stream's sampled ids (``done_of(con)`` gives the progress count)."""
-    dev = _device(model)
-    B = con.B
-    gen = _generator(seed, dev)
-    x = torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=dev)[None].expand(B, -1)
-    out = []
+    sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, device=_device(model))
     with torch.inference_mode():
-        steps = Stepper(model, x, cache=cache)
-        logits, step = steps.logits, 0
-        while True:
-            allowed = con.mask()  # first: adjust re-weights for this mask
-            tok = pick(con.adjust(logits, top_k=top_k), allowed, temperature=temperature, top_k=top_k, top_p=top_p,
-                       generator=gen)
-            con.update(tok)
-            out.append(tok)
-            step += 1
-            if progress is not None and step % 32 == 0:
-                progress(min(total, done_of(con)), total)
-            if con.all_done():
-                break
-            logits = steps.step(tok)
-    if progress is not None:
-        progress(total, total)
-    ids = torch.stack(out, 1).cpu().numpy() if out else np.zeros((B, 0), dtype=np.int64)
-    lengths = con.length
-    return [ids[b, : lengths[b]] for b in range(B)]
+        return loop.run(Stepper(model, prompt, cache=cache), rules, sampler, progress)
+
+
+def _prompt(model, prefix, num: int) -> torch.Tensor:
+    """Token ids ``prefix``, one row per stream [num, T]."""
+    return torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=_device(model))[None].expand(num, -1)
 
 
 def _song(events: np.ndarray, end: int, name: str) -> NesScore:
@@ -207,14 +111,6 @@ def _song(events: np.ndarray, end: int, name: str) -> NesScore:
             ev = ev[:k]
     score = tx1.events_to_score(ev, end=end, name=name)
     return score
-
-
-def _elapsed(con: Constraint) -> int:
-    return int(np.minimum(con.elapsed, con.limit).mean())
-
-
-def _steps(con: Constraint) -> int:
-    return int(con.steps.mean())
 
 
 def voices_of(ids) -> tuple[str, ...]:
@@ -260,7 +156,7 @@ def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: in
     until ``seconds`` of waits (the last wait may overshoot) or ``tokens`` ids. ``voices`` and
     ``max_rest``: see :func:`song_rules` (implied: all four after ``<S>`` alone, else the prefix's
     voices when it has two or more); ``rules`` replaces those rules (``[]``: validity only)."""
-    _check_sampling(temperature, top_k, top_p, num)
+    check_sampling(temperature, top_k, top_p, num)
     limit, max_tokens = _length_args(seconds, tokens)
     prefix = np.asarray(prefix, dtype=np.int64)
     if rules is None:
@@ -269,9 +165,8 @@ def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: in
     budget = None if limit is None else MAX_TOKEN_RATE * limit // SAMPLE_RATE + 64
     con = Constraint(num, _device(model), limit=limit, max_tokens=max_tokens, budget=budget, prefix=prefix,
                      rules=rules, song_start=len(prefix) == 1 and prefix[0] == V.START)
-    total, done_of = (limit, _elapsed) if limit is not None else (max_tokens, _steps)
-    return _decode(model, prefix, con, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                   progress=progress, total=total, done_of=done_of, cache=cache)
+    return _run(model, _prompt(model, prefix, num), con, temperature=temperature, top_k=top_k, top_p=top_p,
+                seed=seed, progress=progress, cache=cache)
 
 
 def _songs(new, prefix_events, limit: int | None, name: str) -> list[NesScore]:
@@ -350,37 +245,19 @@ def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_
     """New pitches on ``rhythm``: every wait, NOTEOFF and noise event is taken from it (snapped to
     the vocabulary); at each P1/P2/TR NOTEON the model picks the pitch, sampling among that
     voice's NOTEON ids."""
-    _check_sampling(temperature, top_k, top_p, num)
+    check_sampling(temperature, top_k, top_p, num)
     ev = quantize(rhythm)
     if not len(ev):
         raise InvalidInputError("the rhythm song is empty", rhythm.name or None)
     template = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
-    voice = V.VOICE_OF[template]
-    at = np.flatnonzero(V.IS_NOTEON[template] & (voice >= 0) & (voice < 3))
-    dev = _device(model)
-    gen = _generator(seed, dev)
-    masks = torch.zeros(3, V.VOCAB_SIZE, dtype=torch.bool, device=dev)
-    for vi in range(3):
-        masks[vi, torch.as_tensor(V.noteon_ids(VOICES[vi]), device=dev)] = True
-    ids = torch.as_tensor(template, device=dev)[None].repeat(num, 1)
-    with torch.inference_mode():
-        steps = Stepper(model, ids[:, :1])
-        last = int(at[-1]) if len(at) else 0
-        for p in range(1, last + 1):
-            logits = steps.logits if p == 1 else steps.step(ids[:, p - 1])
-            vi = int(voice[p])
-            if V.IS_NOTEON[template[p]] and vi < 3:
-                ids[:, p] = pick(logits, masks[vi].expand(num, -1), temperature=temperature, top_k=top_k,
-                                 top_p=top_p, generator=gen)
-            if progress is not None and p % 64 == 0:
-                progress(p, last)
-    if progress is not None:
-        progress(last, last)
+    forced = Rhythm(template, num, _device(model))
+    rows = _run(model, forced.ids[:, :1], forced, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                progress=progress)
     end = int(-ev[ev < 0].sum())
     base = rhythm.name or "rhythm"
     names = [f"{base}_rhythm" + (f"_{b + 1}" if num > 1 else "") for b in range(num)]
     return [tx1.events_to_score(tx1.ids_to_events(row), end=end, name=n)
-            for row, n in zip(ids.cpu().numpy(), names, strict=True)]
+            for row, n in zip(rows, names, strict=True)]
 
 
 def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95, top_k: int | None = 32,
@@ -390,12 +267,12 @@ def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95
     """Keep voices ``keep`` (e.g. ``["P1", "NO"]`` or ``"P1,NO"``) of ``source`` exactly as written
     (on the vocabulary's time grid) and let the model write the other voices around them.
 
-    The kept events are forced at their exact times (see :class:`lakhnes.decoding.rules.Constraint`);
+    The kept events are forced at their exact times (see :mod:`lakhnes.decoding.forced`);
     the model may not speak for a kept voice, and the songs end at the source's end. ``voices``:
     the voices the song uses (default: the kept ones plus the others the source uses, or all four
     if it uses only the kept ones) and ``max_rest``: see :func:`song_rules`.
     """
-    _check_sampling(temperature, top_k, top_p, num)
+    check_sampling(temperature, top_k, top_p, num)
     kept = parse_keep(keep)
     plan = keep_plan(source, kept)
     if plan.end <= 0:
@@ -406,9 +283,8 @@ def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95
         rules = song_rules(voices, max_rest, implied=implied, free=free)
     budget = 2 * len(plan.times) + MAX_TOKEN_RATE * plan.end // SAMPLE_RATE + 64
     con = Constraint(num, _device(model), plan=plan, budget=budget, rules=rules)
-    new = _decode(model, np.array([V.START]), con, temperature=temperature, top_k=top_k, top_p=top_p,
-                  seed=seed,
-                  progress=progress, total=plan.end, done_of=lambda c: int(c.elapsed.mean()))
+    new = _run(model, _prompt(model, [V.START], num), con, temperature=temperature, top_k=top_k, top_p=top_p,
+               seed=seed, progress=progress)
     base = (source.name or "source") + "_with_" + "".join(v.lower() for v in plan.keep)
     names = [base + (f"_{b + 1}" if num > 1 else "") for b in range(num)]
     return [tx1.events_to_score(tx1.ids_to_events(ids), end=plan.end, name=n)

@@ -1,5 +1,6 @@
-"""Forced events: the kept voices of ``--keep`` (:class:`KeepPlan`, forced at their exact times on
-the vocabulary's time grid)."""
+"""Forced events: the kept voices of ``--keep`` (a :class:`KeepPlan`, placed at their exact times
+on the vocabulary's time grid, :class:`Kept` following each stream through it) and the rhythm of
+``--rhythm`` (:class:`Rhythm`: every event forced but the pitches)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import VOICES, NesScore
+from lakhnes.decoding.state import _WAIT_OF
 from lakhnes.errors import InvalidInputError
 
 
@@ -51,3 +53,79 @@ def parse_keep(spec) -> tuple[str, ...]:
     if not 1 <= len(keep) <= 3:
         raise InvalidInputError("keep: name one to three voices to keep (the model writes the others)")
     return keep
+
+
+class Kept:
+    """Where each of ``batch`` streams stands in ``plan``: ``next`` (its next kept event),
+    ``carry`` (its last wait was cut short of a kept event: the remainder is forced), ``free`` (bits
+    of the voices the model writes) and ``ids`` (slices of the kept voices' event ids)."""
+
+    def __init__(self, plan: KeepPlan, batch: int):
+        self.plan, self.end, self.n = plan, plan.end, len(plan.times)
+        # padded with one sentinel "event" at the end: nothing to force, time = end
+        self.time = np.append(plan.times, plan.end).astype(np.int64).tolist()
+        self.tok = np.append(plan.tokens, V.START).astype(np.int64).tolist()
+        self.voice = np.append(V.VOICE_OF[plan.tokens].astype(np.int64), 4).tolist()
+        self.next = [0] * batch
+        self.carry = [False] * batch
+        self.free = 0b1111
+        self.ids: list[slice] = []
+        for v in plan.keep:
+            self.free &= ~(1 << VOICES.index(v))
+            self.ids.append(slice(V.VOICE_OFF[v], int(V.noteon_ids(v)[-1]) + 1))
+
+    def take(self, b: int, t: int, tok: int, room: int, land: int) -> None:
+        """Stream ``b``, at time ``t``, takes ``tok``; ``room`` and ``land``: the room before its
+        next deadline and the longest wait that fitted (see :class:`lakhnes.decoding.constraint.Masker`)."""
+        k = self.next[b]
+        kt = self.time[k] - t
+        w = _WAIT_OF[tok]
+        # a wait that stops short of the kept event it was cut for: the remainder is forced
+        self.carry[b] = 0 < w < kt and room == kt and tok == land
+        if kt == 0 and k < self.n and tok == self.tok[k]:
+            self.next[b] = k + 1
+
+
+class Rhythm:
+    """``--rhythm`` for ``batch`` streams: every token of ``template`` (ids after ``<S>``) is forced,
+    but at each P1/P2/TR NOTEON the model picks the pitch among that voice's NOTEON ids. Drives
+    :func:`lakhnes.decoding.loop.run` like :class:`lakhnes.decoding.constraint.Constraint`; the
+    result is the template with those pitches, [batch, len(template)]. Needs torch."""
+
+    def __init__(self, template, batch: int, device="cpu"):
+        import torch
+
+        template = np.asarray(template, dtype=np.int64)
+        voice = V.VOICE_OF[template]
+        pitched = V.IS_NOTEON[template] & (voice >= 0) & (voice < 3)
+        at = np.flatnonzero(pitched)
+        self.voice, self.pitched = voice.tolist(), pitched.tolist()
+        self.last = int(at[-1]) if len(at) else 0  # nothing to decode after the last pitch
+        self.p, self.B = 1, batch  # the position decoded next
+        self.ids = torch.as_tensor(template, device=device)[None].repeat(batch, 1)
+        self.masks = torch.zeros(3, V.VOCAB_SIZE, dtype=torch.bool, device=device)
+        for vi in range(3):
+            self.masks[vi, torch.as_tensor(V.noteon_ids(VOICES[vi]), device=device)] = True
+
+    def all_done(self) -> bool:
+        return self.p > self.last
+
+    def forced(self):
+        return None if self.pitched[self.p] else self.ids[:, self.p]
+
+    def mask(self):
+        return self.masks[self.voice[self.p]].expand(self.B, -1)
+
+    def adjust(self, logits, top_k=None):
+        return logits
+
+    def update(self, ids) -> None:
+        if self.pitched[self.p]:
+            self.ids[:, self.p] = ids
+        self.p += 1
+
+    def progress(self) -> tuple[int, int]:
+        return self.p - 1, self.last
+
+    def result(self) -> np.ndarray:
+        return self.ids.cpu().numpy()

@@ -1,14 +1,14 @@
 """Constrained decoding: small rules that turn the song so far into a mask (and a re-weighting) of
-the next token. :mod:`lakhnes.generate` only runs them.
+the next token. The decoding loop (:mod:`lakhnes.decoding.loop`) runs them.
 
-Each step, :class:`Constraint` builds, for every stream, the mask of the token ids it may take from
-the song so far (:class:`Stream`: the time, which voices sound, when each note started, when each
+Each step, :class:`lakhnes.decoding.constraint.Masker` builds, for every stream, the mask of the token ids it may take from
+the song so far (:class:`lakhnes.decoding.state.Stream`: the time, which voices sound, when each note started, when each
 voice fell silent, its recent onsets) and from its rules:
 
 - validity (always): a NOTEOFF only for a voice that sounds; at one instant at most one event per
   voice, in the order P1, P2, TR, NO (the canonical TX1 order LakhNES trained on; it also rules out
   zero-length notes); ``<S>`` never (a song ends at its requested length);
-- kept voices (a :class:`KeepPlan`): forced at their exact times (see below);
+- kept voices (a :class:`lakhnes.decoding.forced.KeepPlan`): forced at their exact times (see below);
 - :class:`Ensemble`: the voices a song uses: each named voice enters by ``entry`` seconds and never
   rests longer than ``max_rest``; voices it does not allow never start a note;
 - :class:`MaxHold`: no note longer than ``seconds`` (drones);
@@ -20,7 +20,8 @@ voice fell silent, its recent onsets) and from its rules:
 A rule says one of two things about a voice: *not now* (a ban on its NOTEON and/or NOTEOFF) or *by
 then* (a deadline by which the voice must speak: with a NOTEON if it is silent, with any event if it
 sounds). The model still chooses every pitch and every time: a deadline caps the waits the model
-may take (the probability of a longer wait goes to the longest that fits, :meth:`Constraint.adjust`),
+may take (the probability of a longer wait goes to the longest that fits,
+:func:`lakhnes.decoding.constraint.reweight`),
 and once it is due (within ``DUE_WINDOW``) the due voice must speak before any later voice or wait
 (any pitch), after whichever voices precede it at that instant. Rules apply to the voices the model
 writes, never to kept ones. Defaults are measured on NES-MDB's train split
@@ -47,24 +48,9 @@ import bisect
 
 import numpy as np
 
-from lakhnes.core import vocab as V
 from lakhnes.core.score import SAMPLE_RATE, VOICES
-from lakhnes.decoding.forced import KeepPlan, keep_plan, parse_keep, quantize  # noqa: F401
-from lakhnes.decoding.state import (  # noqa: F401  (re-exported: the rules' vocabulary)
-    _EVENT_VOICE,
-    _IS_ON,
-    _OFF_ID,
-    _ON_IDS,
-    _VOICE_OF,
-    _WAIT_END,
-    _WAIT_OF,
-    _WAITS,
-    FAR,
-    NEVER,
-    SUB_MS,
-    Stream,
-    longest_wait,
-)
+from lakhnes.decoding.forced import parse_keep  # noqa: F401  (cli/generate.py imports it from here)
+from lakhnes.decoding.state import FAR, SUB_MS, Stream
 from lakhnes.errors import InvalidInputError
 
 # ------------------------------------------------------------------ defaults, measured on NES-MDB
@@ -252,254 +238,6 @@ def default_rules(named=VOICES, *, max_rest: float | None = MAX_REST_S, allowed=
     :class:`NoteRate`, :class:`SubMsRun`."""
     return [Ensemble(named, entry=entry, max_rest=max_rest, allowed=allowed), Activity(named), MaxHold(), NoteRate(),
             SubMsRun()]
-
-
-# ------------------------------------------------------------------ the core
-
-
-class Constraint:
-    """Decoding state of ``batch`` streams, and the mask of ids each may take next.
-
-    ``limit``: stop once a stream's sampled wait time reaches it (samples); ``max_tokens``: stop
-    after that many tokens; ``plan``: force kept voices (stops at the plan's end). ``budget``:
-    tokens after which only the longest fitting wait (and what is due) is allowed: a guard that
-    always ends decoding, even for an untrained model. ``prefix``: token ids already fed to the
-    model (a prime). ``rules``: see :func:`default_rules` (``()``: validity only). ``song_start``:
-    the streams begin a song (after ``<S>`` alone): the first token is a note, as in every song
-    the model was trained on (their leading silence is trimmed).
-
-    Each step: :meth:`mask` (the allowed ids), :meth:`adjust` (the re-weighted logits), then
-    :meth:`update` with the sampled ids. Bookkeeping is O(1) per token and stream; masks are
-    precomputed rows, looked up by what the rules decided.
-    """
-
-    def __init__(self, batch: int, device="cpu", *, limit: int | None = None, max_tokens: int | None = None,
-                 plan: KeepPlan | None = None, budget: int | None = None, prefix=(), rules=(),
-                 song_start: bool = False):
-        if limit is None and max_tokens is None and plan is None:
-            raise ValueError("give limit, max_tokens or plan")
-        self.B, self.device = batch, device
-        self.limit, self.max_tokens, self.plan, self.budget = limit, max_tokens, plan, budget
-        self.rules = list(rules)
-        self._banning = [r for r in self.rules if type(r).bans is not Rule.bans]
-        self._biasing = [r for r in self.rules if type(r).bias is not Rule.bias]
-        self._bias: list = [None] * batch
-        self._timing = [r for r in self.rules if type(r).deadlines is not Rule.deadlines]
-        ring = max([r.ring for r in self.rules] + [1])
-        first = Stream.after(prefix, ring) if len(prefix) else Stream(ring)
-        self.streams = [first] + [first.copy() for _ in range(batch - 1)]
-        self.t0 = first.t
-        self.steps = [0] * batch
-        self.song_start = song_start and plan is None
-        self.done = [False] * batch
-        self.length = np.zeros(batch, dtype=np.int64)  # tokens before done
-        self.carry = [False] * batch  # the last wait was cut short of a kept event
-        self.free = 0b1111  # voices the model writes (bits)
-        start_ok = 0b1111
-        for r in self.rules:
-            start_ok &= r.may_start
-        self.kept_ids: list[slice] = []
-        self.kp = [0] * batch
-        if plan is not None:
-            for v in plan.keep:
-                self.free &= ~(1 << VOICES.index(v))
-            # padded with one sentinel "event" at the end: nothing to force, time = end
-            self.p_time = np.append(plan.times, plan.end).astype(np.int64).tolist()
-            self.p_tok = np.append(plan.tokens, V.START).astype(np.int64).tolist()
-            self.p_voice = np.append(V.VOICE_OF[plan.tokens].astype(np.int64), 4).tolist()
-            self.p_n = len(plan.times)
-            for v in plan.keep:
-                ids = V.noteon_ids(v)
-                self.kept_ids.append(slice(V.VOICE_OFF[v], int(ids[-1]) + 1))
-        self.start_ok = start_ok & self.free
-        self._rows: dict = {}  # mask rows by (NOTEON bits, NOTEOFF bits, waits or not)
-        self._room = [FAR] * batch
-        self._land = [0] * batch
-        self._waits = [False] * batch
-        self._m = np.zeros((batch, V.VOCAB_SIZE), dtype=bool)
-        self.n_updates = 0
-        for b in range(batch):
-            self._check_done(b)
-
-    # -------------------------------------------------------------- bookkeeping
-    @property
-    def elapsed(self) -> np.ndarray:
-        """Samples of waits sampled so far, per stream."""
-        return np.array([s.t - self.t0 for s in self.streams], dtype=np.int64)
-
-    def _check_done(self, b: int) -> None:
-        if self.done[b]:
-            return
-        s = self.streams[b]
-        if self.plan is None:
-            done = self.limit is not None and s.t - self.t0 >= self.limit
-        else:
-            done = self.kp[b] >= self.p_n and s.t - self.t0 >= self.plan.end
-        if done or (self.max_tokens is not None and self.steps[b] >= self.max_tokens):
-            self.done[b] = True
-            self.length[b] = self.steps[b]
-
-    def all_done(self) -> bool:
-        return all(self.done)
-
-    # -------------------------------------------------------------- the mask
-    def _row(self, on: int, off: int, wait: bool) -> np.ndarray:
-        """The mask row of these voice bits, every wait allowed or none (at most 512 rows)."""
-        key = (on, off, wait)
-        row = self._rows.get(key)
-        if row is None:
-            row = np.zeros(V.VOCAB_SIZE, dtype=bool)
-            for v in range(4):
-                if on >> v & 1:
-                    row[_ON_IDS[v]] = True
-                if off >> v & 1:
-                    row[_OFF_ID[v]] = True
-            if wait:
-                row[V.WAIT_BASE : _WAIT_END] = True
-            self._rows[key] = row
-        return row
-
-    def _decide(self, b: int) -> tuple[np.ndarray, int, int]:
-        """Stream ``b``'s mask row (before the waits are cut), the kept token allowed now (-1:
-        none), and the longest wait allowed (an id; the row's waits above it are cut)."""
-        s = self.streams[b]
-        if self.done[b]:
-            self._bias[b], self._waits[b] = None, False
-            return self._row(0, 0, False), V.WAIT_BASE, V.WAIT_BASE
-        t, free = s.t, self.free
-        no_on = no_off = 0
-        for rule in self._banning:
-            a, c = rule.bans(s)
-            no_on |= a
-            no_off |= c
-        dl = None
-        for rule in self._timing:
-            d = rule.deadlines(s)
-            if d is not None:
-                dl = d if dl is None else [min(x, y) for x, y in zip(dl, d, strict=True)]
-        fd, room = 4, FAR
-        after = s.last
-        if dl is not None:
-            for v in range(4):
-                if free >> v & 1:
-                    x = dl[v] - t
-                    if x < room:
-                        room = x
-                    if fd == 4 and v > after and x < DUE_WINDOW:
-                        fd = v
-        bias = None
-        for rule in self._biasing:
-            x = rule.bias(s)
-            if x is not None:
-                bias = x if bias is None else [p + q for p, q in zip(bias, x, strict=True)]
-        if bias is not None and free != 0b1111:
-            bias = [x if free >> v & 1 else 0.0 for v, x in enumerate(bias)]
-        self._bias[b] = bias
-        kept_tok = -1
-        if self.plan is not None:
-            k = self.kp[b]
-            kt = self.p_time[k] - t  # time to the next kept event (the song's end after the last)
-            if kt == 0 and k < self.p_n:
-                kv = self.p_voice[k]
-                if kv <= fd:
-                    fd, kept_tok = kv, self.p_tok[k]
-            if kt < room:
-                room = kt
-        # voices that may speak now: free ones after the last speaker, up to the first due one
-        speak = free & ((0b1111 << (after + 1)) & 0b1111) & ((1 << (fd + 1)) - 1)
-        req = (1 << fd) & speak  # the due voice: it must speak, whatever the bans say
-        on = speak & (~no_on | req) & self.start_ok
-        off = speak & (~no_off | req) & sum(1 << v for v in range(4) if s.sounding[v])
-        if req and not (on | off) & req:  # the due voice cannot speak (rules that contradict): not due
-            fd = 4
-        wait = fd == 4 and not (self.song_start and self.steps[b] == 0 and on)
-        if wait and (self.carry[b] or (self.budget is not None and self.steps[b] >= self.budget)):
-            # a forced wait (the remainder of a cut one, or past the budget): the longest that fits
-            if self.plan is None and self.limit is not None and room >= FAR // 2:
-                room = max(self.limit - (t - self.t0), 1)
-            land = longest_wait(min(room, V.MAX_WAIT))
-            self._room[b], self._land[b], self._waits[b] = room, land, False
-            return self._row(0, 0, False), land, land
-        land = longest_wait(min(room, V.MAX_WAIT))
-        self._room[b], self._land[b], self._waits[b] = room, land, wait
-        return self._row(on, off, wait), kept_tok, land
-
-    def mask_np(self) -> np.ndarray:
-        """Bool [B, vocab]: the ids each stream may take now (finished streams: ``WT_1`` only)."""
-        m = np.empty((self.B, V.VOCAB_SIZE), dtype=bool)
-        for b in range(self.B):
-            row, extra, land = self._decide(b)
-            m[b] = row
-            if land < _WAIT_END - 1:
-                m[b, land + 1 : _WAIT_END] = False
-            if extra >= 0:
-                m[b, extra] = True
-        self._m = m
-        return m
-
-    def mask(self):
-        """:meth:`mask_np` as a torch tensor on the model's device."""
-        import torch
-
-        return torch.from_numpy(self.mask_np()).to(self.device)
-
-    def adjust(self, logits, top_k: int | None = None):
-        """Re-weight the model's logits (a torch tensor [B, vocab]) for the mask just made (call after :meth:`mask`),
-        where the stream may wait: the probability of waits longer than the room before the next
-        deadline goes to the longest wait that fits (a model that means to wait past a kept event
-        waits up to it, instead of that probability spreading over new notes), and so does the
-        probability of the kept voices' events, which the model may not emit. And the rules'
-        biases are added (:class:`Activity`): with ``top_k``, only to the ids among the model's own
-        ``top_k`` likeliest allowed ones (a push towards a voice never brings in pitches the
-        model itself would not have considered)."""
-        kept = self.kept_ids
-        give = [b for b in range(self.B) if self._waits[b] and (kept or self._room[b] < V.MAX_WAIT)]
-        tilt = [b for b in range(self.B) if self._bias[b] is not None]
-        if not give and not tilt:
-            return logits
-        x = logits.detach().float().cpu().numpy().copy()  # the caller's logits stay as they are
-        for b in tilt:
-            row = x[b]
-            add = np.array(self._bias[b] + [0.0], dtype=np.float32)[_EVENT_VOICE]  # each voice's offset, per id
-            if top_k:
-                ok = row[self._m[b]]
-                if len(ok) > top_k:
-                    add[row < np.partition(ok, -top_k)[-top_k]] = 0.0
-            row += add
-        for b in give:
-            land = self._land[b]
-            parts = [x[b, land + 1 : _WAIT_END]] + [x[b, k] for k in kept]
-            extra = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            if extra.size:
-                top = float(extra.max())
-                if top > -np.inf:
-                    x[b, land] = np.logaddexp(x[b, land], top + np.log(np.exp(extra - top).sum()))
-        import torch
-
-        out = torch.from_numpy(x)
-        return out if logits.device.type == "cpu" else out.to(logits.device)
-
-    # -------------------------------------------------------------- taking a token
-    def update(self, ids) -> None:
-        """Take the sampled ids [B] (ignored for finished streams)."""
-        ids = (ids.cpu().numpy() if hasattr(ids, "cpu") else np.asarray(ids)).tolist()
-        self.n_updates += 1
-        plan = self.plan is not None
-        for b, tok in enumerate(ids):
-            if self.done[b]:
-                continue
-            s = self.streams[b]
-            if plan:
-                k = self.kp[b]
-                kt = self.p_time[k] - s.t
-                w = _WAIT_OF[tok]
-                # a wait that stops short of the kept event it was cut for: the remainder is forced
-                self.carry[b] = 0 < w < kt and self._room[b] == kt and tok == self._land[b]
-                if kt == 0 and k < self.p_n and tok == self.p_tok[k]:
-                    self.kp[b] = k + 1
-            s.update(tok)
-            self.steps[b] += 1
-            self._check_done(b)
 
 
 def parse_voices(spec, option: str = "voices") -> tuple[str, ...]:

@@ -97,3 +97,50 @@ class Stream:
             self.sounding[v] = False
             self.since[v] = now
         self.last = v
+
+
+class SongState:
+    """The song so far of ``batch`` streams (a :class:`Stream` each, all after token ids ``prefix``)
+    and when each is done: once its sampled waits reach ``limit`` samples, after ``max_tokens``
+    tokens, or (``kept``, a :class:`lakhnes.decoding.forced.Kept`) once every kept event is placed
+    and the kept plan's end is reached. ``ring``: the onsets per voice a stream keeps for the rules."""
+
+    def __init__(self, batch: int, *, limit: int | None = None, max_tokens: int | None = None, prefix=(),
+                 ring: int = 1, kept=None):
+        self.limit, self.max_tokens, self.kept = limit, max_tokens, kept
+        first = Stream.after(prefix, ring) if len(prefix) else Stream(ring)
+        self.streams = [first] + [first.copy() for _ in range(batch - 1)]
+        self.t0 = first.t
+        self.steps = [0] * batch
+        self.done = [False] * batch
+        self.length = np.zeros(batch, dtype=np.int64)  # tokens before done
+        self.tokens: list[list[int]] = [[] for _ in range(batch)]  # the ids each stream took
+        for b in range(batch):
+            self._check_done(b)
+
+    @property
+    def elapsed(self) -> np.ndarray:
+        """Samples of waits sampled so far, per stream."""
+        return np.array([s.t - self.t0 for s in self.streams], dtype=np.int64)
+
+    def all_done(self) -> bool:
+        return all(self.done)
+
+    def take(self, b: int, tok: int) -> None:
+        """Stream ``b`` (not done) takes token id ``tok``."""
+        self.streams[b].update(tok)
+        self.tokens[b].append(tok)
+        self.steps[b] += 1
+        self._check_done(b)
+
+    def _check_done(self, b: int) -> None:
+        if self.done[b]:
+            return
+        s, kept = self.streams[b], self.kept
+        if kept is None:
+            done = self.limit is not None and s.t - self.t0 >= self.limit
+        else:
+            done = kept.next[b] >= kept.n and s.t - self.t0 >= kept.end
+        if done or (self.max_tokens is not None and self.steps[b] >= self.max_tokens):
+            self.done[b] = True
+            self.length[b] = self.steps[b]

@@ -1,4 +1,5 @@
-"""One-token Transformer-XL steps with cached keys, values and position projections.
+"""One-token model steps: :class:`Stepper` (any model), with cached keys, values and position
+projections for a Transformer-XL (:class:`CachedSteps`).
 
 ``TransformerXL.forward(x[B, 1], state)`` recomputes the key/value projections of the whole
 memory (``mem_len`` rows per layer) and the relative-position projections at every step. Both are
@@ -104,3 +105,36 @@ class CachedSteps:
 def _t(w: torch.Tensor) -> torch.Tensor:
     """``w`` [out, in] as a contiguous [in, out] copy."""
     return w.t().contiguous()
+
+
+def feed(model, ids: torch.Tensor, state):
+    """Feed ids [B, T] in chunks of ``tgt_len``; the logits after the last one [B, V], and the state."""
+    n = max(1, int(getattr(model.config, "tgt_len", 256)))
+    logits = None
+    for a in range(0, ids.size(1), n):
+        out, state = model(ids[:, a : a + n], state)
+        logits = out[:, -1]
+    return logits, state
+
+
+class Stepper:
+    """One token per step after a prompt, for any model: ``step(ids[B]) -> logits [B, V]``
+    (``logits``: the latest). The shape :func:`lakhnes.decoding.loop.run` drives.
+
+    The prompt goes through ``model.forward`` in ``tgt_len`` chunks (filling the memory); then a
+    Transformer-XL steps through :class:`CachedSteps` (``cache``), any other model through
+    ``model(x[B, 1], state)``. Call under ``torch.inference_mode()``.
+    """
+
+    def __init__(self, model, prompt: torch.Tensor, cache: bool = True):
+        self.model = model
+        self.logits, self.state = feed(model, prompt, model.init_state(prompt.size(0), prompt.device))
+        self.cached = CachedSteps(model, self.state) if cache and supports(model) else None
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.cached is not None:
+            self.logits = self.cached.step(ids)
+        else:
+            out, self.state = self.model(ids[:, None], self.state)
+            self.logits = out[:, -1]
+        return self.logits
