@@ -64,7 +64,7 @@ while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
   fi
   cmd=(lakhnes train --data "$NESMDB" -o "$stage/run" --init "$stage/init" --lr "$LR" --warmup "$WARMUP"
        --schedule time --clock cpu --max-minutes "$MINUTES" --steps 100000000 --eval-every 100000000
-       --threads "$THREADS" --seed "$n" --no-progress ${BF16:+--bf16} ${TRAIN_ARGS:-})
+       --threads "$THREADS" --seed "$((10#${stage##*_}))" --no-progress ${BF16:+--bf16} ${TRAIN_ARGS:-})
   if [[ -f $stage/run/latest.json ]]; then log "$(basename "$stage"): resuming"; else
     log "$(basename "$stage"): $MINUTES CPU-minutes from the shipped model (valid PPL $(shipped_valid))"; fi
   $NICE "${cmd[@]}" >> "$stage/train.log" 2>&1
