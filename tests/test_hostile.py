@@ -104,3 +104,119 @@ def test_a_failed_output_leaves_none_and_an_empty_song_is_refused(tmp_path, tiny
     assert "the model wrote no notes" in err and "\n" not in err
     assert not list(tmp_path.glob("o.*"))
 
+
+
+# --------------------------------------------------------------------- servers: body caps, study answers
+
+
+def _stream(total_mb: int, sent: list, head: bytes = b""):
+    async def gen():
+        yield head
+        for _ in range(total_mb):
+            sent[0] += 1 << 20
+            yield b"x" * (1 << 20)
+    return gen()
+
+
+def _post_chunked(app, url: str, total_mb: int, content_type: str, head: bytes = b"") -> tuple[int, str, int]:
+    import asyncio
+
+    import httpx
+
+    sent = [0]
+
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            r = await c.post(url, content=_stream(total_mb, sent, head), headers={"content-type": content_type})
+            return r.status_code, r.text
+
+    status, text = asyncio.run(go())
+    return status, text, sent[0]
+
+
+@pytest.fixture
+def study(tmp_path):
+    pytest.importorskip("fastapi")
+    from tests.listen_util import make_study
+
+    return make_study(tmp_path / "study")
+
+
+def test_body_caps_hold_for_chunked_requests(study, tmp_path):
+    import torch
+
+    from lakhnes.models import build_model
+    from lakhnes.studio.app import create_app
+    from lakhnes.studio.listen_routes import create_listen_app
+
+    listen = create_listen_app(study.root)
+    status, text, sent = _post_chunked(listen, "/listen/api/answers", 40, "application/json")
+    assert status == 413 and "too large" in text and sent < 8 << 20
+    torch.manual_seed(0)
+    studio = create_app(model=build_model("transformer_xl", "tiny"), out_dir=tmp_path / "studio")
+    part = (b'--xyz\r\nContent-Disposition: form-data; name="mode"\r\n\r\ncontinue\r\n--xyz\r\n'
+            b'Content-Disposition: form-data; name="file"; filename="big.mid"\r\n'
+            b"Content-Type: audio/midi\r\n\r\nMThd")
+    for url, kind, head in (("/api/jobs", "multipart/form-data; boundary=xyz", part),
+                            ("/api/songs/0123456789ab/render", "application/json", b'{"mute": ["')):
+        status, text, sent = _post_chunked(studio, url, 40, kind, head)
+        assert status == 413 and "too large" in text and sent < 8 << 20, (url, status, text)
+    assert not list((tmp_path / "studio").rglob("*.tmp*"))
+
+
+def test_study_answers_need_both_clips_fetched(study):
+    from fastapi.testclient import TestClient
+
+    from lakhnes.studio.listen_routes import create_listen_app
+
+    with TestClient(create_listen_app(study.root)) as c:
+        lid = c.post("/listen/api/listeners").json()["id"]
+        batch = c.post(f"/listen/api/listeners/{lid}/batches", json={"test": "turing"}).json()
+        answer = {"listener": lid, "batch": batch["id"], "pair": 0, "choice": "a"}
+        r = c.post("/listen/api/answers", json=answer)
+        assert r.status_code == 409 and r.json()["detail"] == "play both clips of pair 0 first"
+        assert c.get(batch["pairs"][0]["a"]).status_code == 200
+        assert c.post("/listen/api/answers", json=answer).status_code == 409
+        assert c.get(batch["pairs"][0]["b"]).status_code == 200
+        assert c.post("/listen/api/answers", json=answer).json()["next"] == 1
+
+
+def test_csv_cells_cannot_be_formulas():
+    import csv
+    import io
+
+    from lakhnes.listen.store import ANSWER_COLUMNS, answers_csv
+
+    row = dict.fromkeys(ANSWER_COLUMNS, "x") | {"id": 1, "song_a": '=HYPERLINK("http://evil","x")',
+                                               "song_b": "+cmd|' /C calc'!A0", "system_a": "@SUM(1+1)",
+                                               "system_b": "-2+3", "clip_a": "\tx", "offset_a": -1.5}
+    out = list(csv.DictReader(io.StringIO(answers_csv([row]))))[0]
+    assert out["song_a"] == "'" + row["song_a"] and out["song_b"] == "'" + row["song_b"]
+    assert out["system_a"] == "'@SUM(1+1)" and out["system_b"] == "'-2+3" and out["clip_a"] == "'\tx"
+    assert out["offset_a"] == "-1.5"  # numbers stay numbers
+
+
+def test_damaged_answers_database_and_busy_port_are_one_line(study, capsys):
+    import socket
+
+    db = study.root / "answers.sqlite"
+    db.write_bytes(b"this is not a database" * 100)
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    for argv in (["listen", "results", str(study.root)], ["listen", "serve", str(study.root), "--port", str(port)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"{db}: damaged answers database") and "\n" not in err, err
+    db.unlink()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        assert main(["listen", "serve", str(study.root), "--port", str(port)]) == 1
+        out = capsys.readouterr()
+        assert out.out == "" and out.err.count("\n") == 1 and f"127.0.0.1:{port}: cannot listen" in out.err
+    finally:
+        busy.close()

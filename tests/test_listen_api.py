@@ -66,11 +66,18 @@ def test_the_page_and_batches_reveal_nothing(client, study):
     assert client.get("/listen/api/audio/" + "0" * 24).status_code == 404
 
 
+def hear(client, batch, k) -> None:
+    """Fetch both clips of pair ``k``, as the page does before it takes an answer (the server checks)."""
+    for side in "ab":
+        assert client.get(batch["pairs"][k][side]).status_code == 200
+
+
 def test_answers_resume_across_a_restart_then_results(study):
     with TestClient(create_listen_app(study.root)) as c:
         lid = c.post("/listen/api/listeners").json()["id"]
         batch = c.post(f"/listen/api/listeners/{lid}/batches", json={"test": "turing"}).json()
         for k in range(3):
+            hear(c, batch, k)
             r = c.post("/listen/api/answers", json={"listener": lid, "batch": batch["id"], "pair": k, "choice": "a"})
             assert r.json() == {"next": k + 1, "finished": False, "batches_done": 0}
         r = c.post("/listen/api/answers", json={"listener": lid, "batch": batch["id"], "pair": 2, "choice": "b"})
@@ -87,6 +94,7 @@ def test_answers_resume_across_a_restart_then_results(study):
         assert again["id"] == batch["id"] and again["next"] == 3 and again["pairs"] == [
             p | {"answered": p["pair"] < 3} for p in batch["pairs"]]
         for k in range(3, 10):
+            hear(c, batch, k)
             out = c.post("/listen/api/answers", json={"listener": lid, "batch": batch["id"], "pair": k,
                                                       "choice": "b"}).json()
         assert out == {"next": None, "finished": True, "batches_done": 1}

@@ -164,12 +164,22 @@ def run_serve(args) -> int:
     if not 0 < args.port < 65536:
         return usage_error(f"--port {args.port} is outside 1-65535")
     loopback = _is_loopback(args.host)
+    from lakhnes.cli.serve import _listen_socket
+
+    try:  # the port first: a busy one fails here, in one line, before any banner (as `lakhnes serve`)
+        sock = _listen_socket(args.host, args.port)
+    except OSError as e:
+        fail(f"{args.host}:{args.port}: cannot listen ({e.strerror or e}); is another server running? "
+             "Pick another --port")
+        return 1
     try:
         app = create_listen_app(args.study, trusted_hosts=LOOPBACK_NAMES if loopback else None)
     except InvalidInputError as e:
+        sock.close()
         fail(str(e))
         return 1
     except OSError as e:
+        sock.close()
         fail(f"{args.study}: cannot open the study ({e.strerror or e})")
         return 1
     if not loopback:
@@ -178,7 +188,7 @@ def run_serve(args) -> int:
     key = app.state.study.key
     print(f"Listening study: {url}/listen/  (results: {url}/listen/results?key={key}; answers go to "
           f"{Path(args.study) / 'answers.sqlite'}; Ctrl+C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")).run(sockets=[sock])
     return 0
 
 
@@ -200,7 +210,11 @@ def run_results(args) -> int:
         fail(str(e))
         return 1
     db = study.root / "answers.sqlite"
-    rows = Store(db).answers() if db.exists() else []
+    try:
+        rows = Store(db).answers() if db.exists() else []
+    except InvalidInputError as e:
+        fail(str(e))
+        return 1
     res = R.analyse(rows, settings, {t: study.compared(t) for t in settings.tests})
     print(R.markdown(res))
     try:

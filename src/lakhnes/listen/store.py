@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS answers (
     answered_at TEXT NOT NULL,
     UNIQUE (batch, pair)
 );
+CREATE TABLE IF NOT EXISTS fetched (
+    token TEXT PRIMARY KEY,
+    at TEXT NOT NULL
+);
 """
 #: the columns of an answer row, in the CSV's order
 ANSWER_COLUMNS = ("id", "listener", "test", "batch", "batch_number", "pair", "control", "system_a", "system_b",
@@ -100,16 +104,30 @@ def correct_of(test: str, control: bool, chosen: str) -> int | None:
 
 
 class Store:
-    """The answers database of one study (``answers.sqlite``); safe to share between threads."""
+    """The answers database of one study (``answers.sqlite``); safe to share between threads. A
+    damaged database is an ``InvalidInputError`` naming the file (one line), never a traceback."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.Lock()  # one writer at a time inside this process
-        with self._connect() as db:
+        with self._damaged(), self._connect() as db:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise OSError(f"{self.path}: SQLite could not switch to WAL (journal mode {mode})")
             db.executescript(SCHEMA)
+            cols = {r[1] for r in db.execute("PRAGMA table_info(answers)")}
+            if not set(ANSWER_COLUMNS) <= cols:
+                raise sqlite3.DatabaseError(f"its answers table lacks {', '.join(sorted(set(ANSWER_COLUMNS) - cols))}")
+
+    @contextmanager
+    def _damaged(self):
+        try:
+            yield
+        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed", ...
+            from lakhnes.errors import InvalidInputError
+
+            raise InvalidInputError(f"damaged answers database ({e}); move it aside to start a new one",
+                                    str(self.path)) from None
 
     @contextmanager
     def _connect(self):
@@ -210,9 +228,10 @@ class Store:
         return r["clip_a"] if r["token_a"] == token else r["clip_b"]
 
     # ------------------------------------------------------------------ answers
-    def answer(self, listener: str, batch_id: str, pair: int, choice: str) -> dict:
+    def answer(self, listener: str, batch_id: str, pair: int, choice: str, heard: bool = False) -> dict:
         """Record the listener's ``choice`` (``a`` or ``b``) for a pair of their batch; answering
-        again with the same choice changes nothing, with another raises :class:`Conflict`.
+        again with the same choice changes nothing, with another raises :class:`Conflict`. With
+        ``heard``, a new answer needs both clips of the pair fetched (:meth:`fetch`; else :class:`Conflict`).
         Returns ``next`` (the first unanswered pair or None), ``finished`` and ``batches_done``."""
         if choice not in ("a", "b"):
             raise ValueError(f"choice must be 'a' or 'b', not {choice!r}")
@@ -226,6 +245,9 @@ class Store:
             old = db.execute("SELECT choice FROM answers WHERE batch = ? AND pair = ?", (batch_id, pair)).fetchone()
             if old is not None and old["choice"] != choice:
                 raise Conflict(f"pair {pair} is already answered")
+            if old is None and heard and db.execute("SELECT COUNT(*) FROM fetched WHERE token IN (?, ?)",
+                                                    (p["token_a"], p["token_b"])).fetchone()[0] < 2:
+                raise Conflict(f"play both clips of pair {pair} first")
             if old is None:
                 chosen = p[f"system_{choice}"]
                 row = {"listener": listener, "test": b["test"], "batch": batch_id, "batch_number": b["number"],
@@ -241,9 +263,17 @@ class Store:
                               (listener, b["test"])).fetchone()[0]
         return {"next": nxt, "finished": nxt is None, "batches_done": done}
 
+    def fetch(self, token: str) -> str | None:
+        """:meth:`clip_of`, and the token is recorded as fetched (see :meth:`heard`)."""
+        clip = self.clip_of(token)
+        if clip is not None:
+            with self._write() as db:
+                db.execute("INSERT OR IGNORE INTO fetched VALUES (?, ?)", (token, now()))
+        return clip
+
     def answers(self, test: str | None = None) -> list[dict]:
         """Every answer row (``ANSWER_COLUMNS``), oldest first; of one test if given."""
-        with self._connect() as db:
+        with self._damaged(), self._connect() as db:
             q = "SELECT * FROM answers" + (" WHERE test = ?" if test else "") + " ORDER BY id"
             return [dict(r) for r in db.execute(q, (test,) if test else ())]
 
@@ -255,9 +285,18 @@ def answers_csv(rows: Iterable[dict], counted: set[int] | None = None) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow((*ANSWER_COLUMNS, "counted"))
     for r in rows:
-        w.writerow((*("" if r[c] is None else r[c] for c in ANSWER_COLUMNS),
+        w.writerow((*("" if r[c] is None else csv_cell(r[c]) for c in ANSWER_COLUMNS),
                     "" if counted is None else int(r["id"] in counted)))
     return buf.getvalue()
+
+
+def csv_cell(value):
+    """A value safe in a spreadsheet: text that a spreadsheet would run as a formula (starting with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, e.g. a song named ``=HYPERLINK(...)``)
+    gets a leading ``'`` (OWASP's advice); numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 __all__ = ["Store", "NotFound", "Conflict", "answers_csv", "ANSWER_COLUMNS", "RANDOM", "REAL"]

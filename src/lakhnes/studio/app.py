@@ -18,6 +18,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from lakhnes.core.score import VOICES
 from lakhnes.errors import InvalidInputError
 from lakhnes.studio import modes
+from lakhnes.studio.body_limit import BodyLimit
 from lakhnes.studio.jobs import JobQueue, QueueFull
 from lakhnes.studio.songs import ID_RE, MAX_SONGS, SongStore
 
@@ -119,6 +120,8 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
 
     if trusted_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)
+    # outermost: the cap holds for chunked bodies too (counted as they stream; Content-Length checked first)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes + 65536, what="upload")
 
     # ------------------------------------------------------------------ page
     @app.get("/", include_in_schema=False)

@@ -26,10 +26,13 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from lakhnes.listen import results as R
 from lakhnes.listen.store import Conflict, NotFound, Store, answers_csv
 from lakhnes.listen.study import TESTS, Study
+from lakhnes.studio.body_limit import BodyLimit
 
 STATIC = Path(__file__).parent / "static"
 ID = r"^[0-9a-f]{16}$"
 NO_STORE = {"Cache-Control": "no-store"}
+#: the largest request body the study reads (its requests are small JSON objects)
+MAX_BODY_BYTES = 64 * 1024
 
 
 class BatchRequest(BaseModel):
@@ -113,11 +116,11 @@ def listen_router(study_dir: str | os.PathLike) -> APIRouter:
 
     @router.post("/api/answers", summary="Record one answer")
     def answer(req: AnswerRequest):
-        """Stored (and on disk) before this answers. `next`: the batch's next unanswered pair,
-        null when the batch is finished. Answering a pair again with the same choice is harmless;
+        """Stored (and on disk) before this answers. Both clips of the pair must have been fetched
+        (else 409). `next`: the batch's next unanswered pair, null when the batch is finished. Answering a pair again with the same choice is harmless;
         with the other choice it is refused (409)."""
-        try:
-            return store.answer(req.listener, req.batch, req.pair, req.choice)
+        try:  # heard: both clips fetched (the page asks the same, but the server decides)
+            return store.answer(req.listener, req.batch, req.pair, req.choice, heard=True)
         except NotFound as e:
             raise HTTPException(404, str(e)) from None
         except Conflict as e:
@@ -125,7 +128,7 @@ def listen_router(study_dir: str | os.PathLike) -> APIRouter:
 
     @router.get("/api/audio/{token}", summary="One clip of a pair (WAV)")
     def audio(token: str):
-        clip = store.clip_of(token) if len(token) == 24 and token.isalnum() else None
+        clip = store.fetch(token) if len(token) == 24 and token.isalnum() else None
         if clip is None:
             raise HTTPException(404, "no such clip")
         data = study.clip_path(clip).read_bytes()
@@ -177,6 +180,7 @@ def create_listen_app(study_dir: str | os.PathLike, trusted_hosts: list[str] | N
 
     if trusted_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # outermost: counts chunked bodies as they stream
 
     @app.get("/", include_in_schema=False)
     def root():
