@@ -220,3 +220,16 @@ def test_damaged_answers_database_and_busy_port_are_one_line(study, capsys):
         assert out.out == "" and out.err.count("\n") == 1 and f"127.0.0.1:{port}: cannot listen" in out.err
     finally:
         busy.close()
+
+
+def test_progress_prints_plain_lines_into_a_log(capsys):
+    from lakhnes.progress import progress_bar
+
+    assert list(progress_bar(range(3), desc="eval", unit="seg", disable=True, plain=True)) == [0, 1, 2]
+    assert capsys.readouterr().err == ""  # disabled: silent
+    items = list(progress_bar(range(5), desc="eval", unit="seg", disable=None, plain=True, every=0, initial=0))
+    assert items == [0, 1, 2, 3, 4]
+    lines = capsys.readouterr().err.splitlines()  # stderr is captured: not a terminal
+    assert lines[0].startswith("eval: 1/5 seg (20%), ") and "min left" in lines[0]
+    assert lines[-1].startswith("eval: 5/5 seg (100%)")
+

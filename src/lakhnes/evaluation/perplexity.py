@@ -131,7 +131,7 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     steps = range(0, rows.shape[1] - 1, tgt_len)
     try:
         bar = progress_bar(steps[start:], desc="eval", unit="seg", disable=None if progress else True, leave=False,
-                   initial=start, total=len(steps))
+                           initial=start, total=len(steps), plain=True)  # plain lines into a log file
         for k, i in enumerate(bar, start):
             if partial and k > start and (k - start) % save_every == 0:
                 _save_partial(Path(partial), key, k, total, targets, before + time.perf_counter() - t0, state)
@@ -156,7 +156,8 @@ def evaluate_ngram(model: ngram.NGramLM, tokens, *, streams: int = STREAMS, prog
     rows, lengths = layout_streams(tokens, streams)
     t0 = time.perf_counter()
     total = 0.0
-    for s in progress_bar(range(streams), desc="eval", unit="stream", disable=None if progress else True, leave=False):
+    for s in progress_bar(range(streams), desc="eval", unit="stream", disable=None if progress else True, leave=False,
+                          plain=True):
         total += model.stream_nll(rows[s, : lengths[s]])
     n = int(lengths.sum())
     return _result(total, n - streams, n, streams, time.perf_counter() - t0, order=model.order)
