@@ -233,3 +233,97 @@ def test_progress_prints_plain_lines_into_a_log(capsys):
     assert lines[0].startswith("eval: 1/5 seg (20%), ") and "min left" in lines[0]
     assert lines[-1].startswith("eval: 5/5 seg (100%)")
 
+
+
+# --------------------------------------------------------------------- after kill -9
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_temporaries_are_removed_on_the_next_write(tmp_path, fixtures, capsys):
+    import os
+
+    dead = _dead_pid()
+    stale = tmp_path / f".out.wav.tmp{dead}"
+    other = tmp_path / f".other.mid.tmp{dead}"
+    live = tmp_path / f".busy.wav.tmp{os.getppid()}"  # a running process's: left alone
+    for p in (stale, other, live):
+        p.write_bytes(b"RIFF" + bytes(1000))
+    song = sorted((fixtures / "nesmdb").glob("*.mid"))[0]
+    assert main(["synth", str(song), "-o", str(tmp_path / "out.wav")]) == 0
+    assert not stale.exists() and not other.exists() and live.exists()
+    capsys.readouterr()
+
+
+def test_studio_removes_a_killed_studios_temporary_folders(tmp_path):
+    import os
+    import time
+
+    from lakhnes.studio.songs import SongStore
+
+    root = tmp_path / "studio" / "songs"
+    (root / ".tmp-0123456789ab").mkdir(parents=True)
+    (root / ".tmp-0123456789ab" / "song.wav").write_bytes(bytes(100))
+    old = time.time() - 3600
+    os.utime(root / ".tmp-0123456789ab", (old, old))
+    (root / "abcdefabcdef").mkdir()
+    (root / "abcdefabcdef" / f".mute-P1.wav.tmp{_dead_pid()}").write_bytes(bytes(10))
+    SongStore(tmp_path / "studio")
+    assert sorted(p.name for p in root.rglob("*")) == ["abcdefabcdef"]
+
+
+WORKER_SCRIPT = """
+import os, sys, time
+from pathlib import Path
+from lakhnes.batch import run_batch
+
+def slow(item):
+    Path(sys.argv[1], str(os.getpid())).touch()
+    time.sleep(60)
+
+if __name__ == "__main__":
+    for _ in run_batch(slow, [(str(i), i) for i in range(64)], workers=2, progress=False):
+        pass
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_batch_workers_die_with_their_parent(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "slow.py"
+    script.write_text(WORKER_SCRIPT)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(pids)])
+    try:
+        end = time.monotonic() + 30
+        while len(list(pids.iterdir())) < 2 and time.monotonic() < end:
+            time.sleep(0.1)
+        workers = [int(p.name) for p in pids.iterdir()]
+        assert len(workers) == 2
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            return " Z " not in open(f"/proc/{pid}/stat").read().split(")", 1)[1][:4]
+        except OSError:
+            return False
+
+    end = time.monotonic() + 5
+    while any(running(p) for p in workers) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [p for p in workers if running(p)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -21,6 +22,34 @@ def _safe(job):
     except Exception as e:  # an unexpected failure on one file must not stop the batch
         where = item[0] if isinstance(item, tuple) else item
         return item, None, f"{where}: {type(e).__name__}: {e}".splitlines()[0]
+
+
+def die_with_parent(parent: int) -> None:
+    """A worker's initializer: the worker ends when its parent does (killed with -9 too), instead of
+    going on writing files. On Linux the kernel sends SIGTERM (``prctl(PR_SET_PDEATHSIG)``); elsewhere,
+    and for a parent that died before this ran, a watcher thread checks ``os.getppid()`` every second."""
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent is gone already
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="lakhnes-parent-watch", daemon=True).start()
 
 
 def run_batch(func: Callable, items: Iterable, workers: int | None = None, progress: bool = True,
@@ -43,7 +72,7 @@ def run_batch(func: Callable, items: Iterable, workers: int | None = None, progr
                 if bar:
                     bar.update()
         else:
-            with ProcessPoolExecutor(workers) as pool:
+            with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 chunk = max(1, min(256, len(items) // (workers * 8)))
                 for out in pool.map(_safe, [(func, it) for it in items], chunksize=chunk):
                     yield out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ def atomic_path(path: str | os.PathLike):
                 raise NotADirectoryError(errno.ENOTDIR, f"{up} is a file, not a folder", str(path))
             break
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         yield tmp
@@ -35,6 +37,43 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_TMP_RE = re.compile(r"^\..+\.tmp(\d+)$")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files ``atomic_path`` left in ``folder`` (``.NAME.tmp<pid>``) when its
+    process was killed (kill -9, power loss): those whose pid is no longer running. Returns them."""
+    gone = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return gone
+    for e in entries:
+        m = _TMP_RE.match(e.name)
+        if m is None or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
+            continue
+        try:
+            if e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                gone.append(Path(e.path))
+        except OSError:
+            pass
+    return gone
 
 
 def check_writable(path: str | os.PathLike) -> None:

@@ -26,6 +26,8 @@ from lakhnes.formats.midi import read_midi
 from lakhnes.studio import MAX_SONGS
 
 ID_RE = re.compile(r"^[0-9a-f]{12}$")
+#: when this process started (its first import of the studio): older temporary folders are a killed one's
+_STARTED = time.time()
 #: every file name a song folder may hold
 NAME_RE = re.compile(r"^(song\.(wav|mid|tx1\.txt|json)|mute-(P1|P2|TR|NO)(-(P1|P2|TR|NO)){0,3}\.wav)$")
 DOWNLOADS = {"wav": "song.wav", "mid": "song.mid", "tx1": "song.tx1.txt"}
@@ -72,6 +74,25 @@ class SongStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_songs = max_songs
         self._render_lock = threading.Lock()
+        self.clean_temporaries()
+
+    def clean_temporaries(self) -> list[str]:
+        """Remove what a killed studio left: song folders still under their temporary name
+        (``.tmp-<id>``) older than this process, and stale ``atomic_path`` files (dead pid) in the
+        song folders. Returns the removed names."""
+        from lakhnes.io import clean_stale_temporaries
+
+        gone = []
+        for d in self.root.iterdir():
+            try:
+                if d.name.startswith(".tmp-") and d.is_dir() and d.stat().st_mtime < _STARTED:
+                    shutil.rmtree(d, ignore_errors=True)
+                    gone.append(d.name)
+                elif ID_RE.fullmatch(d.name) and d.is_dir():
+                    gone += [f"{d.name}/{p.name}" for p in clean_stale_temporaries(d)]
+            except OSError:
+                continue
+        return gone
 
     # ------------------------------------------------------------------ writing
     def add(self, score: NesScore, meta: dict, highlight: dict | None = None) -> dict:
