@@ -138,15 +138,9 @@ def _one_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def load_sharded_state(folder: str | os.PathLike, dtype=None) -> dict:
-    """The tensors of a sharded model folder (``model.safetensors.index.json`` + its shards),
-    each cast to ``dtype`` (default float32; integer tensors keep theirs). Every tensor the index
-    names must be in its shard, and every shard tensor in the index."""
-    import torch
-    from safetensors import safe_open
-
-    dtype = dtype or torch.float32
-    folder = Path(folder)
+def _shard_plan(folder: Path) -> dict[str, list[str]]:
+    """Shard file name -> the tensor names ``model.safetensors.index.json`` puts there (checked: a
+    non-empty ``weight_map`` of plain ``.safetensors`` names beside the index). Torch-free."""
     index_file = folder / INDEX_FILE
     try:
         index = json.loads(index_file.read_text())
@@ -161,13 +155,28 @@ def load_sharded_state(folder: str | os.PathLike, dtype=None) -> dict:
             raise InvalidInputError(f"bad shard name {shard!r} for {name} (a .safetensors file beside the index)",
                                     str(index_file))
         by_shard.setdefault(shard, []).append(name)
+    return by_shard
+
+
+def _read_shards(folder: Path, framework: str, convert) -> dict:
+    """Every tensor of a sharded model folder through ``convert`` (``safe_open`` with ``framework``
+    "pt", or :func:`read_safetensors_numpy` with "np"); every tensor the index names must be in its
+    shard, and every shard tensor in the index."""
+    from contextlib import nullcontext
+
+    from safetensors import safe_open
+
+    def opened(f: Path):
+        return safe_open(str(f), framework=framework, device="cpu") if framework != "np" else \
+            nullcontext(_NumpyFile(read_safetensors_numpy(f)))
+
     state = {}
-    for shard, names in by_shard.items():
+    for shard, names in _shard_plan(folder).items():
         f = folder / shard
         if not f.exists():
             raise InvalidInputError(f"shard listed in {INDEX_FILE} is missing", str(f))
         try:
-            with safe_open(str(f), framework="pt", device="cpu") as h:
+            with opened(f) as h:
                 keys = set(h.keys())
                 missing, extra = sorted(set(names) - keys), sorted(keys - set(names))
                 if missing or extra:
@@ -175,13 +184,111 @@ def load_sharded_state(folder: str | os.PathLike, dtype=None) -> dict:
                             else f"holds {len(extra)} tensor(s) the index does not list (e.g. {extra[0]})")
                     raise InvalidInputError(what, str(f))
                 for name in names:
-                    t = h.get_tensor(name)
-                    state[name] = t.to(dtype) if t.is_floating_point() else t
+                    state[name] = convert(h.get_tensor(name))
         except InvalidInputError:
             raise
         except Exception as e:  # not safetensors, truncated, ...
             raise InvalidInputError(f"cannot read shard ({_one_line(e)})", str(f)) from None
     return state
+
+
+def load_sharded_state(folder: str | os.PathLike, dtype=None) -> dict:
+    """The tensors of a sharded model folder (``model.safetensors.index.json`` + its shards),
+    each cast to ``dtype`` (default float32; integer tensors keep theirs). Every tensor the index
+    names must be in its shard, and every shard tensor in the index."""
+    import torch
+
+    dtype = dtype or torch.float32
+    return _read_shards(Path(folder), "pt", lambda t: t.to(dtype) if t.is_floating_point() else t)
+
+
+def read_config(path: str | os.PathLike) -> tuple[Path, dict]:
+    """The checkpoint folder meant by ``path`` (see :func:`resolve_checkpoint`) and its parsed
+    ``config.json`` (``model_type``, ``config``, ...). Torch-free."""
+    ckpt = resolve_checkpoint(path)
+    cfg_file = ckpt / CONFIG_FILE
+    if not cfg_file.exists():
+        raise InvalidInputError(f"missing {CONFIG_FILE} beside the weights", str(ckpt))
+    try:
+        meta = json.loads(cfg_file.read_text())
+        if not isinstance(meta, dict) or not isinstance(meta["model_type"], str) or not isinstance(meta["config"], dict):
+            raise TypeError("model_type (a string) and config (an object) are required")
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InvalidInputError(f"bad {CONFIG_FILE} ({e})", str(cfg_file)) from None
+    return ckpt, meta
+
+
+def _single_file(path: str | os.PathLike, ckpt: Path) -> Path:
+    """The one-file weights meant by ``path`` (it may not exist: then the folder is sharded)."""
+    p = Path(path)
+    return p if p.is_file() and p.name != INDEX_FILE else ckpt / WEIGHTS_FILE
+
+
+class _NumpyFile:
+    def __init__(self, tensors: dict):
+        self.tensors = tensors
+
+    def keys(self):
+        return self.tensors.keys()
+
+    def get_tensor(self, name: str):
+        return self.tensors[name]
+
+
+#: safetensors dtype -> numpy dtype (BF16 is widened to float32 by hand: numpy has no bfloat16)
+_NP_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+              "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+def read_safetensors_numpy(path: str | os.PathLike) -> dict:
+    """The tensors of a ``.safetensors`` file as numpy arrays (bfloat16 widened to float32), read
+    from the format itself: an 8-byte little-endian header length, a JSON header (name ->
+    dtype, shape, data_offsets), then the data. Torch-free; a malformed file raises ValueError."""
+    import numpy as np
+
+    data = Path(path).read_bytes()
+    if len(data) < 8:
+        raise ValueError("shorter than a safetensors header")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise ValueError("header longer than the file")
+    header = json.loads(data[8 : 8 + n])
+    body = memoryview(data)[8 + n :]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        kind = info["dtype"]
+        if kind not in _NP_DTYPES:
+            raise ValueError(f"{name}: unsupported dtype {kind}")
+        shape, (a, b) = [int(d) for d in info["shape"]], info["data_offsets"]
+        dt = np.dtype(_NP_DTYPES[kind])
+        if not 0 <= a <= b <= len(body) or b - a != dt.itemsize * int(np.prod(shape, dtype=np.int64)):
+            raise ValueError(f"{name}: data offsets do not fit its shape or the file")
+        arr = np.frombuffer(body[a:b], dtype=dt).reshape(shape)
+        out[name] = (arr.astype(np.uint32) << 16).view(np.float32) if kind == "BF16" else arr.astype(dt.newbyteorder("="))
+    return out
+
+
+def load_numpy_state(path: str | os.PathLike) -> tuple[dict, dict]:
+    """``config.json`` and the weights of the model at ``path`` as float32 numpy arrays (16-bit
+    shards are widened), through ``safetensors.numpy``: nothing imports torch."""
+    import numpy as np
+
+    ckpt, meta = read_config(path)
+    single = _single_file(path, ckpt)
+
+    def f32(a):
+        return a.astype(np.float32) if a.dtype.kind == "f" and a.dtype != np.float32 else a
+
+    if single.exists():
+        try:
+            state = {k: f32(a) for k, a in read_safetensors_numpy(single).items()}
+        except Exception as e:  # not safetensors, truncated, ...
+            raise InvalidInputError(f"cannot load weights ({_one_line(e)})", str(single)) from None
+    else:
+        state = _read_shards(ckpt, "np", f32)
+    return meta, state
 
 
 def _pack(names: list[str], sizes: dict, limit: int, first_fit: bool = False) -> list[list[str]]:
@@ -273,16 +380,12 @@ def load_model(path: str | os.PathLike, device="cpu"):
     """
     from safetensors.torch import load_model as st_load
 
-    ckpt = resolve_checkpoint(path)
-    single = Path(path) if Path(path).is_file() and Path(path).name != INDEX_FILE else ckpt / WEIGHTS_FILE
-    cfg_file = ckpt / CONFIG_FILE
-    if not cfg_file.exists():
-        raise InvalidInputError(f"missing {CONFIG_FILE} beside the weights", str(ckpt))
+    ckpt, meta = read_config(path)
+    single = _single_file(path, ckpt)
     try:
-        meta = json.loads(cfg_file.read_text())
         model = build_model(meta["model_type"], meta["config"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InvalidInputError(f"bad {CONFIG_FILE} ({e})", str(cfg_file)) from None
+    except (KeyError, TypeError) as e:
+        raise InvalidInputError(f"bad {CONFIG_FILE} ({e})", str(ckpt / CONFIG_FILE)) from None
     if single.exists():
         try:
             st_load(model, str(single), strict=True, device="cpu")

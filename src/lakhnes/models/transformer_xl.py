@@ -13,38 +13,14 @@ trick, scaled, and -inf where a key lies in the future) is passed as its float `
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lakhnes.core.vocab import VOCAB_SIZE
+from lakhnes.models.txl_config import TransformerXLConfig
 
-
-@dataclass
-class TransformerXLConfig:
-    """Sizes of a Transformer-XL. ``tgt_len`` is the training segment length."""
-
-    n_layer: int = 4
-    n_head: int = 8
-    d_model: int = 256
-    d_head: int = 0  # 0: d_model // n_head
-    d_inner: int = 1024
-    tgt_len: int = 256
-    mem_len: int = 256
-    dropout: float = 0.1
-    dropatt: float = 0.0
-    pre_norm: bool = False
-    tie_weights: bool = True  # output projection = the input embedding (LakhNES); False: its own matrix
-    vocab_size: int = VOCAB_SIZE
-
-    def __post_init__(self):
-        if not self.d_head:
-            self.d_head = self.d_model // self.n_head
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["PRESETS", "TransformerXL", "TransformerXLConfig", "rel_shift", "sinusoid"]
 
 
 #: Named sizes: ``paper`` is LakhNES' model, ``small`` fits an hour on a 2-core CPU. ``small`` has 4
