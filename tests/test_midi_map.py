@@ -144,3 +144,41 @@ def test_from_to_pick_the_part_of_the_source(pop, tmp_path, tiny_model, capsys, 
 
     text = build_parser()._subparsers._group_actions[0].choices["generate"].format_help()
     assert "default: all of" in " ".join(text.split()) and "--from" in text
+
+
+def test_studio_shows_the_tracks_and_sends_the_chosen_mapping(pop, tmp_path, one_torch_thread):
+    pytest.importorskip("fastapi")
+    import torch
+    from fastapi.testclient import TestClient
+
+    from lakhnes.models import build_model
+    from lakhnes.studio.app import STATIC, create_app
+    from lakhnes.studio.modes import Limits
+
+    torch.manual_seed(0)
+    app = create_app(model=build_model("transformer_xl", "tiny"), out_dir=tmp_path / "studio",
+                     limits=Limits(max_seconds=4))
+    with TestClient(app) as c:
+        files = {"file": ("pop909_077.mid0", pop.read_bytes(), "audio/midi")}  # any name: MIDI by its content
+        info = c.post("/api/tracks", files=files).json()
+        assert info["mapped"] and info["map"] == "0=P1,1=P2,2=TR"
+        assert [(t["name"], t["voice"], t["notes"]) for t in info["tracks"]] == [
+            ("MELODY", "P1", 443), ("BRIDGE", "P2", 550), ("PIANO", "TR", 1120)]
+        nes = sorted((pop.parent / "nesmdb").glob("*.mid"))[0]
+        assert c.post("/api/tracks", files={"file": ("a.mid", nes.read_bytes())}).json()["mapped"] is False
+        assert c.post("/api/tracks", files={"file": ("a.mid", b"junk")}).status_code == 400
+        job = c.post("/api/jobs", data={"mode": "accompany", "keep": "P1", "seconds": "4", "seed": "1",
+                                        "map": "0=-,1=P1,2=TR"}, files=files).json()
+        assert job["params"]["map"] == "0=-,1=P1,2=TR", job
+        bad = c.post("/api/jobs", data={"mode": "accompany", "keep": "P1", "map": "7=P1"}, files=files)
+        assert bad.status_code == 400 and "no track 7" in bad.json()["detail"]
+        app.state.jobs.join(timeout=60)
+        done = c.get(f"/api/jobs/{job['id']}").json()
+        assert done["status"] == "done", done
+        p1 = done["songs"][0]["notes"]["voices"]["P1"]["pitch"]
+        assert p1[:4] == [68, 61, 66, 68]  # the BRIDGE (the MELODY enters at 21 s)
+    page = (STATIC / "index.html").read_text()
+    assert ".mid0" in page and ".mid13" in page and "Any MIDI" in page and 'id="tracks"' in page
+    assert "NES-MDB MIDI (.mid) or LakhNES TX1" not in page
+    js = (STATIC / "app.js").read_text()
+    assert "/api/tracks" in js and 'fd.append("map"' in js

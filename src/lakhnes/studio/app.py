@@ -168,7 +168,11 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                            "separated (default: all four for a new song; the upload's otherwise); each enters "
                            "within 1 s and rests at most max_rest"),
         max_rest: float | None = Form(None, description="the longest rest of those voices, seconds (default 8.4)"),
-        file: UploadFile | None = File(None, description="MIDI (.mid) or TX1 (.tx1.txt), at most 2 MB"),
+        map: str = Form("", description="for a MIDI file without NES tracks: which track plays which voice, "
+                        "e.g. 0=P1,1=TR,2=- (track index or name; - leaves it out; voices not named are filled "
+                        "automatically); see POST /api/tracks"),
+        file: UploadFile | None = File(None, description="any MIDI (mapped onto the NES voices), NES-MDB MIDI "
+                                       "or TX1 (.tx1.txt), at most 2 MB"),
     ):
         """Checks the options and the uploaded file at once, then queues the job: one job runs at
         a time. Answers the job (`id`, `status`, `position` in the queue); poll
@@ -191,9 +195,13 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                 raise HTTPException(413, f"{source}: file too large (the limit is "
                                     f"{limits.max_upload_bytes // 1024} KB)")
             try:
-                score = modes.load_upload(data, source, limits)
+                score, used = modes.load_upload(data, source, limits, mapping=map.strip() or None, with_mapping=True)
             except InvalidInputError as e:
                 raise HTTPException(400, str(e)) from None
+            if used is not None:  # a MIDI mapped onto the NES voices: recorded, and (as in the CLI) the
+                params["map"] = used.spec()  # model writes all four voices unless the page names them
+                if mode != "rhythm" and params.get("voices") is None:
+                    params["voices"] = list(VOICES)
         if modes.MODES[mode][1] and score is None:
             raise HTTPException(400, f"mode {mode!r} needs a MIDI or TX1 file")
         try:
@@ -201,6 +209,20 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         except QueueFull as e:
             raise HTTPException(429, str(e)) from None
         return jobs.public(job)
+
+    @app.post("/api/tracks", summary="An upload's tracks and their automatic voices", responses=_errors(400, 403, 413))
+    async def tracks(file: UploadFile = File(..., description="the MIDI file the page will send with a job")):
+        """For a MIDI file without NES tracks: `tracks` (index, name, drum, notes, low, high, first
+        note in s, `voice`: P1, P2, TR, NO or null) as mapped automatically, and `map`, the same as
+        the `map` field of `POST /api/jobs`. NES-MDB MIDI and TX1 need no mapping: `mapped` is false."""
+        source = modes.clean_name(file.filename)
+        data = await file.read(limits.max_upload_bytes + 1)
+        if len(data) > limits.max_upload_bytes:
+            raise HTTPException(413, f"{source}: file too large (the limit is {limits.max_upload_bytes // 1024} KB)")
+        try:
+            return modes.upload_tracks(data, source, limits)
+        except InvalidInputError as e:
+            raise HTTPException(400, str(e)) from None
 
     @app.get("/api/jobs/{job_id}", summary="A job's status, progress and, when done, its songs",
              responses=_errors(404))

@@ -95,10 +95,11 @@ def clean_name(filename: str | None) -> str:
     return name or "upload"
 
 
-def load_upload(data: bytes, filename: str, limits: Limits) -> NesScore:
+def load_upload(data: bytes, filename: str, limits: Limits, mapping=None, with_mapping: bool = False):
     """Read an uploaded file with the CLI's checks (NES-MDB MIDI, TX1 text, or any MIDI mapped
-    onto the NES voices); errors name ``filename``."""
-    from lakhnes.generate import load_source
+    onto the NES voices; ``mapping``: a ``--map`` value, e.g. ``"0=P1,1=-"``); errors name
+    ``filename``. The score; with ``with_mapping``, ``(score, MidiMapping or None)``."""
+    from lakhnes.formats.files import load_any
 
     if not data:
         raise InvalidInputError("empty file", filename)
@@ -114,13 +115,24 @@ def load_upload(data: bytes, filename: str, limits: Limits) -> NesScore:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            score = load_source(path)
+            score, used = load_any(path, mapping=mapping or None)
         except InvalidInputError as e:
             raise InvalidInputError(e.reason, filename) from None
     if not score.num_notes:
         raise InvalidInputError("the song has no notes", filename)
     score.name = filename.split(".")[0]
-    return score
+    return (score, used) if with_mapping else score
+
+
+def upload_tracks(data: bytes, filename: str, limits: Limits) -> dict:
+    """What the page shows of an uploaded file before a job: for a MIDI file without NES tracks, its
+    tracks and the automatic mapping (``tracks``: index, name, drum, notes, low, high, first (s),
+    voice or None; ``map``: the mapping as a ``--map`` value); for NES-MDB MIDI or TX1, no tracks."""
+    score, used = load_upload(data, filename, limits, with_mapping=True)
+    if used is None:
+        return {"file": filename, "mapped": False, "tracks": [], "map": None, "seconds": round(score.seconds, 2)}
+    return {"file": filename, "mapped": True, "tracks": used.to_json(), "map": used.spec(),
+            "seconds": round(score.seconds, 2)}
 
 
 def generate(model, mode: str, params: dict, source: NesScore | None, progress=None):
@@ -146,5 +158,8 @@ def generate(model, mode: str, params: dict, source: NesScore | None, progress=N
         scores = G.accompany_rhythm(model, part, progress=progress, **kw)
         return [(s, {"span": None, "voices": ["NO"]}) for s in scores]
     keep = params["keep"]
+    if not any(len(part.notes[v]) for v in keep):
+        raise InvalidInputError(f"keep: the upload has no {'/'.join(keep)} notes in its first {seconds:g} s: "
+                                "nothing to keep (choose another voice, or another track for it)")
     scores = G.accompany_voices(model, part, keep, progress=progress, **ensemble, **kw)
     return [(s, {"span": None, "voices": keep}) for s in scores]

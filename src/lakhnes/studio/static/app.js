@@ -78,6 +78,60 @@ function setFile(file) {
   $("drop-text").textContent = `${file.name}  (${Math.max(1, Math.round(file.size / 1024))} KB)`;
   const max = state.info ? state.info.limits.max_upload_bytes : 2 * 1024 * 1024;
   showError(file.size > max ? `${file.name}: file too large (the limit is ${Math.round(max / 1024)} KB)` : "");
+  showTracks(null);
+  if (file.size <= max) loadTracks(file);
+}
+
+const VOICE_CHOICES = ["P1", "P2", "TR", "NO", "-"];
+
+async function loadTracks(file) {
+  // a MIDI file's tracks, with the voices the server would give them; the menus' choice goes with the job
+  const fd = new FormData();
+  fd.append("file", file, file.name);
+  try {
+    const info = await api("/api/tracks", { method: "POST", body: fd });
+    if ($("file").files[0] === file) showTracks(info);
+  } catch (e) {
+    if ($("file").files[0] === file) showError(e.message);
+  }
+}
+
+function showTracks(info) {
+  const field = $("tracks-field");
+  const body = $("tracks").querySelector("tbody");
+  body.textContent = "";
+  field.hidden = !(info && info.mapped && info.tracks.length);
+  if (field.hidden) return;
+  for (const t of info.tracks) {
+    const tr = document.createElement("tr");
+    const cells = [String(t.index), t.name || "(no name)", `${t.notes}${t.drum ? " drum hits" : ""}`,
+                   t.drum ? "" : `${t.low}-${t.high}`];
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.appendChild(td);
+    }
+    const td = document.createElement("td");
+    const sel = document.createElement("select");
+    sel.dataset.track = String(t.index);
+    sel.setAttribute("aria-label", `voice of track ${t.index}`);
+    for (const v of VOICE_CHOICES) {
+      const o = document.createElement("option");
+      o.value = v;
+      o.textContent = v === "-" ? "\u2013 (left out)" : v;
+      sel.appendChild(o);
+    }
+    sel.value = t.voice || "-";
+    td.appendChild(sel);
+    tr.appendChild(td);
+    body.appendChild(tr);
+  }
+}
+
+function trackMap() {
+  // "0=P1,1=TR,2=-": every track's voice as the menus say (null when the file needs no mapping)
+  if ($("tracks-field").hidden) return null;
+  return [...$("tracks").querySelectorAll("select")].map((s) => `${s.dataset.track}=${s.value}`).join(",");
 }
 
 async function submit(ev) {
@@ -105,6 +159,8 @@ async function submit(ev) {
   if (m !== "new") {
     if (!file) return showError("This mode needs a MIDI or TX1 file: drop one above.");
     fd.append("file", file, file.name);
+    const map = trackMap();
+    if (map) fd.append("map", map);
   }
   $("go").disabled = true;
   try {
