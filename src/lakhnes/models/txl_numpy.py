@@ -46,15 +46,23 @@ def sinusoid(klen: int, d_model: int) -> np.ndarray:
 
 
 def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    mu = x.mean(-1, keepdims=True)
-    xc = x - mu
-    var = np.einsum("...i,...i->...", xc, xc)[..., None] / F32(x.shape[-1])
-    return xc / np.sqrt(var + F32(eps)) * g + b
+    """LayerNorm over the last axis (biased variance, as torch's), in few ufunc calls."""
+    inv_d = F32(1.0 / x.shape[-1])
+    xc = x - np.add.reduce(x, -1, keepdims=True) * inv_d
+    var = np.add.reduce(xc * xc, -1, keepdims=True)
+    var *= inv_d
+    var += F32(eps)
+    np.sqrt(var, out=var)
+    xc /= var
+    xc *= g
+    xc += b
+    return xc
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    x = np.exp(x - x.max(axis, keepdims=True))
-    x /= x.sum(axis, keepdims=True)
+    x = x - np.maximum.reduce(x, axis, keepdims=True)
+    np.exp(x, out=x)
+    x /= np.add.reduce(x, axis, keepdims=True)
     return x
 
 
@@ -297,10 +305,8 @@ class NumpySteps:
                 xs = xb[b, s:e]  # klen d
                 scores = xs @ kt[:, :H]  # klen H
                 scores += pos @ kt[:, H:]
-                scores -= scores.max(0)
-                np.exp(scores, out=scores)
-                scores /= scores.sum(0)
-                ctx[b] = scores.T @ xs  # H d
+                p = _softmax(np.ascontiguousarray(scores.T), -1)  # H klen: row reductions are the fast ones
+                np.matmul(p, xs, out=ctx[b])  # H d
             o = (ctx[:, :, None] @ wv_t).reshape(B, H * dh) @ wo
             h = self._ffn(h, o, g1, b1, g2, b2, wf1, bf1, wf2, bf2)
         return h
