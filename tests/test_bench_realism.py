@@ -84,6 +84,7 @@ def test_reattack_share():
     legato_same = [(0, 100, 60), (100, 200, 60), (200, 300, 62), (400, 500, 62)]
     f = br.song_features(song({"p1": legato_same}))["scalars"]
     assert f["reattack_share"] == pytest.approx(1 / 4)  # only the no-gap same-pitch note-on
+    assert f["reattack_near"] == pytest.approx(2 / 4)  # and the one after a 100-sample gap
 
 
 def test_frame_grid_pulse():
@@ -139,8 +140,9 @@ def test_through_vocab():
 
 
 def test_tx1_reader():
-    s = br.read_tx1("<S> P1_NOTEON_60 WT_100 P1_NOTEON_62 WT_50 P1_NOTEOFF NO_NOTEOFF "
-                    "TR_NOTEON_40 WT_1000 <S>", "x")
+    s = br.read_tx1(
+        "<S> P1_NOTEON_60 WT_100 P1_NOTEON_62 WT_50 P1_NOTEOFF NO_NOTEOFF TR_NOTEON_40 WT_1000 <S>", "x"
+    )
     assert s.voice("p1")[0].tolist() == [0, 100] and s.voice("p1")[1].tolist() == [100, 150]
     assert s.voice("tr")[0].tolist() == [150] and s.voice("tr")[1].tolist() == [1150]
     assert s.length == 1150 and s.voice("no")[0].size == 0
@@ -208,8 +210,10 @@ def test_classifier_two_sample_test():
 
 def test_feature_matrix_is_key_independent():
     s = song({"p1": seq_notes([60, 62, 64, 65, 67, 69, 71, 72]), "tr": seq_notes([48, 55])}, length=3 * SR)
-    t = song({"p1": seq_notes([p + 5 for p in [60, 62, 64, 65, 67, 69, 71, 72]]), "tr": seq_notes([53, 60])},
-             length=3 * SR)
+    t = song(
+        {"p1": seq_notes([p + 5 for p in [60, 62, 64, 65, 67, 69, 71, 72]]), "tr": seq_notes([53, 60])},
+        length=3 * SR,
+    )
     X, names = br.feature_matrix([br.song_features(s), br.song_features(t)])
     assert X.shape[1] == len(names)
     assert np.allclose(X[0], X[1])
@@ -228,3 +232,61 @@ def test_real_archive_song_reads():
     v = br.through_vocab(s)
     assert v.notes.keys() == s.notes.keys()
     assert all(len(v.voice(k)[0]) == len(s.voice(k)[0]) for k in s.notes)
+
+
+def _write_nes_midi(path: Path, rng, seconds: float, pulse: int) -> None:
+    symusic = pytest.importorskip("symusic")
+    sc = symusic.Score(22050)
+    sc.tempos.append(symusic.Tempo(0, 120))
+    sc.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    end = int(seconds * SR)
+    sc.time_signatures.append(symusic.TimeSignature(end, 1, 1))
+    for name, lo, hi in (("p1", 60, 84), ("p2", 48, 72), ("tr", 36, 60), ("no", 1, 16)):
+        t = symusic.Track(name=name)
+        time = 0
+        while time < end - pulse:
+            t.notes.append(symusic.Note(time, pulse - 100, int(rng.integers(lo, hi)), 8))
+            time += pulse * int(rng.integers(1, 3))
+        sc.tracks.append(t)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sc.dump_midi(str(path))
+
+
+def test_end_to_end_and_compare(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("test", 7)):
+        for i in range(n):
+            _write_nes_midi(tmp_path / "real" / "nesmdb_midi" / split / f"{i:03d}.mid", rng, 25, FRAME * 8)
+    _write_nes_midi(tmp_path / "real" / "nesmdb_midi" / "test" / "short.mid", rng, 5, FRAME * 8)  # < 20 s
+    for i in range(6):
+        _write_nes_midi(tmp_path / "gen" / f"song_{i + 1}.mid", rng, 10, 5000)
+    (tmp_path / "gen" / "song_7.mid").write_bytes(b"MThd broken")
+    out = tmp_path / "out"
+    res = br.main(
+        [
+            "--real",
+            str(tmp_path / "real"),
+            "--songs",
+            str(tmp_path / "gen"),
+            "--name",
+            "toy",
+            "--json",
+            str(out / "r.json"),
+            "--md",
+            str(out / "r.md"),
+            "--png",
+            str(out / "r.png"),
+        ]
+    )
+    assert res["seconds"] == 10
+    assert res["n"] == {"real": 7, "vocab": 7, "gen": 6, "train_sample": 7, "real_at_full_length": 7}
+    assert res["skipped"] == {"gen": 1}
+    assert res["features"]["real"]["grid_share"]["mean"] == 1.0
+    assert res["features"]["gen"]["grid_share"]["mean"] < 0.5
+    assert res["classifier"]["gen_vs_real"]["n_per_class"] == 6
+    assert (out / "r.png").stat().st_size > 0 and "| 4 pulse |" in (out / "r.md").read_text()
+    again = br.main(["--real", str(tmp_path / "real"), "--songs", str(tmp_path / "gen"), "--name", "toy"])
+    assert again["classifier"] == res["classifier"] and again["oa"] == res["oa"]  # deterministic
+    capsys.readouterr()
+    br.main(["--compare", str(out / "r.json"), str(out / "r.json")])
+    assert "toy 10s" in capsys.readouterr().out
