@@ -8,6 +8,10 @@ Used by the fuzz test (``tests/test_fuzz.py``, a few hundred inputs) and the lar
 - ``synth``:  ``lakhnes synth FILE -o OUT.wav`` (mutated NES-MDB MIDI or TX1)
 - ``prime``:  ``lakhnes generate -m MODEL --prime FILE ... -o OUT.mid`` (mutated MIDI of any kind, or TX1)
 - ``lakh``:   ``lakhnes prepare lakh FOLDER -o OUT`` (a folder of mutated MIDI files)
+- ``options``: ``lakhnes generate -m MODEL --prime/--rhythm/--keep FILE OPTIONS -o OUT.mid``: a real (or
+  mutated) MIDI of any kind with options drawn from their valid and hostile ranges: ``--map``, ``--from``/
+  ``--to``, ``--max-rest``, ``--temperature``, ``--prime-seconds``, ``--seed``, ``--device``, ``--num``,
+  ``--tokens``, ``--seconds`` (inf, nan, 1e308, 1e-300, 2**70, bogus names ...)
 
 :func:`run_case` calls the command in this process (``lakhnes.cli.main``) and judges it:
 exit status, a traceback (an exception escaping ``main``, or printed), a stray ``RuntimeWarning``,
@@ -29,7 +33,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-TARGETS = ("encode", "decode", "synth", "prime", "lakh")
+TARGETS = ("encode", "decode", "synth", "prime", "lakh", "options")
 #: growth of peak memory allowed for one case (the 59-minute synth stays under it)
 MAX_PEAK_MB = 300.0
 
@@ -221,7 +225,37 @@ def general_midi(nes_midi: bytes) -> bytes:
     return sm.dumps_midi()
 
 
-MIX = {"encode": 0.3, "decode": 0.2, "synth": 0.2, "prime": 0.2, "lakh": 0.1}
+MIX = {"encode": 0.3, "decode": 0.2, "synth": 0.2, "prime": 0.2, "lakh": 0.1, "options": 0.15}
+
+#: option values the ``options`` target draws from: (valid ones, edges and hostile ones)
+OPTION_VALUES = {
+    "--map": (("0=P1", "1=TR,0=P2", "Square Lead=P1", "Drums=NO", "0=-", "Lead 2=TR,Synth Bass=-"),
+              ("0=P9", "9=P1", "X", "=P1", "0=P1,1=P1", ",", "0=P1,0=TR", "1=-,2=-,3=-,0=-")),
+    "--from": (("0", "0.5", "1", "2"), ("-1", "1e9", "1e308", "inf", "nan", "1e-300")),
+    "--to": (("2", "3", "4"), ("0", "-1", "1e9", "inf", "nan")),
+    "--prime-seconds": (("0.5", "1", "3"), ("0", "-1", "1e308", "inf", "nan", "1e-300")),
+    "--max-rest": (("0.1", "2", "8.4", "3600"), ("0.05", "3601", "1e308", "inf", "nan")),
+    "--temperature": (("0", "0.5", "0.95", "10"), ("11", "1e308", "inf", "nan", "1e-300", "-1")),
+    "--seed": (("0", "7", str(2**63 - 1)), (str(2**63), str(2**70), "-1")),
+    "--device": (("cpu",), ("bogus", "cuda:99", "meta")),
+    "--num": (("1", "2"), ("0", "1001", "10000")),
+    "--tokens": (("16", "24"), ("0", "-5", "1")),
+    "--seconds": (("1", "2"), ("0", "-1", "1e9", "1e308", "inf", "nan", "1e-300")),
+    "--top-p": (("0.9", "1"), ("0", "nan")), "--top-k": (("0", "8"), ("-1",)),
+}
+
+
+def option_args(rng: random.Random) -> list[str]:
+    """A ``generate`` command line for the ``options`` target (``{file}``: the source file)."""
+    mode = rng.choice(["--prime", "--rhythm", "--keep"])
+    args = [mode, rng.choice(["P1", "NO", "P1,TR", "TR", "P1,P2,TR,NO", "X"]), "{file}"] if mode == "--keep" \
+        else [mode, "{file}"]
+    for name in rng.sample(list(OPTION_VALUES), rng.randint(1, 3)):
+        valid, hostile = OPTION_VALUES[name]
+        args += [name, rng.choice(hostile if rng.random() < 0.3 else valid)]
+    if not any(a in args for a in ("--tokens", "--seconds", "--to")):  # keep a valid case short
+        args += ["--tokens", "16"] if mode == "--prime" else ["--to", "3"]
+    return args
 
 
 def make_case(seeds: dict, k: int, seed: int, mix: dict[str, float] | None = None) -> dict:
@@ -250,6 +284,12 @@ def make_case(seeds: dict, k: int, seed: int, mix: dict[str, float] | None = Non
             files = [(f"c{k}.mid", mutate_midi(rng.choice(seeds["nes"]), rng))]
         else:
             files = [(f"c{k}.tx1.txt", mutate_tx1(rng.choice(seeds["tx1"]), rng))]
+    elif target == "options":
+        seed_file = rng.choice(seeds["any"] + seeds["nes"])
+        data = mutate_midi(seed_file, rng) if rng.random() < 0.3 else seed_file
+        files = [(f"c{k}.mid", data)]
+        return {"id": k, "target": target, "files": [(n, d.decode("latin-1")) for n, d in files],
+                "args": option_args(rng)}
     else:
         files = [(f"c{k}_{j}.mid{rng.choice(['', '', '0', '7'])}",
                   mutate_midi(rng.choice(seeds["any"] + seeds["nes"]), rng)) for j in range(rng.randint(2, 20))]
@@ -332,6 +372,8 @@ def run_case(case: dict, work: Path, model: str, timeout: float = 30.0) -> Outco
         "prime": ["generate", "-m", model, "--prime", str(first), "--prime-seconds", "2", "--tokens", "4",
                   "--seed", "0", "-q", "-o", str(out / "song.mid")],
         "lakh": ["prepare", "lakh", str(src), "-o", str(out), "-j", "1", "--quiet"],
+        "options": ["generate", "-m", model, *[a.replace("{file}", str(first)) for a in case.get("args", [])],
+                    "-q", "-o", str(out / "song.mid")],
     }[target]
     res = Outcome(case["id"], target)
     err, stdout = io.StringIO(), io.StringIO()
@@ -393,7 +435,7 @@ def _judge(res: Outcome, target: str, out: Path, work: Path, lines: list[str]) -
         res.empty_counted = res.converted > len(good) or len(good) < len(written)
         if res.rc == 1 and (not m or not any(": " in ln for ln in lines[:-1])):
             res.unclear = True
-    elif target in ("synth", "prime"):
+    elif target in ("synth", "prime", "options"):
         if res.rc == 0:
             res.converted = 1
             res.empty_counted = not written or any(p.stat().st_size == 0 for p in written)

@@ -1,5 +1,7 @@
 """A seeded fuzz run: a few hundred mutations of the real fixture files through ``encode``, ``decode``,
-``synth``, ``generate --prime`` and ``prepare lakh`` (see ``tests/fuzzing.py``; the 10,000-input run
+``synth``, ``generate --prime``, ``prepare lakh`` and ``generate`` with options drawn from their valid
+and hostile ranges (``--map``, ``--from``/``--to``, inf/nan/1e308 values, huge seeds, bogus devices;
+see ``tests/fuzzing.py``; the 10,000-input run
 is ``benchmarks/fuzz.py``). Every case must end with exit status 0, 1 or 2, no traceback and no stray
 RuntimeWarning, one ``path: reason`` line per failure, no empty output counted as converted, nothing
 half-written, within its time limit and with peak memory growing by at most ``MAX_PEAK_MB``."""

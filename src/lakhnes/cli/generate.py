@@ -205,6 +205,10 @@ def run(args) -> int:
         stop = source.end if span is None else start + round(span * SAMPLE_RATE)
         if start > 0 or stop < source.end:
             source = source.slice(start, min(source.end, stop))
+        if args.rhythm and not source.num_notes:
+            fail(f"{source_file}: no notes between {start / SAMPLE_RATE:g} s and {min(source.end, stop) / SAMPLE_RATE:g} s "
+                 "(the song's notes make the rhythm; see --from/--to)")
+            return 1
     if args.prime and not args.only_new and args.seconds is not None:
         kept = source.seconds if args.prime_seconds is None else min(source.seconds, args.prime_seconds)
         if kept + args.seconds > LONG_SECONDS:
