@@ -55,9 +55,11 @@ def register(sub) -> None:
                         "(outputs get _1, _2, ...)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--prime", metavar="FILE", help="continue this song (NES MIDI, TX1, or any MIDI)")
-    mode.add_argument("--rhythm", metavar="FILE", help="new P1/P2/TR pitches on this song's timing and noise")
+    mode.add_argument("--rhythm", metavar="FILE", help="new P1/P2/TR pitches on this song's timing and noise "
+                      "(all of FILE unless --from/--to/--seconds say which part)")
     mode.add_argument("--keep", nargs=2, metavar=("VOICES", "FILE"),
-                      help="keep these voices of FILE (e.g. P1 or P1,NO) and write the others")
+                      help="keep these voices of FILE (e.g. P1 or P1,NO) and write the others (all of FILE "
+                           "unless --from/--to/--seconds say which part)")
     add_map_option(p)
     p.add_argument("--from", dest="from_s", type=float, default=None, metavar="SECONDS",
                    help="with --rhythm/--keep: start at this second of the source (default 0)")
