@@ -47,9 +47,12 @@ def rel_shift(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (1, 0)).view(*lead, k + 1, q)[..., 1:, :].reshape(*lead, q, k)
 
 
-def sinusoid(klen: int, d_model: int, device=None, dtype=None) -> torch.Tensor:
-    """Embeddings of the relative distances klen-1 … 0 (one row each)."""
+def sinusoid(klen: int, d_model: int, device=None, dtype=None, clamp_len: int = 0) -> torch.Tensor:
+    """Embeddings of the relative distances klen-1 … 0 (one row each); distances beyond
+    ``clamp_len`` (when > 0) take its embedding."""
     pos = torch.arange(klen - 1, -1, -1.0, device=device)
+    if clamp_len > 0:
+        pos = pos.clamp_max(clamp_len)
     inv_freq = 1.0 / (10000 ** (torch.arange(0.0, d_model, 2.0, device=device) / d_model))
     ang = pos[:, None] * inv_freq[None]
     return torch.cat([ang.sin(), ang.cos()], dim=-1).to(dtype or torch.float32)
@@ -149,7 +152,7 @@ class TransformerXL(nn.Module):
         mlen = mems[0].size(1)
         klen = mlen + q
         h = self.drop(self.emb(x) * math.sqrt(c.d_model))
-        pos = self.drop(sinusoid(klen, c.d_model, x.device, h.dtype))
+        pos = self.drop(sinusoid(klen, c.d_model, x.device, h.dtype, c.clamp_len))
         mask = torch.ones(q, klen, dtype=torch.bool, device=x.device).triu_(1 + mlen)
         new = []
         for layer, mem in zip(self.layers, mems, strict=True):

@@ -23,6 +23,7 @@ class TransformerXLConfig:
     dropatt: float = 0.0
     pre_norm: bool = False
     tie_weights: bool = True  # output projection = the input embedding (LakhNES); False: its own matrix
+    clamp_len: int = 0  # distances beyond this share its position embedding (Transformer-XL's clamp_len); 0: none
     vocab_size: int = VOCAB_SIZE
 
     def __post_init__(self):

@@ -36,10 +36,12 @@ __all__ = ["NumpyStepper", "NumpySteps", "NumpyTXL", "load_numpy_model", "prime"
 F32 = np.float32
 
 
-def sinusoid(klen: int, d_model: int) -> np.ndarray:
-    """Embeddings of the relative distances klen-1 ... 0, rounded as torch's float32 ``sinusoid``
-    rounds them (float32 angles; their sine and cosine rounded from float64)."""
+def sinusoid(klen: int, d_model: int, clamp_len: int = 0) -> np.ndarray:
+    """Embeddings of the relative distances klen-1 ... 0 (beyond ``clamp_len`` > 0: its row), rounded
+    as torch's float32 ``sinusoid`` rounds them (float32 angles; their sine and cosine rounded from float64)."""
     pos = np.arange(klen - 1, -1, -1.0, dtype=F32)
+    if clamp_len > 0:
+        pos = np.minimum(pos, F32(clamp_len))
     inv_freq = (1.0 / (10000 ** (np.arange(0.0, d_model, 2.0, dtype=F32) / F32(d_model)))).astype(F32)
     ang = (pos[:, None] * inv_freq[None]).astype(np.float64)
     return np.concatenate([np.sin(ang), np.cos(ang)], axis=-1).astype(F32)
@@ -136,7 +138,7 @@ class NumpyTXL:
         H, dh, d, eps = c.n_head, c.d_head, c.d_model, self.eps
         scale = F32(1.0 / math.sqrt(dh))
         h = w["emb.weight"][ids] * F32(math.sqrt(d))
-        pos = sinusoid(klen, d)
+        pos = sinusoid(klen, d, c.clamp_len)
         hidden = np.triu(np.ones((q, klen), dtype=bool), 1 + mlen)
         u, v = w["u"][None, :, None] * scale, w["v"][None, :, None] * scale  # 1 H 1 dh
         new = []
@@ -213,7 +215,7 @@ class NumpySteps:
         mlen = state[0].shape[1] if len(state) else 0
         self.B, self.s, self.e = B, 0, mlen
         cap = 2 * n + 1
-        pos = sinusoid(n + 1, d)  # rows for distances n .. 0
+        pos = sinusoid(n + 1, d, c.clamp_len)  # rows for distances n .. 0
         self.pos = pos
         self.layers, self.bufs = [], []
         for i, mem in enumerate(state):

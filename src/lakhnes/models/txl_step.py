@@ -34,7 +34,7 @@ class CachedSteps:
         scale = 1.0 / math.sqrt(c.d_head)
         self.emb_scale = math.sqrt(c.d_model)
         dev = model.emb.weight.device
-        pos = sinusoid(self.n + 1, c.d_model, dev, model.emb.weight.dtype)
+        pos = sinusoid(self.n + 1, c.d_model, dev, model.emb.weight.dtype, c.clamp_len)
         self.kt, self.vals, self.r, self.w = [], [], [], []
         # keys (transposed, ready for q·K^T) and values live in buffers of 2 * mem_len + 1 positions:
         # a step writes one position after the window and the window slides; once a buffer is full
