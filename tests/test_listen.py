@@ -52,6 +52,10 @@ def test_allowed_ids_follow_the_tx1_rules():
     after_wait = C.allowed_ids(np.array([True, False, True, False]), -1)
     assert len(after_wait) == 626 + 2
     assert {V.VOICE_OFF["P1"], V.VOICE_OFF["TR"]} <= set(after_wait.tolist())
+    # a voice's sounding pitch is no NOTEON for it (a same-pitch re-attack)
+    on60 = V.TOKEN_TO_ID["P1_NOTEON_60"]
+    pitched = C.allowed_ids(np.array([True, False, True, False]), -1, [on60, -1, -1, -1])
+    assert len(pitched) == 626 + 2 - 1 and on60 not in pitched
 
 
 def test_random_model_matches_the_decoders_constraint_masks():
@@ -60,10 +64,10 @@ def test_random_model_matches_the_decoders_constraint_masks():
 
     ids = C.random_ids(3.0, np.random.default_rng(5))
     con = Constraint(1, limit=10**9)
-    sounding, last = np.zeros(4, dtype=bool), -1
+    sounding, last, pitch = np.zeros(4, dtype=bool), -1, [-1] * 4
     for i in ids.tolist():
         mine = np.zeros(V.VOCAB_SIZE, dtype=bool)
-        mine[C.allowed_ids(sounding, last)] = True
+        mine[C.allowed_ids(sounding, last, pitch)] = True
         assert np.array_equal(con.mask()[0].numpy(), mine)
         assert mine[i]
         con.update(torch.tensor([i]))
@@ -71,6 +75,7 @@ def test_random_model_matches_the_decoders_constraint_masks():
             last = -1
         else:
             sounding[V.VOICE_OF[i]], last = bool(V.IS_NOTEON[i]), int(V.VOICE_OF[i])
+            pitch[last] = i
 
 
 def test_random_model_is_uniform_and_makes_valid_songs():

@@ -256,7 +256,8 @@ def test_no_floods_in_keep_mode(flood, song):
     # a tighter bound holds too, where the model alone goes past it
     tight = accompany_voices(flood, song, "P1,NO", seed=3, num=3, top_k=0, rules=[C.NoteRate(10), C.SubMsRun(1)])
     assert worst(tight, ("P2", "TR"))["max_onsets"] <= 10 and worst(tight, ("P2", "TR"))["sub_ms_run"] <= 1
-    control = worst(accompany_voices(flood, song, "P1,NO", seed=3, num=3, top_k=0, rules=[]), ("P2", "TR"))
+    # (6 streams: with same-pitch re-attacks masked, 3 streams of seed 3 happen to stay under the run bound)
+    control = worst(accompany_voices(flood, song, "P1,NO", seed=3, num=6, top_k=0, rules=[]), ("P2", "TR"))
     assert control["max_onsets"] > 10 and control["sub_ms_run"] > 1
 
 
@@ -373,3 +374,117 @@ def test_activity_bias_reaches_only_the_models_top_k_ids_of_its_voice():
     assert torch.equal(adj[V.noteon_ids("P1")], logits[0, V.noteon_ids("P1")])  # other voices untouched
     assert torch.equal(con.adjust(logits)[0, tr], logits[0, tr] + 2.0)  # no top_k: every TR event
     assert torch.equal(logits[0, tr[:3]], torch.ones(3))  # the caller's logits stay as they were
+
+
+# ------------------------------------------------------------------ same-pitch re-attacks
+
+
+def reattacks(ids, voices=VOICES) -> int:
+    """NOTEONs of the pitch already sounding on their voice, among ``voices``, in token ids (negative
+    ids: waits, as in TX1 events)."""
+    pitch, n = [None] * 4, 0
+    for i in np.asarray(ids, dtype=np.int64).tolist():
+        if i < 0 or V.VOICE_OF[i] < 0:
+            continue
+        v = int(V.VOICE_OF[i])
+        if V.IS_NOTEON[i]:
+            n += pitch[v] == i and VOICES[v] in voices
+            pitch[v] = i
+        else:
+            pitch[v] = None
+    return n
+
+
+def test_same_pitch_mask():
+    """A voice's sounding pitch is masked for it (not for other voices, nor once it stopped)."""
+    on60, on61 = V.TOKEN_TO_ID["P1_NOTEON_60"], V.TOKEN_TO_ID["P1_NOTEON_61"]
+    p2on60, w = V.TOKEN_TO_ID["P2_NOTEON_60"], V.WAIT_BASE + 99  # WT_100: past SubMsRun's 1 ms
+    for rules in ([], C.default_rules()):
+        con = Constraint(1, limit=10**9, rules=rules)
+        con.mask_np()
+        con.update(torch.tensor([on60]))
+        con.mask_np()
+        con.update(torch.tensor([w]))
+        m = con.mask_np()[0]
+        assert not m[on60] and m[on61] and m[p2on60]
+        con.update(torch.tensor([V.VOICE_OFF["P1"]]))
+        con.mask_np()
+        con.update(torch.tensor([w]))
+        assert con.mask_np()[0][on60]
+    assert C.NoReattack().forbid(Stream.after([on60, w])) == [on60]
+
+
+def test_same_pitch_kept_events_stay():
+    """A kept voice's own re-attack (the user's) is still forced."""
+    on60 = V.TOKEN_TO_ID["P1_NOTEON_60"]
+    ev = np.array([on60, -4410, on60, -4410, V.VOICE_OFF["P1"], -4410])
+    plan = keep_plan(tx1.events_to_score(ev), ["P1"])
+    con = Constraint(1, plan=plan)
+    con.mask_np()
+    con.update(torch.tensor([on60]))
+    con.mask_np()
+    assert plan.tokens[1] == on60
+    at = int(plan.times[1])  # the kept re-attack (on the vocabulary's grid)
+    while con.state.streams[0].t < at:  # the longest waits allowed, up to it
+        waits = np.flatnonzero(con.mask_np()[0] & V.IS_WAIT)
+        con.update(torch.tensor([int(waits[-1])]))
+    assert con.state.streams[0].t == at and con.state.streams[0].sounding[0]
+    assert con.mask_np()[0][on60]
+
+
+@pytest.fixture(scope="module")
+def repeat():
+    """Favours one pitch per voice, and short waits: re-attacks galore without the mask."""
+    m = _tiny({(1, 100): 2.0})
+    with torch.no_grad():
+        for v, p in zip(VOICES, (60, 64, 48, 5), strict=True):
+            m.out_bias[V.TOKEN_TO_ID[f"{v}_NOTEON_{p}"]] = 6.0
+    return m
+
+
+def _all_modes(model, song, seeds):
+    from lakhnes.generate import accompany_rhythm, accompany_voices, prime_events, sample_tokens
+
+    ev, _ = prime_events(song, 1.0)
+    prefix = np.concatenate([[V.START], tx1.events_to_ids(ev)])
+    out = {"scratch": [], "prime": [], "rhythm": [], "keep": []}
+    for seed in seeds:
+        out["scratch"].append(sample_tokens(model, seconds=1.0, seed=seed, top_k=0)[0])
+        (new,) = sample_tokens(model, prefix=prefix, seconds=1.0, seed=seed, top_k=0)
+        out["prime"].append(np.concatenate([prefix, new]))  # counted from the prime's end on
+        (s,) = accompany_rhythm(model, song, seed=seed, top_k=0)
+        out["rhythm"].append(tx1.score_to_events(s))
+        (s,) = accompany_voices(model, song, "P1", seed=seed, top_k=0)
+        out["keep"].append(tx1.score_to_events(s))
+    return out, len(prefix)
+
+
+def test_no_same_pitch_reattack_in_any_mode(repeat, song, monkeypatch):
+    """20 seeds per mode: no model-written same-pitch re-attack; without the mask, many."""
+    rhythm_song = song
+    got, cut = _all_modes(repeat, rhythm_song, range(20))
+    written = {"scratch": VOICES, "prime": VOICES, "rhythm": ("P1", "P2", "TR"), "keep": ("P2", "TR", "NO")}
+    for mode, runs in got.items():
+        for ids in runs:
+            if mode == "prime":
+                assert reattacks(ids, written[mode]) == reattacks(ids[:cut], written[mode]), mode
+            else:
+                assert reattacks(ids, written[mode]) == 0, mode
+    monkeypatch.setattr(C.NoReattack, "forbid", lambda self, s: ())
+    control, _ = _all_modes(repeat, rhythm_song, range(2))
+    for mode in ("scratch", "rhythm", "keep"):
+        assert sum(reattacks(ids, written[mode]) for ids in control[mode]) > 0, mode
+
+
+def test_rhythm_still_followed_with_the_mask(repeat, song):
+    """--rhythm: the same waits, NOTEOFFs and noise as the rhythm, only the pitches are new."""
+    from lakhnes.generate import accompany_rhythm
+
+    ref = quantize(song)
+    for s in accompany_rhythm(repeat, song, seed=3, num=4, top_k=0):
+        ev = tx1.score_to_events(s)
+        assert len(ev) == len(ref)
+        same = (ref < 0) | ~V.IS_NOTEON[np.clip(ref, 0, None)] | (V.VOICE_OF[np.clip(ref, 0, None)] == 3)
+        assert np.array_equal(ev[same], ref[same])
+        on = ~same
+        assert np.array_equal(V.VOICE_OF[ev[on]], V.VOICE_OF[ref[on]]) and np.all(V.IS_NOTEON[ev[on]])

@@ -1,5 +1,5 @@
-"""The rules applied to a batch of streams: :class:`Masker` turns the song so far (validity, the
-rules' bans, deadlines and biases, the kept events) into the mask of the ids each stream may take
+"""The rules applied to a batch of streams: :class:`Masker` turns the song so far (validity, with
+:class:`lakhnes.decoding.rules.NoReattack`, the rules' bans, deadlines and biases, the kept events) into the mask of the ids each stream may take
 next, :func:`reweight` adjusts the model's logits for it, and :class:`Constraint` holds the three
 parts (state, mask, kept events) that :func:`lakhnes.decoding.loop.run` drives.
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from lakhnes.core import vocab as V
 from lakhnes.decoding.forced import KeepPlan, Kept
-from lakhnes.decoding.rules import DUE_WINDOW, Rule
+from lakhnes.decoding.rules import DUE_WINDOW, NoReattack, Rule
 from lakhnes.decoding.state import _EVENT_VOICE, _OFF_ID, _ON_IDS, _WAIT_END, FAR, SongState, longest_wait
 
 
@@ -41,6 +41,7 @@ class Masker:
         self.bias: list = [None] * B
         self.room, self.land, self.waits = [FAR] * B, [0] * B, [False] * B
         self.m = np.zeros((B, V.VOCAB_SIZE), dtype=bool)
+        self.reattack = NoReattack()  # validity, whatever the rules
 
     def _row(self, on: int, off: int, wait: bool) -> np.ndarray:
         """The mask row of these voice bits, every wait allowed or none (at most 512 rows)."""
@@ -60,13 +61,16 @@ class Masker:
 
     def mask(self) -> np.ndarray:
         """Bool [B, vocab]: the ids each stream may take now (finished streams: ``WT_1`` only)."""
-        m = np.empty((len(self.state.streams), V.VOCAB_SIZE), dtype=bool)
+        streams, forbid = self.state.streams, self.reattack.forbid
+        m = np.empty((len(streams), V.VOCAB_SIZE), dtype=bool)
         for b in range(len(m)):
             row, extra, land = self._decide(b)
             m[b] = row
             if land < _WAIT_END - 1:
                 m[b, land + 1 : _WAIT_END] = False
-            if extra >= 0:
+            for i in forbid(streams[b]):
+                m[b, i] = False
+            if extra >= 0:  # a kept event is the user's: never masked
                 m[b, extra] = True
         self.m = m
         return m

@@ -11,7 +11,8 @@ import numpy as np
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
 from lakhnes.core.score import VOICES, NesScore
-from lakhnes.decoding.state import _WAIT_OF
+from lakhnes.decoding.rules import NoReattack
+from lakhnes.decoding.state import _WAIT_OF, Stream
 from lakhnes.errors import InvalidInputError
 
 
@@ -88,7 +89,8 @@ class Kept:
 
 class Rhythm:
     """``--rhythm`` for ``batch`` streams: every token of ``template`` (ids after ``<S>``) is forced,
-    but at each P1/P2/TR NOTEON the model picks the pitch among that voice's NOTEON ids. Drives
+    but at each P1/P2/TR NOTEON the model picks the pitch among that voice's NOTEON ids, never the
+    pitch that voice already sounds (:class:`lakhnes.decoding.rules.NoReattack`). Drives
     :func:`lakhnes.decoding.loop.run` like :class:`lakhnes.decoding.constraint.Constraint`; the
     result is the template with those pitches, [batch, len(template)]. Needs torch."""
 
@@ -106,6 +108,7 @@ class Rhythm:
         self.masks = torch.zeros(3, V.VOCAB_SIZE, dtype=torch.bool, device=device)
         for vi in range(3):
             self.masks[vi, torch.as_tensor(V.noteon_ids(VOICES[vi]), device=device)] = True
+        self.streams, self.reattack = [Stream() for _ in range(batch)], NoReattack()
 
     def all_done(self) -> bool:
         return self.p > self.last
@@ -114,7 +117,13 @@ class Rhythm:
         return None if self.pitched[self.p] else self.ids[:, self.p]
 
     def mask(self):
-        return self.masks[self.voice[self.p]].expand(self.B, -1)
+        m = self.masks[self.voice[self.p]].expand(self.B, -1)
+        bad = [(b, i) for b, s in enumerate(self.streams) for i in self.reattack.forbid(s)]
+        if bad:
+            m = m.clone()
+            for b, i in bad:
+                m[b, i] = False
+        return m
 
     def adjust(self, logits, top_k=None):
         return logits
@@ -122,6 +131,8 @@ class Rhythm:
     def update(self, ids) -> None:
         if self.pitched[self.p]:
             self.ids[:, self.p] = ids
+        for s, tok in zip(self.streams, self.ids[:, self.p].tolist(), strict=True):
+            s.update(tok)
         self.p += 1
 
     def progress(self) -> tuple[int, int]:

@@ -7,7 +7,8 @@ voice fell silent, its recent onsets) and from its rules:
 
 - validity (always): a NOTEOFF only for a voice that sounds; at one instant at most one event per
   voice, in the order P1, P2, TR, NO (the canonical TX1 order LakhNES trained on; it also rules out
-  zero-length notes); ``<S>`` never (a song ends at its requested length);
+  zero-length notes); ``<S>`` never (a song ends at its requested length); no NOTEON of the pitch
+  a voice already sounds (:class:`NoReattack`);
 - kept voices (a :class:`lakhnes.decoding.forced.KeepPlan`): forced at their exact times (see below);
 - :class:`Ensemble`: the voices a song uses: each named voice enters by ``entry`` seconds and never
   rests longer than ``max_rest``; voices it does not allow never start a note;
@@ -49,7 +50,6 @@ import bisect
 import numpy as np
 
 from lakhnes.core.score import SAMPLE_RATE, VOICES
-from lakhnes.decoding.forced import parse_keep  # noqa: F401  (cli/generate.py imports it from here)
 from lakhnes.decoding.state import FAR, SUB_MS, Stream
 from lakhnes.errors import InvalidInputError
 
@@ -123,6 +123,16 @@ class Rule:
 
     def deadlines(self, s: Stream):
         return None
+
+
+class NoReattack:
+    """Validity, applied in every mode: no same-pitch re-attack, i.e. no ``<V>_NOTEON_<p>`` while
+    voice V sounds pitch p (real NES-MDB TX1 never has one; unmasked, the model wrote them for 24-36 %
+    of its note-ons). Forced events (a user's kept voices or rhythm) are not masked."""
+
+    def forbid(self, s: Stream) -> list[int]:
+        """The ids stream ``s`` may not take now: each sounding voice's own NOTEON."""
+        return [p for p, on in zip(s.pitch, s.sounding, strict=True) if on]
 
 
 class Ensemble(Rule):
@@ -250,3 +260,11 @@ def parse_voices(spec, option: str = "voices") -> tuple[str, ...]:
     if not names:
         raise InvalidInputError(f"{option}: name at least one voice ({', '.join(VOICES)})")
     return tuple(v for v in VOICES if v in names)
+
+
+def __getattr__(name: str):
+    if name == "parse_keep":  # its home is decoding.forced (which imports this module); cli/generate.py reads it here
+        from lakhnes.decoding.forced import parse_keep
+
+        return parse_keep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

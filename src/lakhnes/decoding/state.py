@@ -35,18 +35,19 @@ def longest_wait(room: int) -> int:
 class Stream:
     """The song so far of one stream, as the rules read it: the time ``t`` (samples since decoding
     started; a prefix lies before 0), the voice that spoke last at this instant (``last``, -1 after a
-    wait), and per voice (lists of 4): ``sounding``, ``onset`` (start of its current or last note),
+    wait), and per voice (lists of 4): ``sounding``, ``pitch`` (the NOTEON id of its current or last
+    note, -1 before any), ``onset`` (start of its current or last note),
     ``since`` (when it fell silent), ``played``, ``sub_run`` (how many notes shorter than 1 ms it just
     played in a row), ``ended`` and ``subs`` (how many of its notes ended since decoding began, and
     how many of those were shorter than 1 ms) and ``oldest``: the earliest of its last ``ring``
     onsets."""
 
-    __slots__ = ("t", "last", "sounding", "played", "onset", "since", "sub_run", "ended", "subs", "ring", "ptr",
-                 "oldest")
+    __slots__ = ("t", "last", "sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ring",
+                 "ptr", "oldest")
 
     def __init__(self, ring: int = 1):
         self.t, self.last = 0, -1
-        self.sounding, self.played = [False] * 4, [False] * 4
+        self.sounding, self.played, self.pitch = [False] * 4, [False] * 4, [-1] * 4
         self.onset, self.since = [NEVER] * 4, [NEVER] * 4
         self.sub_run, self.ptr, self.oldest = [0] * 4, [0] * 4, [NEVER] * 4
         self.ended, self.subs = [0] * 4, [0] * 4
@@ -65,7 +66,7 @@ class Stream:
     def copy(self) -> Stream:
         c = Stream.__new__(Stream)
         c.t, c.last = self.t, self.last
-        for k in ("sounding", "played", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
+        for k in ("sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
             setattr(c, k, list(getattr(self, k)))
         c.ring = [list(r) for r in self.ring]
         return c
@@ -88,6 +89,7 @@ class Stream:
                 self.subs[v] += short
         if _IS_ON[tok]:
             self.sounding[v] = self.played[v] = True
+            self.pitch[v] = tok
             self.onset[v] = now
             ring, k = self.ring[v], self.ptr[v]
             ring[k] = now

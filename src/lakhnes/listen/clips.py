@@ -3,7 +3,8 @@
 - :func:`random_song`: the control pairs' "uniformly random model": at every step one token id
   drawn uniformly among those that keep TX1 valid (the decoding rules of
   :mod:`lakhnes.decoding.rules`: a NOTEOFF only for a sounding voice, at one instant at most one event
-  per voice in the order P1, P2, TR, NO, never ``<S>``), until the song is long enough.
+  per voice in the order P1, P2, TR, NO, never ``<S>``, no NOTEON of the pitch its voice sounds),
+  until the song is long enough.
 - :func:`find_songs` / :func:`load_song`: a system's songs: NES-MDB MIDI (or any MIDI, mapped onto
   the NES voices), TX1 text, or WAV audio (mixed to mono, resampled to 44.1 kHz).
 - :func:`make_clips`: seeded random slices of a system's songs, rendered by :mod:`lakhnes.synth`
@@ -51,22 +52,26 @@ _CLASS[V.IS_NOTEOFF] = 4 + V.VOICE_OF[V.IS_NOTEOFF]
 _VOICES = np.arange(4)
 
 
-def allowed_ids(sounding: np.ndarray, last: int) -> np.ndarray:
-    """The ids valid TX1 may take next, given which voices sound and the last voice that spoke at
-    this instant (-1 after a wait): the rules of :class:`lakhnes.decoding.rules.Constraint`."""
+def allowed_ids(sounding: np.ndarray, last: int, pitch=None) -> np.ndarray:
+    """The ids valid TX1 may take next, given which voices sound, the last voice that spoke at this
+    instant (-1 after a wait) and (``pitch``) the NOTEON id each voice sounds: the validity masks of
+    :class:`lakhnes.decoding.constraint.Masker` (with no rules)."""
     order = _VOICES > last
     table = np.concatenate([order, order & sounding, [True, False]])
-    return np.flatnonzero(table[_CLASS])
+    ok = table[_CLASS]
+    if pitch is not None:
+        ok[[p for p, on in zip(pitch, sounding, strict=True) if on and p >= 0]] = False  # no same-pitch re-attack
+    return np.flatnonzero(ok)
 
 
 def random_ids(seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Token ids of the uniformly random model: each id uniform among :func:`allowed_ids`, until
     the waits reach ``seconds``."""
     limit = int(round(seconds * SAMPLE_RATE))
-    sounding = np.zeros(4, dtype=bool)
+    sounding, pitch = np.zeros(4, dtype=bool), [-1] * 4
     last, elapsed, out = -1, 0, []
     while elapsed < limit:
-        ok = allowed_ids(sounding, last)
+        ok = allowed_ids(sounding, last, pitch)
         i = int(ok[rng.integers(len(ok))])
         out.append(i)
         if V.IS_WAIT[i]:
@@ -75,7 +80,7 @@ def random_ids(seconds: float, rng: np.random.Generator) -> np.ndarray:
         else:
             vi = int(V.VOICE_OF[i])
             sounding[vi] = bool(V.IS_NOTEON[i])
-            last = vi
+            pitch[vi], last = i, vi
     return np.array(out, dtype=np.int64)
 
 
