@@ -115,3 +115,19 @@ def check_device(name: str | None) -> str | None:
     if dev.type == "mps":
         return None if torch.backends.mps.is_available() else f"--device {name}: no Apple GPU (MPS) here (use --device cpu)"
     return f"--device {name}: not supported (cpu, cuda, cuda:N or mps)"
+
+
+def load_song(path, mapping=None):
+    """``(score, MidiMapping or None)`` of a file to convert, render or plot: any MIDI through
+    :func:`lakhnes.formats.files.load_any` (mapped onto the NES voices when it has no NES tracks, or
+    with ``mapping``), every other kind through :func:`lakhnes.formats.files.load` (its messages)."""
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.formats.files import file_kind, kind_of, load, load_any
+
+    p = Path(path)
+    kind = file_kind(p) if p.is_file() else kind_of(p)
+    if kind in ("mid", "gm.mid"):
+        return load_any(p, mapping=mapping)
+    if mapping:
+        raise InvalidInputError("--map applies to MIDI files", str(p))
+    return load(p), None

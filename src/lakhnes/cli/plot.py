@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from lakhnes.cli.common import add_map_option, check_map, done, fail, show_mapping, unwritable, usage_error
+from lakhnes.cli.common import (
+    add_map_option,
+    check_map,
+    done,
+    fail,
+    load_song,
+    show_mapping,
+    unwritable,
+    usage_error,
+)
 
 
 def register(sub) -> None:
@@ -37,7 +46,6 @@ def _highlight(text: str | None):
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.formats.files import load_any
     from lakhnes.formats.png import piano_roll
 
     if not args.output.lower().endswith(".png"):
@@ -54,7 +62,7 @@ def run(args) -> int:
         fail(problem)
         return 1
     try:
-        score, mapping = load_any(args.input, mapping=args.map)
+        score, mapping = load_song(args.input, args.map)
         show_mapping(args.input, mapping)
         piano_roll(score, args.output, title=args.title or score.name, highlight=highlight)
     except InvalidInputError as e:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from lakhnes.cli.common import add_map_option, check_map, done, fail, show_mapping, unwritable, usage_error
+from lakhnes.cli.common import (
+    add_map_option,
+    check_map,
+    done,
+    fail,
+    load_song,
+    show_mapping,
+    unwritable,
+    usage_error,
+)
 
 
 def register(sub) -> None:
@@ -34,7 +43,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from lakhnes.errors import InvalidInputError
-    from lakhnes.formats.files import SAVE_SUFFIXES, kind_of, load_any, save, without
+    from lakhnes.formats.files import SAVE_SUFFIXES, kind_of, save, without
     from lakhnes.synth import PEAK_DB, parse_filters, parse_mute, render_wav
 
     try:
@@ -53,7 +62,7 @@ def run(args) -> int:
         fail(problem)
         return 1
     try:
-        score, mapping = load_any(args.input, mapping=args.map)
+        score, mapping = load_song(args.input, args.map)
     except InvalidInputError as e:
         fail(str(e))
         return 1
