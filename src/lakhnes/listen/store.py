@@ -9,6 +9,10 @@ control, both systems, clips, songs and offsets, the choice (``a``/``b``), the c
 ``correct`` (Turing test: the real clip was named human; preference controls: the real clip was
 preferred; otherwise empty) and the time (UTC). A batch lives in the database from the moment it is
 drawn, so a restarted server hands the listener the same batch, at the first unanswered pair.
+``fetched`` records the clip tokens the page has fetched: an answer needs both clips of its pair.
+
+Why Store is long: it holds every SQL statement of a study (listeners, batches, pairs, fetched
+clips, answers), so that each transaction and the checks inside it read in one place.
 """
 
 from __future__ import annotations
@@ -103,6 +107,18 @@ def correct_of(test: str, control: bool, chosen: str) -> int | None:
     return None
 
 
+@contextmanager
+def damaged(path):
+    """SQLite's errors on a damaged database as one ``InvalidInputError`` line naming ``path``."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed", ...
+        from lakhnes.errors import InvalidInputError
+
+        raise InvalidInputError(f"damaged answers database ({e}); move it aside to start a new one",
+                                str(path)) from None
+
+
 class Store:
     """The answers database of one study (``answers.sqlite``); safe to share between threads. A
     damaged database is an ``InvalidInputError`` naming the file (one line), never a traceback."""
@@ -110,24 +126,14 @@ class Store:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.Lock()  # one writer at a time inside this process
-        with self._damaged(), self._connect() as db:
+        with damaged(self.path), self._connect() as db:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise OSError(f"{self.path}: SQLite could not switch to WAL (journal mode {mode})")
             db.executescript(SCHEMA)
-            cols = {r[1] for r in db.execute("PRAGMA table_info(answers)")}
-            if not set(ANSWER_COLUMNS) <= cols:
-                raise sqlite3.DatabaseError(f"its answers table lacks {', '.join(sorted(set(ANSWER_COLUMNS) - cols))}")
-
-    @contextmanager
-    def _damaged(self):
-        try:
-            yield
-        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed", ...
-            from lakhnes.errors import InvalidInputError
-
-            raise InvalidInputError(f"damaged answers database ({e}); move it aside to start a new one",
-                                    str(self.path)) from None
+            lacks = set(ANSWER_COLUMNS) - {r[1] for r in db.execute("PRAGMA table_info(answers)")}
+            if lacks:
+                raise sqlite3.DatabaseError(f"its answers table lacks {', '.join(sorted(lacks))}")
 
     @contextmanager
     def _connect(self):
@@ -264,7 +270,7 @@ class Store:
         return {"next": nxt, "finished": nxt is None, "batches_done": done}
 
     def fetch(self, token: str) -> str | None:
-        """:meth:`clip_of`, and the token is recorded as fetched (see :meth:`heard`)."""
+        """:meth:`clip_of`, and the token is recorded as fetched (see :meth:`answer`)."""
         clip = self.clip_of(token)
         if clip is not None:
             with self._write() as db:
@@ -273,7 +279,7 @@ class Store:
 
     def answers(self, test: str | None = None) -> list[dict]:
         """Every answer row (``ANSWER_COLUMNS``), oldest first; of one test if given."""
-        with self._damaged(), self._connect() as db:
+        with damaged(self.path), self._connect() as db:
             q = "SELECT * FROM answers" + (" WHERE test = ?" if test else "") + " ORDER BY id"
             return [dict(r) for r in db.execute(q, (test,) if test else ())]
 
