@@ -173,8 +173,8 @@ def load(path: str | os.PathLike) -> NesScore:
 
 
 def load_source(path: str | os.PathLike, seed: int = 0, mapping=None) -> NesScore:
-    """A song to prime or accompany: NES-MDB MIDI, TX1 text or token ids, or any MIDI (mapped onto
-    the NES voices with :func:`lakhnes.data.lakh.general_midi_to_nes` when it has no NES tracks, or
+    """A song to prime or accompany: NES-MDB MIDI, TX1 text or token ids, NES VGM, FamiTracker text, or
+    any MIDI (mapped onto the NES voices with :func:`lakhnes.data.lakh.general_midi_to_nes` when it has no NES tracks, or
     when ``mapping``, a ``--map`` value, is given). MIDI is recognised by its content (Lakh's
     ``.mid0`` ... too); every path caps songs at one hour."""
     return load_any(path, seed, mapping)[0]
@@ -185,11 +185,12 @@ def load_any(path: str | os.PathLike, seed: int = 0, mapping=None):
     voices, its :class:`lakhnes.data.mapping.MidiMapping` (None otherwise)."""
     p = Path(path)
     kind = file_kind(p) if p.is_file() else kind_of(p)
-    if kind not in ("tx1", "mid", "gm.mid", "npy"):
-        raise InvalidInputError("not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file", str(p))
+    if kind not in _READABLE:
+        raise InvalidInputError("not a MIDI (.mid, .midi), TX1 (.tx1.txt), VGM (.vgm, .vgz) or FamiTracker "
+                                "text (.famitracker.txt) file", str(p))
     if not p.is_file():
         raise InvalidInputError("no such file" if not p.exists() else "is a folder, not a file", str(p))
-    if kind in ("tx1", "npy"):
+    if kind in ("tx1", "npy", "vgm", "ftm"):
         if mapping:
             raise InvalidInputError("--map applies to MIDI files, not token files", str(p))
         return load(p), None
