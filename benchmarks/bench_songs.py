@@ -80,8 +80,8 @@ def mapped_sources(multitrack: Path, corpus: str, seconds: float, tmp: Path, k: 
     """The first ``k`` files of ``corpus`` (pop909 or lmd_beatles) that map onto at least two NES
     voices and last ``seconds`` + the prime, copied to ``.mid`` names."""
     from lakhnes.core.score import SAMPLE_RATE
-    from lakhnes.data.lakh import general_midi_to_nes
     from lakhnes.errors import InvalidInputError
+    from lakhnes.formats.any_midi import general_midi_to_nes
 
     files = _extract(multitrack, lambda n: f"/{corpus}/" in n, tmp / corpus)
     picked = []

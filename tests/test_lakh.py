@@ -18,6 +18,8 @@ from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.data import lakh
 from lakhnes.data import prepare_lakh as P
 from lakhnes.data.shards import load_manifest, load_split
+from lakhnes.errors import InvalidInputError
+from lakhnes.formats.any_midi import general_midi_to_nes
 from lakhnes.formats.midi import read_midi
 
 TPQ = 480  # at 120 bpm one tick is 1/960 s
@@ -298,16 +300,16 @@ def test_general_midi_to_nes(tmp_path, nesmdb_fixture_files):
     f = tmp_path / "song.mid"
     f.write_bytes(midi([("piano", False, CHORDS), ("melody", False, line([76, 79] * 12)),
                         ("bass", False, line([36, 38] * 12)), ("drums", True, DRUMS)]))
-    s = lakh.general_midi_to_nes(f, seed=2)
+    s = general_midi_to_nes(f, seed=2)
     s.check()
     assert s.notes["P1"]["pitch"].min() >= 76  # highest part on P1
     assert s.notes["TR"]["pitch"].max() <= 38  # lowest on the triangle
     assert s.notes["P2"]["pitch"].tolist()[:2] == [67, 67]  # the piano's top line
     assert len(s.notes["NO"]) == 48
-    assert lakh.general_midi_to_nes(f, seed=2) == s
+    assert general_midi_to_nes(f, seed=2) == s
     nes = nesmdb_fixture_files[0]
-    assert lakh.general_midi_to_nes(nes) == read_midi(nes)
+    assert general_midi_to_nes(nes) == read_midi(nes)
     g = tmp_path / "drums.mid"
     g.write_bytes(midi([("drums", True, DRUMS)]))
-    with pytest.raises(lakh.InvalidInputError, match="drums.mid: no melodic part"):
-        lakh.general_midi_to_nes(g)
+    with pytest.raises(InvalidInputError, match="drums.mid: no melodic part"):
+        general_midi_to_nes(g)

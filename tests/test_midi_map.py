@@ -9,8 +9,8 @@ import pytest
 import symusic
 
 from lakhnes.cli import main
-from lakhnes.data import mapping as M
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats import any_midi as M
 
 
 @pytest.fixture(scope="module")

@@ -74,8 +74,8 @@ def check_map(spec) -> str | None:
     """The usage error of a malformed ``--map`` value, or None."""
     if spec is None:
         return None
-    from lakhnes.data.mapping import parse_map
     from lakhnes.errors import InvalidInputError
+    from lakhnes.formats.any_midi import parse_map
 
     try:
         if not parse_map(spec):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,15 +19,22 @@ import numpy as np
 from lakhnes.core.score import (
     DEFAULT_VELOCITY,
     MAX_SAMPLES,
-    NOTE_DTYPE,
     PITCH_RANGE,
     SAMPLE_RATE,
     NesScore,
     make_notes,
     too_long,
 )
-from lakhnes.errors import InvalidInputError
-from lakhnes.formats.midi import check_midi_header, tick_to_sample
+from lakhnes.formats.midi import tick_to_sample
+from lakhnes.formats.midi_parts import (  # re-exported: the corpus mapping's building blocks
+    SKIP_REASONS,
+    SkippedFile,
+    drums_to_noise,
+    in_range,
+    is_monophonic,
+    read_symusic,
+    skyline,
+)
 
 #: Corpus filters (the paper's): file size, song length; examples are clipped to CLIP_SECONDS.
 MAX_BYTES = 512 * 1024
@@ -38,20 +44,7 @@ MELODIC_VOICES = ("P1", "P2", "TR")
 #: Pitches any melodic NES voice can play (a part must reach them to be kept).
 NES_LOW = min(PITCH_RANGE[v][0] for v in MELODIC_VOICES)
 NES_HIGH = max(PITCH_RANGE[v][1] for v in MELODIC_VOICES)
-#: Why a file yields nothing (keys of the manifest's ``skipped`` counts).
-SKIP_REASONS = ("too_large", "corrupt", "bad_times", "too_short", "too_long", "no_parts", "no_examples")
 _ENUMERATE_LIMIT = 4096  # enumerate all 3-permutations below this many, else sample them
-
-
-class SkippedFile(InvalidInputError):
-    """A file the corpus mapping does not use; ``kind`` is one of ``SKIP_REASONS``."""
-
-    def __init__(self, kind: str, reason: str, path: str | None = None):
-        self.kind = kind
-        super().__init__(reason, path)
-
-    def with_path(self, path) -> SkippedFile:
-        return self if self.path else SkippedFile(self.kind, self.reason, path)
 
 
 @dataclass
@@ -86,34 +79,6 @@ def rng_for(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, h])
 
 
-def _load(src, path: str | None, max_bytes: int | None):
-    import symusic
-
-    try:
-        if isinstance(src, (bytes, bytearray)):
-            data = bytes(src)
-        else:
-            size = os.path.getsize(src)
-            if max_bytes is not None and size > max_bytes:
-                raise SkippedFile("too_large", f"file too large ({size // 1024} KB > {max_bytes // 1024} KB)", path)
-            data = Path(src).read_bytes()
-    except OSError as e:
-        raise SkippedFile("corrupt", f"cannot read file ({e.strerror or e})", path) from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise SkippedFile("too_large", f"file too large ({len(data) // 1024} KB > {max_bytes // 1024} KB)", path)
-    if data[:4] != b"MThd":
-        raise SkippedFile("corrupt", "not a MIDI file (no MThd header)", path)
-    try:
-        data = check_midi_header(data)
-    except InvalidInputError as e:
-        raise SkippedFile("corrupt", e.reason, path) from None
-    try:
-        return symusic.Score.from_midi(data)
-    except Exception as e:  # symusic raises plain RuntimeError/ValueError on corrupt data
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SkippedFile("corrupt", f"corrupt MIDI ({msg})", path) from None
-
-
 def read_parts(src, path: str | None = None, *, limits: bool = True) -> Parts:
     """Read a MIDI file (path or bytes) into parts; raise ``SkippedFile`` saying why not.
 
@@ -121,7 +86,7 @@ def read_parts(src, path: str | None = None, *, limits: bool = True) -> Parts:
     """
     if path is None and not isinstance(src, (bytes, bytearray)):
         path = str(src)
-    sm = _load(src, path, MAX_BYTES if limits else None)
+    sm = read_symusic(src, path, MAX_BYTES if limits else None)
     to_samples = tick_to_sample(sm)
     raw = []
     last = 0
@@ -166,45 +131,6 @@ def read_parts(src, path: str | None = None, *, limits: bool = True) -> Parts:
             continue
         (parts.melodic if is_monophonic(notes) else parts.polyphonic).append(notes)
     return parts
-
-
-def is_monophonic(notes: np.ndarray) -> bool:
-    """No note starts before the previous one ends (notes sorted by start)."""
-    return bool(np.all(notes["start"][1:] >= notes["end"][:-1]))
-
-
-def in_range(notes: np.ndarray, voice: str) -> np.ndarray:
-    """The notes a voice can play."""
-    lo, hi = PITCH_RANGE[voice]
-    return notes[(notes["pitch"] >= lo) & (notes["pitch"] <= hi)]
-
-
-def skyline(notes: np.ndarray) -> np.ndarray:
-    """A monophonic line from a polyphonic part: the highest note at each onset, cut at the next."""
-    if not len(notes):
-        return notes
-    order = np.lexsort((-notes["pitch"], notes["start"]))
-    n = notes[order]
-    first = np.ones(len(n), dtype=bool)
-    first[1:] = n["start"][1:] != n["start"][:-1]
-    n = n[first].copy()
-    n["end"][:-1] = np.minimum(n["end"][:-1], n["start"][1:])
-    return n
-
-
-def drums_to_noise(drums: np.ndarray, keymap: np.ndarray) -> np.ndarray:
-    """A drum part on the noise voice: each key becomes ``keymap[key]`` (1-16); of hits that
-    start together the lowest key is kept, and a hit is cut where the next one starts."""
-    if not len(drums):
-        return np.zeros(0, dtype=NOTE_DTYPE)
-    order = np.lexsort((drums["pitch"], drums["start"]))
-    n = drums[order]
-    first = np.ones(len(n), dtype=bool)
-    first[1:] = n["start"][1:] != n["start"][:-1]
-    n = n[first].copy()
-    n["end"][:-1] = np.minimum(n["end"][:-1], n["start"][1:])
-    n["pitch"] = keymap[n["pitch"]]
-    return n
 
 
 def assignments(num_parts: int, max_examples: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
@@ -285,37 +211,8 @@ def midi_to_nes(src, *, max_examples: int = 16, seed: int = 0, key: str | None =
     return examples(parts, rng_for(seed, key), max_examples, name=key.split("/")[-1].split(".")[0])
 
 
-def _is_nes_mdb(sm) -> bool:
-    names = {t.name.strip().lower() for t in sm.tracks}
-    return bool(names) and names <= {"p1", "p2", "tr", "no"}
-
-
-def general_midi_to_nes(path, seed: int = 0, mapping=None) -> NesScore:
-    """One NES score from any MIDI file, to prime generation with.
-
-    NES-MDB files are read as they are (unless ``mapping`` is given). Otherwise the tracks go to
-    the voices by :func:`lakhnes.data.mapping.map_midi` (the melody on P1, the bass on TR, ...;
-    ``mapping``: a ``--map`` value fixing some choices), with a random noise type per drum sound
-    (from ``seed``). No length limits or clipping.
-    """
-    return general_midi_mapping(path, seed, mapping)[0]
-
-
-def general_midi_mapping(path, seed: int = 0, mapping=None):
-    """``(score, MidiMapping or None)`` of :func:`general_midi_to_nes` (None: an NES-MDB file read as it is)."""
-    from lakhnes.data.mapping import map_midi
-    from lakhnes.formats.midi import read_midi
-
-    p = str(path)
-    if mapping is None:
-        sm = _load(p, p, None)
-        if _is_nes_mdb(sm):
-            return read_midi(p), None
-    return map_midi(p, seed=seed, spec=mapping)
-
-
 __all__ = [
     "MAX_BYTES", "MIN_SECONDS", "MAX_SECONDS", "CLIP_SECONDS", "SKIP_REASONS", "SkippedFile", "Parts",
     "read_parts", "is_monophonic", "in_range", "skyline", "drums_to_noise", "assignments", "make_example",
-    "examples", "midi_to_nes", "general_midi_to_nes", "general_midi_mapping", "rng_for",
+    "examples", "midi_to_nes", "rng_for",
 ]

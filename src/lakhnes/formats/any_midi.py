@@ -30,6 +30,7 @@ import numpy as np
 
 from lakhnes.core.score import NOTE_DTYPE, VOICES, NesScore, make_notes
 from lakhnes.errors import InvalidInputError
+from lakhnes.formats.midi import _load_symusic, read_midi
 
 MELODIC = ("P1", "P2", "TR")
 #: track names that say "melody" (whole words, any case), in order of trust
@@ -126,11 +127,11 @@ def parse_map(spec) -> list[tuple[str, str | None]]:
 def read_tracks(src, path: str | None = None) -> tuple[list[MidiTrack], int]:
     """The note tracks of a MIDI file (path or bytes), and its end (samples). No corpus limits
     (the one-hour cap holds)."""
-    from lakhnes.data.lakh import SkippedFile, _load, skyline
     from lakhnes.formats.midi import tick_to_sample
+    from lakhnes.formats.midi_parts import SkippedFile, read_symusic, skyline
 
     try:
-        sm = _load(src, path, None)
+        sm = read_symusic(src, path, None)
         to_samples = tick_to_sample(sm)
     except SkippedFile as e:
         raise InvalidInputError(e.reason, path) from None
@@ -251,7 +252,7 @@ def _listing(tracks) -> str:
 def map_tracks(tracks: list[MidiTrack], voice_of: dict[int, str], seed: int = 0, name: str = "") -> NesScore:
     """The NES score of a mapping: from its first note to its last (no other clipping)."""
     from lakhnes.core.score import DEFAULT_VELOCITY
-    from lakhnes.data.lakh import drums_to_noise, in_range, skyline
+    from lakhnes.formats.midi_parts import drums_to_noise, in_range, skyline
 
     score = NesScore(name=name)
     rng = np.random.default_rng(seed)
@@ -302,3 +303,29 @@ def map_midi(src, *, seed: int = 0, spec=None, path: str | None = None) -> tuple
 
 __all__ = ["MidiTrack", "MidiMapping", "parse_map", "read_tracks", "auto_mapping", "resolve", "map_tracks",
            "map_midi", "MELODY_NAMES"]
+
+
+def _is_nes_mdb(sm) -> bool:
+    names = {t.name.strip().lower() for t in sm.tracks}
+    return bool(names) and names <= {"p1", "p2", "tr", "no"}
+
+
+def general_midi_to_nes(path, seed: int = 0, mapping=None) -> NesScore:
+    """One NES score from any MIDI file, to prime generation with.
+
+    NES-MDB files are read as they are (unless ``mapping`` is given). Otherwise the tracks go to
+    the voices by :func:`lakhnes.formats.any_midi.map_midi` (the melody on P1, the bass on TR, ...;
+    ``mapping``: a ``--map`` value fixing some choices), with a random noise type per drum sound
+    (from ``seed``). No length limits or clipping.
+    """
+    return general_midi_mapping(path, seed, mapping)[0]
+
+
+def general_midi_mapping(path, seed: int = 0, mapping=None):
+    """``(score, MidiMapping or None)`` of :func:`general_midi_to_nes` (None: an NES-MDB file read as it is)."""
+    p = str(path)
+    if mapping is None:
+        sm = _load_symusic(p, p)
+        if _is_nes_mdb(sm):
+            return read_midi(p), None
+    return map_midi(p, seed=seed, spec=mapping)

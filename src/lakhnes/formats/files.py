@@ -174,7 +174,7 @@ def load(path: str | os.PathLike) -> NesScore:
 
 def load_source(path: str | os.PathLike, seed: int = 0, mapping=None) -> NesScore:
     """A song to prime or accompany: NES-MDB MIDI, TX1 text or token ids, NES VGM, FamiTracker text, or
-    any MIDI (mapped onto the NES voices with :func:`lakhnes.data.lakh.general_midi_to_nes` when it has no NES tracks, or
+    any MIDI (mapped onto the NES voices with :func:`lakhnes.formats.any_midi.general_midi_to_nes` when it has no NES tracks, or
     when ``mapping``, a ``--map`` value, is given). MIDI is recognised by its content (Lakh's
     ``.mid0`` ... too); every path caps songs at one hour."""
     return load_any(path, seed, mapping)[0]
@@ -182,7 +182,7 @@ def load_source(path: str | os.PathLike, seed: int = 0, mapping=None) -> NesScor
 
 def load_any(path: str | os.PathLike, seed: int = 0, mapping=None):
     """``(score, mapping)``: :func:`load_source`'s song and, for a MIDI file mapped onto the NES
-    voices, its :class:`lakhnes.data.mapping.MidiMapping` (None otherwise)."""
+    voices, its :class:`lakhnes.formats.any_midi.MidiMapping` (None otherwise)."""
     p = Path(path)
     kind = file_kind(p) if p.is_file() else kind_of(p)
     if kind not in _READABLE:
@@ -200,7 +200,7 @@ def load_any(path: str | os.PathLike, seed: int = 0, mapping=None):
         except InvalidInputError as e:
             if not e.reason.startswith("no NES tracks"):
                 raise
-    from lakhnes.data.lakh import general_midi_mapping
+    from lakhnes.formats.any_midi import general_midi_mapping
 
     return general_midi_mapping(p, seed=seed, mapping=mapping or None)
 

@@ -125,7 +125,7 @@ def load_song(path: str | os.PathLike) -> NesScore | np.ndarray:
     except InvalidInputError as e:
         if not e.reason.startswith("no NES tracks"):
             raise e.with_path(p) from None
-    from lakhnes.data.lakh import general_midi_to_nes
+    from lakhnes.formats.any_midi import general_midi_to_nes
 
     return general_midi_to_nes(p, seed=0)
 
