@@ -313,3 +313,23 @@ def test_shipped_model_readme_command(tmp_path, monkeypatch):
     assert main(["generate", "-o", "tune.wav", "--seconds", "3", "--seed", "0", "-q"]) == 0
     info = sf.info("tune.wav")
     assert info.samplerate == SR and info.frames == 3 * SR
+
+
+def test_wait_temperature_sharpens_the_waits_only():
+    from lakhnes.decoding.sampler import pick
+
+    logits = torch.zeros(4000, V.VOCAB_SIZE)
+    w1, w2 = V.TOKEN_TO_ID["WT_735"], V.TOKEN_TO_ID["WT_740"]
+    n1, n2 = int(V.noteon_id("P1", 60)), int(V.noteon_id("P1", 62))
+    logits[:, w1], logits[:, n1] = 1.0, 1.0
+    allowed = torch.zeros_like(logits, dtype=torch.bool)
+    allowed[:, [w1, w2, n1, n2]] = True
+    g = torch.Generator().manual_seed(0)
+    ids = pick(logits, allowed, temperature=1.0, top_k=0, generator=g, wait_temperature=0.1)
+    waits, notes = ids[(ids == w1) | (ids == w2)], ids[(ids == n1) | (ids == n2)]
+    assert (waits == w1).float().mean() > 0.99  # e^(1/0.1) : 1 among the waits
+    assert 0.66 < (notes == n1).float().mean() < 0.80  # e : 1 among the notes, as at temperature 1
+    same = pick(logits, allowed, temperature=0.7, top_k=0, generator=torch.Generator().manual_seed(1),
+                wait_temperature=0.7)
+    assert torch.equal(same, pick(logits, allowed, temperature=0.7, top_k=0,
+                                  generator=torch.Generator().manual_seed(1)))

@@ -46,6 +46,8 @@ def register(sub) -> None:
                         f"--seconds stops at {MAX_SECONDS:.0f} and --tokens at {MAX_TOKENS:,} (a long song takes minutes)")
     p.add_argument("--temperature", type=float, default=0.95,
                    help="softmax temperature (default 0.95; 0 = greedy)")
+    p.add_argument("--wait-temperature", type=float, default=None, metavar="T",
+                   help="temperature of the wait tokens (the timing) alone (default: --temperature)")
     p.add_argument("--top-k", type=int, default=32,
                    help="sample among the k likeliest ids (default 32; 0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default off)")
@@ -127,6 +129,9 @@ def _check(args) -> str | None:
                "song may hold no note)"
     if not (args.temperature == 0 or MIN_TEMPERATURE <= args.temperature <= MAX_TEMPERATURE):
         return f"--temperature {args.temperature:g} is outside {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g} (or 0: greedy)"
+    wt = args.wait_temperature
+    if wt is not None and not MIN_TEMPERATURE <= wt <= MAX_TEMPERATURE:
+        return f"--wait-temperature {wt:g} is outside {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g}"
     if args.seed is not None and not 0 <= args.seed < 2**63:
         return f"--seed {args.seed} is outside 0-{2**63 - 1}"
     if args.top_k < 0:
@@ -257,8 +262,9 @@ def run(args) -> int:
         if args.prime:
             return G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
                                    seconds=seconds, tokens=args.tokens, **ensemble, **opts)
-        if args.rhythm:
+        if args.rhythm:  # the rhythm's waits are given: no wait temperature
             return G.accompany_rhythm(model, source, **opts)
+        opts["wait_temperature"] = args.wait_temperature
         if keep:
             return G.accompany_voices(model, source, keep, **ensemble, **opts)
         return G.sample(model, seconds=seconds, tokens=args.tokens, **ensemble, **opts)

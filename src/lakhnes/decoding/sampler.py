@@ -1,15 +1,25 @@
 """Sampling one id per stream from a model's logits, among the allowed ids: temperature (0:
-greedy), then top-k or top-p. torch is imported when first needed, not with this module."""
+greedy; waits may have a temperature of their own), then top-k or top-p.
+
+numpy only: both runtimes (numpy and torch) hand the loop numpy logits, and every random draw
+comes from one ``numpy.random.Generator`` (one uniform number per stream and sampled step), so a
+seed gives the same song in both. To keep float rounding between the runtimes (logits within
+1e-4) from reordering the candidates, the kept ids are sampled in id order (inverse CDF), never in
+the order of their probabilities."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from lakhnes.errors import InvalidInputError
 
 
-def check_sampling(temperature, top_k, top_p, num) -> None:
+def check_sampling(temperature, top_k, top_p, num, wait_temperature=None) -> None:
     """Raise :class:`InvalidInputError` for settings no sampler takes."""
     if not temperature >= 0:
         raise InvalidInputError(f"temperature must be >= 0 (0 = greedy), not {temperature}")
+    if wait_temperature is not None and not wait_temperature > 0:
+        raise InvalidInputError(f"wait temperature must be > 0, not {wait_temperature}")
     if top_k is not None and top_k < 0:
         raise InvalidInputError(f"top_k must be >= 0 (0 = off), not {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -18,42 +28,61 @@ def check_sampling(temperature, top_k, top_p, num) -> None:
         raise InvalidInputError(f"num must be >= 1, not {num}")
 
 
-def pick(logits, allowed, *, temperature=0.95, top_k=32, top_p=None, generator=None):
-    """Sample one id per row of ``logits`` [B, V] (a torch tensor) among ``allowed`` [B, V] (each
-    row has one)."""
-    import torch
+def _host(x) -> np.ndarray:
+    """A torch tensor or array-like as a numpy array (torch is never imported here)."""
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x)
 
-    logits = logits.float().masked_fill(~allowed, float("-inf"))
+
+def pick(logits, allowed, *, temperature=0.95, top_k=32, top_p=None, rng=None, wait_temperature=None):
+    """Sample one id per row of ``logits`` [B, V] (numpy) among ``allowed`` [B, V] (each row has
+    one), with uniform draws from ``rng`` (a ``numpy.random.Generator``; one per row).
+    ``wait_temperature`` (None: ``temperature``) divides the logits of the wait tokens instead,
+    before top-k/top-p see them."""
+    x = np.where(_host(allowed), _host(logits).astype(np.float64), -np.inf)
     if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    idx = None
-    if top_k and top_k < logits.size(-1):
-        logits, idx = torch.topk(logits, top_k, dim=-1)
-    elif top_p is not None and top_p < 1:
-        logits, idx = torch.sort(logits, dim=-1, descending=True)
-    probs = torch.softmax(logits, -1)
-    if top_p is not None and top_p < 1:  # probs are sorted here: keep the smallest head with mass >= top_p
-        probs = probs.masked_fill(probs.cumsum(-1) - probs >= top_p, 0.0)
-    choice = torch.multinomial(probs, 1, generator=generator)
-    return (choice if idx is None else idx.gather(-1, choice)).squeeze(-1)
+        return x.argmax(-1).astype(np.int64)
+    if wait_temperature is None or wait_temperature == temperature:
+        x /= temperature
+    else:
+        from lakhnes.core.vocab import IS_WAIT
+
+        x /= np.where(IS_WAIT[: x.shape[-1]], float(wait_temperature), float(temperature))
+    rng = np.random.default_rng() if rng is None else rng
+    u = rng.random(len(x))
+    out = np.empty(len(x), dtype=np.int64)
+    for b, row in enumerate(x):
+        ids = np.flatnonzero(row > -np.inf)
+        if not len(ids):  # nothing allowed (callers never ask): the likeliest id
+            out[b] = int(np.argmax(row))
+            continue
+        vals = row[ids]
+        if top_k and top_k < len(ids):
+            keep = np.sort(np.argpartition(-vals, top_k - 1)[:top_k])
+            ids, vals = ids[keep], vals[keep]
+        p = np.exp(vals - vals.max())
+        p /= p.sum()
+        if top_p is not None and top_p < 1:  # the smallest head (by probability) with mass >= top_p
+            order = np.argsort(-p, kind="stable")
+            head = p[order]
+            keep = np.sort(order[np.cumsum(head) - head < top_p])
+            ids, p = ids[keep], p[keep]
+        c = np.cumsum(p)
+        out[b] = ids[min(int(np.searchsorted(c, u[b] * c[-1], side="right")), len(ids) - 1)]
+    return out
 
 
 class Sampler:
-    """:func:`pick` with fixed settings and its own generator on ``device``, seeded with ``seed``
-    (None: a random seed): ``sampler(logits, allowed) -> ids [B]``."""
+    """:func:`pick` with fixed settings and its own ``numpy.random.Generator`` seeded with ``seed``
+    (None: a random seed): ``sampler(logits, allowed) -> ids [B]`` (numpy int64)."""
 
     def __init__(self, *, temperature: float = 0.95, top_k: int | None = 32, top_p: float | None = None,
-                 seed: int | None = None, device="cpu"):
-        import torch
-
+                 seed: int | None = None, wait_temperature: float | None = None, device=None):
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        self.generator = torch.Generator(device=device)
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(int(seed))
+        self.wait_temperature = wait_temperature
+        self.rng = np.random.default_rng(None if seed is None else int(seed))
 
     def __call__(self, logits, allowed):
         return pick(logits, allowed, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                    generator=self.generator)
+                    rng=self.rng, wait_temperature=self.wait_temperature)
