@@ -319,7 +319,7 @@ def test_wait_temperature_sharpens_the_waits_only():
     from lakhnes.decoding.sampler import pick
 
     logits = torch.zeros(4000, V.VOCAB_SIZE)
-    w1, w2 = V.TOKEN_TO_ID["WT_735"], V.TOKEN_TO_ID["WT_740"]
+    w1, w2 = V.TOKEN_TO_ID["WT_730"], V.TOKEN_TO_ID["WT_740"]
     n1, n2 = int(V.noteon_id("P1", 60)), int(V.noteon_id("P1", 62))
     logits[:, w1], logits[:, n1] = 1.0, 1.0
     allowed = torch.zeros_like(logits, dtype=torch.bool)
