@@ -326,6 +326,7 @@ def test_wait_temperature_sharpens_the_waits_only():
     allowed[:, [w1, w2, n1, n2]] = True
     ids = pick(logits, allowed, temperature=1.0, top_k=0, rng=np.random.default_rng(0), wait_temperature=0.1)
     waits, notes = ids[(ids == w1) | (ids == w2)], ids[(ids == n1) | (ids == n2)]
+    assert 0.48 < len(waits) / len(ids) < 0.52  # a wait as likely as at temperature 1 ((e + 1) : (e + 1))
     assert (waits == w1).mean() > 0.99  # e^(1/0.1) : 1 among the waits
     assert 0.66 < (notes == n1).mean() < 0.80  # e : 1 among the notes, as at temperature 1
     same = pick(logits, allowed, temperature=0.7, top_k=0, rng=np.random.default_rng(1), wait_temperature=0.7)

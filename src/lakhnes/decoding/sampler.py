@@ -35,20 +35,39 @@ def _host(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def _rescale_waits(x: np.ndarray, factor: float) -> np.ndarray:
+    """Log-probabilities in which the waits keep their total probability (at ``temperature``) and are
+    shared among themselves as at ``temperature / factor``; the other ids are unchanged."""
+    from lakhnes.core.vocab import IS_WAIT
+
+    waits = IS_WAIT[: x.shape[-1]]
+    x = x - _logsumexp(x)  # log-probabilities at the temperature
+    w = x[:, waits]
+    mass = _logsumexp(w)  # each row's log-probability of a wait
+    sharp = w * factor
+    with np.errstate(invalid="ignore"):  # rows without an allowed wait: -inf - -inf, replaced below
+        x[:, waits] = np.where(np.isfinite(mass), mass + sharp - _logsumexp(sharp), -np.inf)
+    return x
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    m = np.max(x, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return m + np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
 def pick(logits, allowed, *, temperature=0.95, top_k=32, top_p=None, rng=None, wait_temperature=None):
     """Sample one id per row of ``logits`` [B, V] (numpy) among ``allowed`` [B, V] (each row has
     one), with uniform draws from ``rng`` (a ``numpy.random.Generator``; one per row).
-    ``wait_temperature`` (None: ``temperature``) divides the logits of the wait tokens instead,
-    before top-k/top-p see them."""
+    ``wait_temperature`` (None: ``temperature``) reshapes the choice among the wait tokens alone:
+    a wait is as likely as at ``temperature``, which wait it is follows ``wait_temperature``."""
     x = np.where(_host(allowed), _host(logits).astype(np.float64), -np.inf)
     if temperature == 0:
         return x.argmax(-1).astype(np.int64)
-    if wait_temperature is None or wait_temperature == temperature:
-        x /= temperature
-    else:
-        from lakhnes.core.vocab import IS_WAIT
-
-        x /= np.where(IS_WAIT[: x.shape[-1]], float(wait_temperature), float(temperature))
+    x /= temperature
+    if wait_temperature is not None and wait_temperature != temperature:
+        x = _rescale_waits(x, temperature / wait_temperature)
     rng = np.random.default_rng() if rng is None else rng
     u = rng.random(len(x))
     out = np.empty(len(x), dtype=np.int64)
