@@ -197,3 +197,33 @@ def test_prepare_full_nesmdb_tarball(shared_data, tmp_path):
     assert m["files"] == 5278
     assert {s: m["splits"][s]["songs"] for s in m["splits"]} == {"train": 4497, "valid": 402, "test": 371}
     assert m["splits"]["test"]["tokens"] == 407513
+
+
+def test_encode_reads_vgm_vgz_and_famitracker_text(fixtures, tmp_path, capsys):
+    """encode reads every format formats/files.py reads: VGM/VGZ rips and FamiTracker text (from a
+    folder by their names, named directly by name or content), as well as MIDI."""
+    from lakhnes.formats.famitracker import read_famitracker
+    from lakhnes.formats.files import save
+    from lakhnes.formats.midi import read_midi
+
+    mid = fixtures / "nesmdb" / "324_SuperMarioBros_3_00_01World1Map.mid"
+    ref = (fixtures / "tx1" / "324_SuperMarioBros_3_00_01World1Map.tx1.txt").read_text()
+    src = tmp_path / "in"
+    src.mkdir()
+    score = read_midi(mid)
+    save(score, src / "a.vgm")
+    save(score, src / "b.vgz")
+    save(score, src / "c.famitracker.txt")
+    shutil.copy(src / "a.vgm", tmp_path / "rip.bin")  # a VGM known by its content ("Vgm ")
+    assert main(["encode", str(src), str(tmp_path / "rip.bin"), "-o", str(tmp_path / "out"), "-j", "1"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == "4 converted, 0 failed"
+    out = tmp_path / "out"
+    assert (out / "a.tx1.txt").read_text() == ref  # a VGM reads back as NES-MDB's MIDI of it
+    assert (out / "b.tx1.txt").read_text() == ref
+    assert (out / "rip.tx1.txt").read_text() == ref
+    from lakhnes.core.tx1 import score_to_text
+
+    assert (out / "c.tx1.txt").read_text() == score_to_text(read_famitracker(src / "c.famitracker.txt"))
+    # --map is for MIDI: a VGM named with it gets one line
+    assert main(["encode", str(src / "a.vgm"), "-o", str(tmp_path / "o2"), "--map", "0=P1"]) == 1
+    assert "--map applies to MIDI files" in capsys.readouterr().err

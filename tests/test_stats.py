@@ -91,3 +91,28 @@ def test_cli_stats(tmp_path, fixtures, capsys):
     assert "| pitch_class_entropy/all |" in table
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["stats", str(tmp_path / "nothing")]) == 2
+
+
+def test_stats_reads_vgm_and_famitracker_text(tmp_path, fixtures):
+    """VGM/VGZ rips (by name, or by content) and FamiTracker text measure as the MIDI they hold."""
+    import json
+    from pathlib import Path
+
+    from lakhnes.formats.files import save
+    from lakhnes.formats.midi import read_midi
+
+    mid = fixtures / "nesmdb" / "324_SuperMarioBros_3_00_01World1Map.mid"
+    score = read_midi(mid)
+    src = tmp_path / "in"
+    src.mkdir()
+    save(score, src / "a.vgm")
+    save(score, src / "b.vgz")
+    save(score, src / "c.famitracker.txt")
+    (tmp_path / "rip.bin").write_bytes((src / "a.vgm").read_bytes())
+    assert main(["stats", str(src), str(tmp_path / "rip.bin"), str(mid), "--json", str(tmp_path / "s.json")]) == 0
+    sets = json.loads((tmp_path / "s.json").read_text())["sets"]
+    by = {Path(r["file"]).name: r for s in sets.values() for r in s["songs"]}
+    assert set(by) == {"a.vgm", "b.vgz", "c.famitracker.txt", "rip.bin", mid.name}
+    for name in ("a.vgm", "b.vgz", "rip.bin"):  # a VGM reads back as NES-MDB's MIDI of it
+        assert {k: v for k, v in by[name].items() if k != "file"} == {k: v for k, v in by[mid.name].items()
+                                                                      if k != "file"}

@@ -162,6 +162,64 @@ def test_accompany_keeps_the_chosen_voice(studio, fixtures):
     assert out.notes["P1"]["pitch"].tolist() == src.notes["P1"]["pitch"].tolist()
 
 
+@pytest.mark.parametrize("name", [f"{SMB3}.vgm", f"{SMB3}.vgz", "rip.bin"])
+def test_vgm_uploads_are_read_as_nesmdb_read_them(studio, fixtures, tmp_path, name):
+    """An NES VGM rip (or VGZ; or either known by its content) primes a song like its NES-MDB MIDI."""
+    from lakhnes.formats.files import save
+
+    src = read_midi(fixtures / "nesmdb" / f"{SMB3}.mid")
+    path = tmp_path / (name if name != "rip.bin" else "rip.vgz")
+    save(src, path)
+    job = run_job(studio, {"mode": "continue", "seconds": "1", "prime_seconds": "1.5", "seed": "1"},
+                  {"file": (name, path.read_bytes(), "application/octet-stream")})
+    (song,) = job["songs"]
+    assert song["source"] == name and song["highlight"]["span"] == [0.0, 1.5]
+    out, cut = midi_of(studio, song), int(1.5 * SAMPLE_RATE)
+    for v in ("P1", "P2", "TR", "NO"):
+        a, b = src.notes[v], out.notes[v]
+        a, b = a[a["start"] < cut], b[b["start"] < cut]
+        assert b["start"].tolist() == a["start"].tolist() and b["pitch"].tolist() == a["pitch"].tolist()
+    r = studio.post("/api/tracks", files={"file": (name, path.read_bytes(), "application/octet-stream")})
+    assert r.status_code == 200 and r.json()["mapped"] is False
+
+
+def test_downloads_include_vgm_and_famitracker_text(studio, a_song, tmp_path):
+    """Each song offers VGM and FamiTracker text, as the CLI writes them (the VGM reads back as the
+    song's notes); songs made before these downloads existed get them on first request."""
+    from lakhnes.formats.famitracker import read_famitracker
+    from lakhnes.formats.files import save
+    from lakhnes.formats.vgm import parse, read_vgm
+
+    files = a_song["files"]
+    assert files["vgm"].endswith("/song.vgm") and files["ftm"].endswith("/song.famitracker.txt")
+    score = midi_of(studio, a_song)
+    r = studio.get(files["vgm"], params={"download": "1"})
+    assert r.status_code == 200 and r.content[:4] == b"Vgm "
+    assert f'lakhnes-{a_song["id"]}.vgm' in r.headers["content-disposition"]
+    save(score, tmp_path / "x.vgm")  # the register writes `lakhnes synth song.mid -o x.vgm` writes
+    for got, want in zip(parse(r.content)[:4], parse((tmp_path / "x.vgm").read_bytes())[:4], strict=True):
+        assert np.array_equal(got, want)
+    back = read_vgm(r.content)  # the same notes, at the times the register writes fall on
+    for v in ("P1", "P2", "TR", "NO"):
+        assert back.notes[v]["pitch"].tolist() == score.notes[v]["pitch"].tolist()
+        assert np.abs(back.notes[v]["start"] - score.notes[v]["start"]).max(initial=0) < SAMPLE_RATE // 60
+    r = studio.get(files["ftm"], params={"download": "1"})
+    assert r.status_code == 200 and r.text.startswith("# FamiTracker text export")
+    assert f'lakhnes-{a_song["id"]}.famitracker.txt' in r.headers["content-disposition"]
+    save(score, tmp_path / "x.famitracker.txt")  # what `lakhnes synth song.mid -o x.famitracker.txt` writes
+    untitled = [[line for line in t.splitlines() if not line.startswith(("TITLE", "TRACK"))]
+                for t in (r.text, (tmp_path / "x.famitracker.txt").read_text())]
+    assert untitled[0] == untitled[1]
+    assert read_famitracker(tmp_path / "x.famitracker.txt").num_notes > 0
+    folder = studio.out / "songs" / a_song["id"]
+    vgm = parse((folder / "song.vgm").read_bytes())
+    for name in ("song.vgm", "song.famitracker.txt"):  # an older song without them
+        (folder / name).unlink()
+        assert studio.get(f"/api/files/{a_song['id']}/{name}").status_code == 200
+    for got, want in zip(parse((folder / "song.vgm").read_bytes())[:4], vgm[:4], strict=True):
+        assert np.array_equal(got, want)
+
+
 def test_any_midi_is_mapped_onto_the_nes_voices(studio):
     import symusic
 
@@ -197,7 +255,8 @@ def test_several_songs_and_history(studio):
         ("song.mid", b"", 400, "song.mid: empty file"),
         ("song.mid", b"hello, I am not a MIDI file", 400, "song.mid: not a MIDI file (no MThd header)"),
         ("song.mid", b"MThd\x00\x00\x00\x06\x00\x01\x00\x04\x01", 400, "song.mid: corrupt MIDI"),
-        ("notes.wav", b"RIFF....WAVE", 400, "notes.wav: not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file"),
+        ("notes.wav", b"RIFF....WAVE", 400, "notes.wav: not a MIDI (.mid, .midi), TX1 (.tx1.txt), VGM (.vgm, "
+         ".vgz) or FamiTracker text (.famitracker.txt) file"),
         ("bad.tx1.txt", b"P1_NOTEON_60\nBANANA\n", 400, "bad.tx1.txt: line 2: unknown symbol 'BANANA'"),
         ("big.mid", b"MThd" + bytes(2 * 1024 * 1024), 413, "big.mid: file too large"),
         ("huge.mid", b"MThd" + bytes(3 * 1024 * 1024), 413, "upload too large"),

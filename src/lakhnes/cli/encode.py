@@ -1,4 +1,4 @@
-"""``lakhnes encode``: NES-MDB MIDI → LakhNES TX1 text."""
+"""``lakhnes encode``: NES-MDB MIDI, NES VGM/VGZ rips or FamiTracker text → LakhNES TX1 text."""
 
 from __future__ import annotations
 
@@ -16,12 +16,18 @@ from lakhnes.cli.common import (
 )
 from lakhnes.errors import InvalidInputError
 
+#: what a folder gives ``encode`` (files named directly may have any name: their content tells)
+ENCODE_SUFFIXES = (*MIDI_SUFFIXES, ".vgm", ".vgz", ".famitracker.txt")
+
 
 def register(sub) -> None:
-    p = sub.add_parser("encode", help="NES-MDB MIDI files or folders → .tx1.txt (TX1 event text)",
-                       description="Encode NES-MDB MIDI as TX1 text. With --map, any MIDI is mapped onto the NES "
-                                   "voices first (the same mapping for every file).")
-    p.add_argument("inputs", nargs="+", metavar="IN", help="MIDI files or folders (searched recursively)")
+    p = sub.add_parser("encode", help="NES-MDB MIDI, NES VGM/VGZ or FamiTracker text → .tx1.txt (TX1 event text)",
+                       description="Encode NES-MDB MIDI, NES VGM/VGZ rips (read as NES-MDB read them) or FamiTracker "
+                                   "text exports as TX1 text; a file is known by its name, else by its content. "
+                                   "With --map, any MIDI is mapped onto the NES voices first (the same mapping for "
+                                   "every file; folders then give their MIDI files only).")
+    p.add_argument("inputs", nargs="+", metavar="IN",
+                   help="files or folders (searched recursively for .mid, .midi, .vgm, .vgz, .famitracker.txt)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     add_map_option(p)
     p.add_argument("-j", "--workers", type=int, default=None, help="parallel workers (default: all cores)")
@@ -31,17 +37,13 @@ def register(sub) -> None:
 def _encode(job, mapping=None) -> None:
     src, dst = job
     from lakhnes.core.tx1 import score_to_text
-    from lakhnes.formats.midi import read_midi
+    from lakhnes.formats.files import load, load_source
     from lakhnes.io import write_text_atomic
 
-    if mapping:
-        from lakhnes.formats.files import load_source
-
-        score = load_source(src, mapping=mapping)
-    else:
-        score = read_midi(src)
+    # load: NES-MDB MIDI, VGM/VGZ, FamiTracker text (or TX1/token ids named directly), by name, else content
+    score = load_source(src, mapping=mapping) if mapping else load(src)
     text = score_to_text(score)
-    if not text:  # never an empty output counted as converted (read_midi refuses empty songs too)
+    if not text:  # never an empty output counted as converted (the readers refuse empty songs too)
         raise InvalidInputError("empty song: nothing to encode")
     write_output(dst, lambda: write_text_atomic(dst, text))
 
@@ -118,4 +120,4 @@ def run(args) -> int:
     if problem:
         return usage_error(problem)
     func = functools.partial(_encode, mapping=args.map) if args.map else _encode
-    return convert(args, func, MIDI_SUFFIXES, ".tx1.txt")
+    return convert(args, func, MIDI_SUFFIXES if args.map else ENCODE_SUFFIXES, ".tx1.txt")

@@ -212,13 +212,13 @@ def voice_bounds(score: NesScore, window_s: float = 1.0) -> dict[str, dict[str, 
 
 # --------------------------------------------------------------------------- files and tables
 
-SUFFIXES = (".mid", ".midi", ".tx1.txt")
+SUFFIXES = (".mid", ".midi", ".tx1.txt", ".vgm", ".vgz", ".famitracker.txt")
 
 
 def load_score(path, mapping=None, on_mapping=None) -> NesScore:
     """Read NES-MDB MIDI, any other MIDI (mapped onto the NES voices; ``mapping``: a ``--map`` value,
-    ``on_mapping(path, MidiMapping)`` called with the mapping used) or TX1 text
-    (``InvalidInputError`` naming the file otherwise)."""
+    ``on_mapping(path, MidiMapping)`` called with the mapping used), TX1 text, an NES VGM/VGZ rip or
+    FamiTracker text (``InvalidInputError`` naming the file otherwise)."""
     from lakhnes.errors import InvalidInputError
 
     p = Path(path)
@@ -237,7 +237,11 @@ def load_score(path, mapping=None, on_mapping=None) -> NesScore:
         if used is not None and on_mapping is not None:
             on_mapping(p, used)
         return score
-    raise InvalidInputError("not a .mid/.midi or .tx1.txt file", str(p))
+    from lakhnes.formats.files import file_kind, load
+
+    if low.endswith((".vgm", ".vgz", ".famitracker.txt")) or (p.is_file() and file_kind(p) == "vgm"):
+        return load(p)  # --map is for MIDI: VGM and FamiTracker text hold the NES voices already
+    raise InvalidInputError("not a .mid/.midi, .tx1.txt, .vgm/.vgz or .famitracker.txt file", str(p))
 
 
 def collect(paths, measure_s: float = MEASURE_S, steps: int = GRID_STEPS, on_error=None, progress=False,

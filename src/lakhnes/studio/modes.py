@@ -19,7 +19,7 @@ MODES = {
     "rhythm": ("New melody for my rhythm", True),
     "accompany": ("Accompany my voice", True),
 }
-UPLOAD_SUFFIXES = (".mid", ".midi", ".tx1.txt")
+UPLOAD_SUFFIXES = (".mid", ".midi", ".tx1.txt", ".vgm", ".vgz", ".famitracker.txt")
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,10 @@ def clean_name(filename: str | None) -> str:
 
 
 def load_upload(data: bytes, filename: str, limits: Limits, mapping=None, with_mapping: bool = False):
-    """Read an uploaded file with the CLI's checks (NES-MDB MIDI, TX1 text, or any MIDI mapped
-    onto the NES voices; ``mapping``: a ``--map`` value, e.g. ``"0=P1,1=-"``); errors name
-    ``filename``. The score; with ``with_mapping``, ``(score, MidiMapping or None)``."""
+    """Read an uploaded file with the CLI's checks (NES-MDB MIDI, TX1 text, an NES VGM/VGZ rip,
+    FamiTracker text, or any MIDI mapped onto the NES voices; ``mapping``: a ``--map`` value,
+    e.g. ``"0=P1,1=-"``); errors name ``filename``. The score; with ``with_mapping``,
+    ``(score, MidiMapping or None)``."""
     from lakhnes.formats.files import load_any
 
     if not data:
@@ -107,10 +108,11 @@ def load_upload(data: bytes, filename: str, limits: Limits, mapping=None, with_m
         raise InvalidInputError(f"file too large (the limit is {limits.max_upload_bytes // 1024} KB)", filename)
     low = filename.lower()
     suffix = next((s for s in UPLOAD_SUFFIXES if low.endswith(s)), None)
-    if suffix is None:
-        if data[:4] != b"MThd":
-            raise InvalidInputError("not a MIDI (.mid, .midi) or TX1 (.tx1.txt) file", filename)
-        suffix = ".mid"
+    if suffix is None:  # known by its content: MIDI (Lakh's .mid0 ...), VGM, or gzip (a VGZ)
+        suffix = {b"MThd": ".mid", b"Vgm ": ".vgm"}.get(data[:4], ".vgz" if data[:2] == b"\x1f\x8b" else None)
+        if suffix is None:
+            raise InvalidInputError("not a MIDI (.mid, .midi), TX1 (.tx1.txt), VGM (.vgm, .vgz) or FamiTracker "
+                                    "text (.famitracker.txt) file", filename)
     with tempfile.TemporaryDirectory(prefix="lakhnes-upload-") as tmp:
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)

@@ -1,6 +1,7 @@
 """The studio's song folder: each song's files, its notes as JSON, history, muted renders.
 
-Layout: ``OUT/songs/<id>/`` holds ``song.mid``, ``song.tx1.txt``, ``song.wav``, ``song.json``
+Layout: ``OUT/songs/<id>/`` holds ``song.mid``, ``song.tx1.txt``, ``song.wav``, ``song.vgm``
+(NES APU register writes, VGM 1.61), ``song.famitracker.txt`` (FamiTracker text), ``song.json``
 (metadata + notes) and cached muted renders ``mute-<VOICES>.wav``. A song folder is written
 under a hidden temporary name and renamed when complete. Files are served only by
 :meth:`SongStore.file_path`, which checks ids and names against strict patterns and that the
@@ -29,8 +30,22 @@ ID_RE = re.compile(r"^[0-9a-f]{12}$")
 #: when this process started (its first import of the studio): older temporary folders are a killed one's
 _STARTED = time.time()
 #: every file name a song folder may hold
-NAME_RE = re.compile(r"^(song\.(wav|mid|tx1\.txt|json)|mute-(P1|P2|TR|NO)(-(P1|P2|TR|NO)){0,3}\.wav)$")
-DOWNLOADS = {"wav": "song.wav", "mid": "song.mid", "tx1": "song.tx1.txt"}
+NAME_RE = re.compile(r"^(song\.(wav|mid|tx1\.txt|vgm|famitracker\.txt|json)|mute-(P1|P2|TR|NO)(-(P1|P2|TR|NO)){0,3}\.wav)$")
+DOWNLOADS = {"wav": "song.wav", "mid": "song.mid", "tx1": "song.tx1.txt", "vgm": "song.vgm",
+             "ftm": "song.famitracker.txt"}
+#: downloads made from ``song.mid`` (when the song is written; on the first request for older songs)
+EXPORTS = ("song.vgm", "song.famitracker.txt")
+
+
+def _export(store: SongStore, song_id: str, name: str) -> None:
+    """Write the download ``name`` (one of ``EXPORTS``) from ``song.mid`` if the song lacks it
+    (songs written before it was offered). ``KeyError``: no such song."""
+    from lakhnes.formats.files import save
+
+    mid = store.file_path(song_id, "song.mid")
+    with store._render_lock:
+        if not mid.with_name(name).exists():
+            save(read_midi(mid), mid.with_name(name))
 
 
 def new_id() -> str:
@@ -96,9 +111,10 @@ class SongStore:
 
     # ------------------------------------------------------------------ writing
     def add(self, score: NesScore, meta: dict, highlight: dict | None = None) -> dict:
-        """Write a new song (MIDI, TX1, WAV, JSON) atomically; return its metadata."""
+        """Write a new song (MIDI, TX1, WAV, VGM, FamiTracker text, JSON) atomically; return its metadata."""
         from lakhnes import synth
         from lakhnes.core.tx1 import score_to_text
+        from lakhnes.formats.files import save
         from lakhnes.formats.midi import write_midi
         from lakhnes.io import write_text_atomic
 
@@ -108,6 +124,8 @@ class SongStore:
         try:
             write_midi(score, tmp / "song.mid")
             write_text_atomic(tmp / "song.tx1.txt", score_to_text(score))
+            for name in EXPORTS:
+                save(score, tmp / name)
             synth.render_wav(score, tmp / "song.wav", peak_db=synth.PEAK_DB)  # normalised, as the CLI writes
             info = {
                 "id": song_id,
@@ -167,9 +185,12 @@ class SongStore:
         return d
 
     def file_path(self, song_id: str, name: str) -> Path:
-        """The path of one of a song's files; ``KeyError`` unless it exists inside the folder."""
+        """The path of one of a song's files; ``KeyError`` unless it exists inside the folder. The
+        ``EXPORTS`` an older song lacks are written from its ``song.mid`` first."""
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise KeyError(name)
+        if name in EXPORTS and not (self.song_dir(song_id) / name).exists():
+            _export(self, song_id, name)
         d = self.song_dir(song_id)
         p = (d / name).resolve()
         if p.parent != d.resolve() or not p.is_relative_to(self.root) or not p.is_file():

@@ -71,7 +71,7 @@ function setFile(file) {
   const drop = $("drop");
   if (!file) {
     drop.classList.remove("has-file");
-    $("drop-text").innerHTML = "Drop a MIDI or TX1 file here, or <u>choose one</u>";
+    $("drop-text").innerHTML = "Drop a MIDI, TX1 or VGM file here, or <u>choose one</u>";
     return;
   }
   drop.classList.add("has-file");
@@ -157,7 +157,7 @@ async function submit(ev) {
   }
   const file = $("file").files[0];
   if (m !== "new") {
-    if (!file) return showError("This mode needs a MIDI or TX1 file: drop one above.");
+    if (!file) return showError("This mode needs a MIDI, TX1 or VGM file: drop one above.");
     fd.append("file", file, file.name);
     const map = trackMap();
     if (map) fd.append("map", map);
@@ -237,7 +237,7 @@ async function loadSong(song, autoplay, at = 0) {
   $("song").hidden = false;
   $("song-title").textContent = songTitle(song);
   $("song-meta").textContent = `#${song.id} · ${describe(song)}`;
-  for (const [key, id] of [["wav", "dl-wav"], ["mid", "dl-mid"], ["tx1", "dl-tx1"]]) {
+  for (const [key, id] of [["wav", "dl-wav"], ["mid", "dl-mid"], ["tx1", "dl-tx1"], ["vgm", "dl-vgm"], ["ftm", "dl-ftm"]]) {
     $(id).href = `${song.files[key]}?download=1`;
   }
   for (const b of document.querySelectorAll(".mute")) b.setAttribute("aria-pressed", "false");
