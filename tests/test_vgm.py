@@ -135,3 +135,17 @@ def test_valid_split_against_nesmdb(shared_data, tmp_path, tx1_reference_dir):
     assert same / len(vgms) >= 0.95, (same, len(vgms))
     assert np.mean(f1) >= 0.99
     assert time.perf_counter() - t0 < 120
+
+
+def test_generate_writes_vgm_and_famitracker_text(tmp_path):
+    """`lakhnes generate -o song.vgm -o song.famitracker.txt`: the same song as its MIDI."""
+    pytest.importorskip("torch")
+    from lakhnes.cli import main
+    from lakhnes.formats.famitracker import read_famitracker
+
+    outs = [tmp_path / "s.mid", tmp_path / "s.vgm", tmp_path / "s.famitracker.txt"]
+    args = ["generate", "--tokens", "80", "--seed", "2", "-q"]
+    assert main([*args, *(a for o in outs for a in ("-o", str(o)))]) == 0
+    mid = read_midi(outs[0])
+    assert tx1.score_to_text(read_vgm(outs[1])) == tx1.score_to_text(mid)
+    assert sum(len(n) for n in read_famitracker(outs[2]).notes.values()) > 0

@@ -16,7 +16,7 @@ from lakhnes.cli.common import (
     usage_error,
 )
 
-OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png")
+OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png", ".vgm", ".vgz", ".famitracker.txt")
 #: new music a song may ask for: without --long, and with it (every song file is capped at one hour)
 MAX_SECONDS, MAX_TOKENS = 600.0, 40_000
 LONG_SECONDS, LONG_TOKENS = 3600.0, 250_000
@@ -80,8 +80,12 @@ def register(sub) -> None:
                         "train split never rest longer)")
     p.add_argument("--raw-level", action="store_true",
                    help="write WAV at the NES chip's own level (default: normalised to a peak of -1 dBFS)")
+    p.add_argument("--runtime", choices=("auto", "numpy", "torch"), default="auto",
+                   help="auto (default): numpy on the CPU for a Transformer-XL (no PyTorch needed), torch on a GPU "
+                        "or for other models; numpy or torch forces one (the same seed gives the same song in both)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1; numpy: set "
+                   "OPENBLAS_NUM_THREADS, default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -233,13 +237,11 @@ def run(args) -> int:
         fail(f"{source_file}: --keep {','.join(keep)} keeps nothing: the song has no {'/'.join(keep)} notes{part} "
              f"(its voices: {','.join(v for v in VOICES if len(source.notes[v])) or 'none'})")
         return 1
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        G.set_threads(args.threads)
     try:
-        model = G.load_model(args.model, device) if args.model else G.load_default_model(device)
+        runtime, device = G.pick_runtime(args.runtime, args.device, G.model_type(args.model))
+        if runtime == "torch" and device == "cpu":
+            G.set_threads(args.threads)
+        model = G.load_model(args.model, device, runtime) if args.model else G.load_default_model(device, runtime)
     except InvalidInputError as e:
         fail(str(e))
         return 1
