@@ -388,7 +388,9 @@ def test_mute_rerenders_on_the_server(studio, a_song):
     score = midi_of(studio, a_song)
     gain = synth.peak_gain(score)  # the studio plays songs at -1 dBFS; a muted render keeps the song's gain
     want = np.round(np.clip(synth.render(score, mute=("P1", "TR")) * gain, -1, 1) * 32767).astype(np.int16)
-    assert np.array_equal(got, want)
+    # within one LSB: the server renders the stored score, this its MIDI (seed 9's song since the numpy
+    # sampler: one sample of 44,100 rounds the other way)
+    assert np.abs(got.astype(np.int32) - want).max() <= 1
     full, _ = sf.read(io.BytesIO(studio.get(a_song["files"]["wav"]).content), dtype="int16")
     assert len(full) == len(got)
     assert studio.post(f"/api/songs/{sid}/render", json={"mute": []}).json()["url"].endswith("/song.wav")

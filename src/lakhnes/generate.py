@@ -2,10 +2,12 @@
 given rhythm, and new voices around kept ones.
 
 Decoding is incremental: the prompt is fed in chunks of the model's ``tgt_len`` to fill the
-Transformer-XL memory, then each new token costs one step (memory capped at ``mem_len``): through
-:class:`lakhnes.models.txl_step.CachedSteps` for a Transformer-XL (the same computation as
-``model(x[B, 1], state)`` with the memory's keys and values cached), ``model(x[B, 1], state)``
-for any other model. ``num`` songs are ``num`` streams of one batch. This module sets up the modes;
+Transformer-XL memory, then each new token costs one step (memory capped at ``mem_len``). Two
+runtimes compute it (:func:`pick_runtime`): numpy (:class:`lakhnes.models.txl_numpy.NumpyTXL`, a
+Transformer-XL on the CPU, no torch) and torch (:class:`lakhnes.models.txl_step.CachedSteps` for a
+Transformer-XL, ``model(x[B, 1], state)`` for any other model; GPUs). Their logits agree within
+1e-4, the rules and the sampler are numpy in both, and every random draw comes from one
+``numpy.random.Generator``: a seed gives the same song in both runtimes. ``num`` songs are ``num`` streams of one batch. This module sets up the modes;
 :func:`lakhnes.decoding.loop.run` samples: every step masks the ids that would make invalid TX1 or
 break a rule (:mod:`lakhnes.decoding.rules`), then applies temperature, top-k, top-p
 (:mod:`lakhnes.decoding.sampler`).
@@ -18,10 +20,12 @@ Seeds: ``seed`` fixes the whole batch (same seed and ``num`` → the same songs)
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
@@ -34,37 +38,119 @@ from lakhnes.decoding.sampler import Sampler, check_sampling
 from lakhnes.errors import InvalidInputError
 
 __all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices",
-           "load_default_model", "load_model", "load_source", "set_threads", "song_rules"]
+           "load_default_model", "load_model", "load_source", "pick_runtime", "set_threads", "song_rules"]
 
 Progress = Callable[[int, int], None] | None
 #: tokens per second of music after which only waits are allowed (NES-MDB peaks near 200/s)
 MAX_TOKEN_RATE = 400
 
 
-def load_model(path, device="cpu"):
-    """A model from a run folder, checkpoint folder or ``.safetensors`` file (no pickle)."""
+#: the runtimes a model decodes in ("auto": :func:`pick_runtime` picks)
+RUNTIMES = ("auto", "numpy", "torch")
+#: what to install for the torch runtime (training, eval, the LSTM, CUDA)
+TORCH_INSTALL = 'pip install "lakhnes[train]"'
+
+
+def has_torch() -> bool:
+    """Whether PyTorch can be imported (without importing it)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_torch(what: str) -> None:
+    """A one-line :class:`InvalidInputError` naming the install command when torch is missing."""
+    if not has_torch():
+        raise InvalidInputError(f"{what} needs PyTorch, which is not installed: {TORCH_INSTALL}")
+
+
+def _gpu_here() -> bool:
+    """An NVIDIA driver on this machine (checked before importing torch to ask CUDA)."""
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
+
+
+def pick_runtime(runtime: str = "auto", device: str | None = None,
+                 model_type: str = "transformer_xl") -> tuple[str, str]:
+    """(runtime, device) to decode a ``model_type`` on ``device`` (None: a GPU when there is one).
+    ``auto``: numpy for a Transformer-XL on the CPU (no torch import: starts in a fraction of a
+    second, steps as fast as torch's), torch for a GPU or any other model."""
+    if runtime not in RUNTIMES:
+        raise InvalidInputError(f"runtime: {runtime!r} is none of {', '.join(RUNTIMES)}")
+    cpu = device is None or str(device) == "cpu"
+    if runtime == "numpy":
+        if model_type != "transformer_xl":
+            raise InvalidInputError(f"the numpy runtime runs Transformer-XL models, not {model_type} (use the torch "
+                                    "runtime)")
+        if not cpu:
+            raise InvalidInputError(f"the numpy runtime runs on the CPU, not {device} (use the torch runtime)")
+        return "numpy", "cpu"
+    if runtime == "auto" and cpu and model_type == "transformer_xl":
+        if device is None and has_torch() and _gpu_here():
+            import torch
+
+            if torch.cuda.is_available():
+                return "torch", "cuda"
+        return "numpy", "cpu"
+    require_torch("the torch runtime" if runtime == "torch" else
+                  f"a {model_type} model" if model_type != "transformer_xl" else f"device {device}")
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "torch", str(device)
+
+
+def model_type(path=None) -> str:
+    """The type of the model at ``path`` (None: the shipped one) from its ``config.json``; a
+    Transformer-XL when there is none to read (loading the model then says what is wrong)."""
+    from lakhnes.models.files import default_model_path, read_config
+
+    try:
+        return str(read_config(default_model_path() if path is None else path)[1]["model_type"])
+    except InvalidInputError:
+        return "transformer_xl"
+
+
+def load_model(path, device="cpu", runtime: str = "torch"):
+    """A model from a run folder, checkpoint folder or ``.safetensors`` file (no pickle), for
+    ``runtime`` (see :func:`pick_runtime`): a torch module, or a
+    :class:`lakhnes.models.txl_numpy.NumpyTXL` for numpy."""
+    if runtime != "torch":
+        runtime, device = pick_runtime(runtime, device, model_type(path))
+    if runtime == "numpy":
+        from lakhnes.models.txl_numpy import NumpyTXL
+
+        return NumpyTXL.load(path)
+    require_torch("the torch runtime")
     from lakhnes.models import load_model as _load
 
-    return _load(path, device=device)
+    return _load(path, device=device or "cpu")
 
 
-def load_default_model(device="cpu"):
-    """The shipped model (``src/lakhnes/assets/default``)."""
-    from lakhnes.models import default_model_path, has_weights, load_model
+def load_default_model(device="cpu", runtime: str = "torch"):
+    """The shipped model (``src/lakhnes/assets/default``) for ``runtime`` (see :func:`load_model`)."""
+    from lakhnes.models import default_model_path, has_weights
 
     path = default_model_path()
     if not (path / "config.json").exists() or not has_weights(path):
         raise InvalidInputError("no shipped model here (needs config.json + model.safetensors or shards); "
                                 "pass -m MODEL (a run or checkpoint folder)", str(path))
-    return load_model(path, device=device)
+    return load_model(path, device=device, runtime=runtime)
 
 
 def set_threads(threads: int | None = None) -> int:
     """Set torch's CPU threads; default 1: a decoding step is a chain of small operations that
     extra threads slow down (on the 2-core dev machine under load, a tiny-model step took 1.8 ms
-    with one thread and 100 ms with two)."""
+    with one thread and 100 ms with two). (numpy's BLAS threads: the ``lakhnes`` command sets
+    ``OPENBLAS_NUM_THREADS`` and friends to 1 before numpy loads, unless they are set.)"""
     threads = 1 if threads is None else max(1, int(threads))
-    torch.set_num_threads(threads)
+    if has_torch():
+        import torch
+
+        torch.set_num_threads(threads)
     return threads
 
 
@@ -78,24 +164,35 @@ def load_source(path, seed: int = 0) -> NesScore:
 # ----------------------------------------------------------------------------- running the loop
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
+def is_numpy(model) -> bool:
+    """Whether ``model`` runs in the numpy runtime."""
+    from lakhnes.models.txl_numpy import NumpyTXL
+
+    return isinstance(model, NumpyTXL)
 
 
-def _run(model, prompt: torch.Tensor, rules, *, temperature, top_k, top_p, seed, progress: Progress,
+def _stepper(model, prompt: np.ndarray, cache: bool = True):
+    """The stepper the decoding loop drives (numpy logits in both runtimes)."""
+    if is_numpy(model):
+        from lakhnes.models.txl_numpy import NumpyStepper
+
+        return NumpyStepper(model, prompt)
+    from lakhnes.models.txl_step import HostStepper
+
+    return HostStepper(model, prompt, cache=cache)
+
+
+def _run(model, prompt: np.ndarray, rules, *, temperature, top_k, top_p, seed, progress: Progress,
          cache: bool = True, wait_temperature: float | None = None):
     """Feed ``prompt`` [B, T] to the model, then :func:`lakhnes.decoding.loop.run` under ``rules``."""
-    from lakhnes.models.txl_step import Stepper
-
-    sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, device=_device(model),
+    sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                       wait_temperature=wait_temperature)
-    with torch.inference_mode():
-        return loop.run(Stepper(model, prompt, cache=cache), rules, sampler, progress)
+    return loop.run(_stepper(model, prompt, cache=cache), rules, sampler, progress)
 
 
-def _prompt(model, prefix, num: int) -> torch.Tensor:
+def _prompt(model, prefix, num: int) -> np.ndarray:
     """Token ids ``prefix``, one row per stream [num, T]."""
-    return torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=_device(model))[None].expand(num, -1)
+    return np.tile(np.asarray(prefix, dtype=np.int64), (num, 1))
 
 
 def _song(events: np.ndarray, end: int, name: str) -> NesScore:
@@ -164,7 +261,7 @@ def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: in
         heard = voices_of(prefix)
         rules = song_rules(voices, max_rest, implied=heard if len(heard) >= 2 else VOICES)
     budget = None if limit is None else MAX_TOKEN_RATE * limit // SAMPLE_RATE + 64
-    con = Constraint(num, _device(model), limit=limit, max_tokens=max_tokens, budget=budget, prefix=prefix,
+    con = Constraint(num, limit=limit, max_tokens=max_tokens, budget=budget, prefix=prefix,
                      rules=rules, song_start=len(prefix) == 1 and prefix[0] == V.START)
     return _run(model, _prompt(model, prefix, num), con, temperature=temperature, top_k=top_k, top_p=top_p,
                 seed=seed, progress=progress, cache=cache, wait_temperature=wait_temperature)
@@ -251,7 +348,7 @@ def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_
     if not len(ev):
         raise InvalidInputError("the rhythm song is empty", rhythm.name or None)
     template = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
-    forced = Rhythm(template, num, _device(model))
+    forced = Rhythm(template, num)
     rows = _run(model, forced.ids[:, :1], forced, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                 progress=progress)
     end = int(-ev[ev < 0].sum())
@@ -283,7 +380,7 @@ def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95
         implied = [v for v in free if len(source.notes[v])] or free
         rules = song_rules(voices, max_rest, implied=implied, free=free)
     budget = 2 * len(plan.times) + MAX_TOKEN_RATE * plan.end // SAMPLE_RATE + 64
-    con = Constraint(num, _device(model), plan=plan, budget=budget, rules=rules)
+    con = Constraint(num, plan=plan, budget=budget, rules=rules)
     new = _run(model, _prompt(model, [V.START], num), con, temperature=temperature, top_k=top_k, top_p=top_p,
                seed=seed, progress=progress, wait_temperature=wait_temperature)
     base = (source.name or "source") + "_with_" + "".join(v.lower() for v in plan.keep)

@@ -96,8 +96,16 @@ def show_mapping(path, mapping) -> None:
 def check_device(name: str | None) -> str | None:
     """The one-line usage error of a ``--device`` that is no torch device, or that this machine lacks
     (CUDA without a GPU, ``cuda:3`` with one GPU, ...); None if it can be used (or is None: the default)."""
-    if name is None:
+    if name is None or name == "cpu":
         return None
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return f'--device {name} needs PyTorch, which is not installed: pip install "lakhnes[train]"'
     import torch
 
     try:

@@ -21,6 +21,9 @@ def register(sub) -> None:
                         "model: default, large (default: the shipped model)")
     p.add_argument("-o", "--output", default="lakhnes-studio", metavar="DIR",
                    help="folder for the generated songs (default: ./lakhnes-studio)")
+    p.add_argument("--runtime", choices=("auto", "numpy", "torch"), default="auto",
+                   help="auto (default): numpy on the CPU for a Transformer-XL (no PyTorch needed), torch on a GPU "
+                        "or for other models; numpy or torch forces one")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest song a request may ask for")
@@ -55,11 +58,6 @@ def run(args) -> int:
         fail(f"{args.host}:{args.port}: cannot listen ({e.strerror or e}); is another `lakhnes serve` running? "
              "Pick another --port")
         return 1
-    device = args.device
-    if device is None:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.threads is not None:
         if args.threads < 1:
             return usage_error("--threads must be at least 1")
@@ -69,7 +67,7 @@ def run(args) -> int:
     from lakhnes.errors import InvalidInputError
 
     try:
-        app = create_app(args.model, args.output, device=device, limits=Limits(max_seconds=args.max_seconds),
+        app = create_app(args.model, args.output, device=args.device, runtime=args.runtime, limits=Limits(max_seconds=args.max_seconds),
                          trusted_hosts=LOOPBACK_NAMES if _is_loopback(args.host) else None, study_dir=args.study,
                          max_songs=args.max_songs)
     except InvalidInputError as e:

@@ -143,7 +143,7 @@ class Masker:
 
 
 def reweight(logits, masker: Masker, top_k: int | None = None):
-    """The model's logits (a torch tensor [B, vocab]) re-weighted for the mask ``masker`` just made,
+    """The model's logits (numpy [B, vocab]) re-weighted for the mask ``masker`` just made,
     where a stream may wait: the probability of waits longer than the room before the next deadline
     goes to the longest wait that fits (a model that means to wait past a kept event waits up to it,
     instead of that probability spreading over new notes), and so does the probability of the kept
@@ -156,7 +156,8 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
     tilt = [b for b in range(len(waits)) if bias[b] is not None]
     if not give and not tilt:
         return logits
-    x = logits.detach().float().cpu().numpy().copy()
+    x = np.array(logits.detach().float().cpu().numpy() if hasattr(logits, "detach") else logits,
+                 dtype=np.float32)  # a copy (a torch tensor is read as numpy)
     for b in tilt:
         row = x[b]
         add = np.array(bias[b] + [0.0], dtype=np.float32)[_EVENT_VOICE]  # each voice's offset, per id
@@ -173,10 +174,7 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
             top = float(extra.max())
             if top > -np.inf:
                 x[b, land] = np.logaddexp(x[b, land], top + np.log(np.exp(extra - top).sum()))
-    import torch
-
-    out = torch.from_numpy(x)
-    return out if logits.device.type == "cpu" else out.to(logits.device)
+    return x
 
 
 class Constraint:
@@ -216,15 +214,11 @@ class Constraint:
         """None: kept events are offered through the mask, never imposed."""
         return None
 
-    def mask_np(self) -> np.ndarray:
+    def mask(self) -> np.ndarray:
         """Bool [B, vocab]: the ids each stream may take now (see :meth:`Masker.mask`)."""
         return self.masker.mask()
 
-    def mask(self):
-        """:meth:`mask_np` as a torch tensor on the model's device."""
-        import torch
-
-        return torch.from_numpy(self.masker.mask()).to(self.device)
+    mask_np = mask
 
     def adjust(self, logits, top_k: int | None = None):
         """:func:`reweight` for the mask just made (call after :meth:`mask`)."""
@@ -232,7 +226,7 @@ class Constraint:
 
     def update(self, ids) -> None:
         """Take the sampled ids [B] (ignored for finished streams)."""
-        ids = (ids.cpu().numpy() if hasattr(ids, "cpu") else np.asarray(ids)).tolist()
+        ids = np.asarray(ids.cpu() if hasattr(ids, "cpu") else ids).tolist()
         st, kept, m = self.state, self.kept, self.masker
         for b, tok in enumerate(ids):
             if st.done[b]:

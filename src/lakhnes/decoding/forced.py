@@ -92,11 +92,9 @@ class Rhythm:
     but at each P1/P2/TR NOTEON the model picks the pitch among that voice's NOTEON ids, never the
     pitch that voice already sounds (:class:`lakhnes.decoding.rules.NoReattack`). Drives
     :func:`lakhnes.decoding.loop.run` like :class:`lakhnes.decoding.constraint.Constraint`; the
-    result is the template with those pitches, [batch, len(template)]. Needs torch."""
+    result is the template with those pitches, [batch, len(template)] (numpy, as everything here)."""
 
-    def __init__(self, template, batch: int, device="cpu"):
-        import torch
-
+    def __init__(self, template, batch: int, device=None):
         template = np.asarray(template, dtype=np.int64)
         voice = V.VOICE_OF[template]
         pitched = V.IS_NOTEON[template] & (voice >= 0) & (voice < 3)
@@ -104,23 +102,22 @@ class Rhythm:
         self.voice, self.pitched = voice.tolist(), pitched.tolist()
         self.last = int(at[-1]) if len(at) else 0  # nothing to decode after the last pitch
         self.p, self.B = 1, batch  # the position decoded next
-        self.ids = torch.as_tensor(template, device=device)[None].repeat(batch, 1)
-        self.masks = torch.zeros(3, V.VOCAB_SIZE, dtype=torch.bool, device=device)
+        self.ids = np.tile(template, (batch, 1))
+        self.masks = np.zeros((3, V.VOCAB_SIZE), dtype=bool)
         for vi in range(3):
-            self.masks[vi, torch.as_tensor(V.noteon_ids(VOICES[vi]), device=device)] = True
+            self.masks[vi, V.noteon_ids(VOICES[vi])] = True
         self.streams, self.reattack = [Stream() for _ in range(batch)], NoReattack()
 
     def all_done(self) -> bool:
         return self.p > self.last
 
     def forced(self):
-        return None if self.pitched[self.p] else self.ids[:, self.p]
+        return None if self.pitched[self.p] else self.ids[:, self.p].copy()
 
     def mask(self):
-        m = self.masks[self.voice[self.p]].expand(self.B, -1)
+        m = np.tile(self.masks[self.voice[self.p]], (self.B, 1))
         bad = [(b, i) for b, s in enumerate(self.streams) for i in self.reattack.forbid(s)]
         if bad:
-            m = m.clone()
             for b, i in bad:
                 m[b, i] = False
         return m
@@ -130,7 +127,7 @@ class Rhythm:
 
     def update(self, ids) -> None:
         if self.pitched[self.p]:
-            self.ids[:, self.p] = ids
+            self.ids[:, self.p] = np.asarray(ids.cpu() if hasattr(ids, "cpu") else ids)
         for s, tok in zip(self.streams, self.ids[:, self.p].tolist(), strict=True):
             s.update(tok)
         self.p += 1
@@ -139,4 +136,4 @@ class Rhythm:
         return self.p - 1, self.last
 
     def result(self) -> np.ndarray:
-        return self.ids.cpu().numpy()
+        return self.ids.copy()

@@ -138,3 +138,22 @@ class Stepper:
             out, self.state = self.model(ids[:, None], self.state)
             self.logits = out[:, -1]
         return self.logits
+
+
+class HostStepper:
+    """:class:`Stepper` with numpy in and out, the shape the decoding loop drives in both runtimes:
+    ``HostStepper(model, prompt[B, T] numpy)``, ``logits`` [B, V] float32 numpy, ``step(ids[B])``.
+    Steps run under ``torch.inference_mode()``; the logits are copied to the host each step."""
+
+    def __init__(self, model, prompt, cache: bool = True):
+        self.device = next(model.parameters()).device
+        with torch.inference_mode():
+            x = torch.as_tensor(prompt, dtype=torch.long).to(self.device)
+            self.inner = Stepper(model, x, cache=cache)
+            self.logits = self.inner.logits.float().cpu().numpy()
+
+    def step(self, ids):
+        with torch.inference_mode():
+            x = torch.as_tensor(ids, dtype=torch.long).to(self.device)
+            self.logits = self.inner.step(x).float().cpu().numpy()
+        return self.logits

@@ -40,7 +40,8 @@ def _errors(*codes: int) -> dict:
 
 def _model_name(model, model_path) -> str:
     """E.g. ``TransformerXL run1 (3.2M parameters)``."""
-    name = f"{type(model).__name__} {Path(model_path).name if model_path else ''}".strip()
+    kind = "TransformerXL (numpy)" if type(model).__name__ == "NumpyTXL" else type(model).__name__
+    name = f"{kind} {Path(model_path).name if model_path else ''}".strip()
     count = getattr(model, "num_parameters", None)
     if not callable(count):
         return name
@@ -49,23 +50,25 @@ def _model_name(model, model_path) -> str:
 
 
 def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None, *,
-               model=None, device: str = "cpu", limits: modes.Limits | None = None,
+               model=None, device: str | None = "cpu", runtime: str = "auto", limits: modes.Limits | None = None,
                trusted_hosts: list[str] | None = None, study_dir: str | os.PathLike | None = None,
                max_songs: int | None = MAX_SONGS) -> FastAPI:
     """The studio app. ``model`` (an already loaded model) wins over ``model_path``; with
-    neither, the shipped default model is loaded. Songs are written under ``out_dir``; adding
+    neither, the shipped default model is loaded, for ``runtime`` on ``device`` (see
+    :func:`lakhnes.generate.pick_runtime`: ``auto`` is numpy on the CPU, no torch needed). Songs are written under ``out_dir``; adding
     one deletes the oldest beyond ``max_songs`` (None: keep every song).
     ``study_dir``: a listening study (``lakhnes listen setup``) to serve under ``/listen``.
     ``trusted_hosts`` limits the ``Host`` header (e.g. loopback names, against DNS rebinding);
     POSTs from another origin (a cross-site form or script) are always refused."""
     limits = limits or modes.Limits()
     if model is None:
-        from lakhnes.models import SHIPPED, default_model_path, load_model
+        from lakhnes.generate import load_model
+        from lakhnes.models import SHIPPED, default_model_path
 
         model_path = model_path or default_model_path()
         if not Path(model_path).exists() and str(model_path) not in SHIPPED:
             raise InvalidInputError("no such model (train one, or pass -m MODEL)", str(model_path))
-        model = load_model(model_path, device=device)
+        model = load_model(model_path, device=device, runtime=runtime)
     store = SongStore(out_dir or "lakhnes-studio", max_songs=max_songs)  # the oldest songs go beyond max_songs
     model_name = _model_name(model, model_path)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from scipy import signal
 
 #: First-order output filters of the NES (NESdev "APU Mixer"): high-pass 90 Hz and 440 Hz, low-pass 14 kHz.
 HIGH_PASS_HZ = (90.0, 440.0)
@@ -58,6 +57,8 @@ def mix_scaled(p1, p2, tr, no) -> np.ndarray:
 def filter_coefficients(sample_rate: int, stages: tuple[str, ...] = tuple(FILTERS)):
     """(b, a) of the chained first-order filters named in ``stages`` (bilinear transform), as one
     IIR filter. A low-pass at or above the Nyquist frequency is left out."""
+    from scipy import signal  # here, not at import: scipy.signal takes 0.3-2 s to import
+
     b, a = np.array([1.0]), np.array([1.0])
     for name in stages:
         kind, hz = FILTERS[name]
@@ -75,6 +76,8 @@ def output_filters(x: np.ndarray, sample_rate: int, stages: tuple[str, ...] = tu
     b, a = filter_coefficients(sample_rate, tuple(stages))
     if len(b) == 1 or not len(x):
         return x, state
+    from scipy import signal
+
     if state is None:
         state = signal.lfilter_zi(b, a) * float(x[0])
     y, state = signal.lfilter(b, a, x.astype(np.float64, copy=False), zi=state)
