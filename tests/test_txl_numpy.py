@@ -80,16 +80,19 @@ def test_tiny_model_matches_torch(pre_norm, mem_len, tie):
 
 
 def test_shipped_model_matches_torch_on_a_real_song():
-    """The shipped config's memory (128): the prime fills it, then the window slides past its buffer.
-    (2,000 tokens at memories 896 and 2048: ``python benchmarks/bench_step_floor.py --check 2000``.)"""
+    """The shipped config's memory (128): the prime fills it, then the window slides past its buffer
+    many times; 2,000 tokens of a real song, logits within 1e-4 at every position (the decoding
+    runtime, ``kv``; ``hidden`` over the first 300). (Memories 896 and 2048:
+    ``python benchmarks/bench_step_floor.py --check 2000``.)"""
     pytest.importorskip("torch")
     from lakhnes.models import load_model
 
-    ids = song_ids(300)
+    ids = song_ids(2000)
+    assert len(ids) == 2000
     m, nm = load_model("default"), NumpyTXL.load("default")
     ref = torch_reference(m, ids, 130)
-    for cache in ("kv", "hidden"):
-        err = np.abs(numpy_run(nm, ids, 130, cache) - ref).max()
+    for cache, n in (("kv", 2000), ("hidden", 300)):
+        err = np.abs(numpy_run(nm, ids[:n], 130, cache) - ref[:, : n - 129]).max()
         assert err < 1e-4, (cache, err)
 
 
