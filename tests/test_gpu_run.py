@@ -167,8 +167,10 @@ def test_shipped_names(tmp_path, monkeypatch, data):
     pytest.importorskip("fastapi")
     from lakhnes.studio.app import create_app
 
-    app = create_app("large", tmp_path / "studio")
-    assert app.state.model.emb.weight.dtype == torch.float32
+    app = create_app("large", tmp_path / "studio")  # the numpy runtime on a CPU: 16-bit shards widened
+    model = app.state.model
+    weight = model.w["emb.weight"] if hasattr(model, "w") else model.emb.weight
+    assert str(weight.dtype).endswith("float32")
 
 
 # ----------------------------------------------------------------------------- figures
