@@ -6,6 +6,7 @@ Times, in CPU seconds of a fresh single-threaded process (robust to other load o
 - decode step: 300 one-token Transformer-XL steps of the shipped model with the key/value cache;
 - train step: 6 optimizer steps of the ``small`` preset, batch 8 x 128 tokens (after 2 warm-up steps).
 Each side imports its own source tree (PYTHONPATH); module paths are looked up in either layout.
+Each path runs once untimed first (lazy imports and caches are not what is compared).
 
 Usage: python benchmarks/ab_hot_paths.py REV [--passes 3] [--json results/ab_hot_paths.json]
 """
@@ -42,6 +43,7 @@ tx1 = first("lakhnes.core.tx1", "lakhnes.tx1")
 files = sorted(Path(sys.argv[2]).rglob("*.mid"))
 what = sys.argv[1]
 if what == "encode":
+    tx1.events_to_ids(tx1.score_to_events(midi.read_midi(files[0])))  # warm: lazy imports (symusic)
     t = time.process_time()
     for _ in range(30):
         for f in files:
@@ -49,6 +51,7 @@ if what == "encode":
 elif what == "synth":
     from lakhnes.synth import render
     scores = [midi.read_midi(f) for f in files]
+    render(scores[0])  # warm: lazy imports (scipy.signal) and caches
     t = time.process_time()
     for _ in range(8):
         for s in scores:
