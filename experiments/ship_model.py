@@ -83,7 +83,8 @@ def stage_record(run: Path, command: str, hardware: str, ckpt: Path | None = Non
             "threads": cfg.get("threads") or None, "augment": cfg["augment"],
             "augment_drop": cfg.get("augment_drop", 0.5) if cfg["augment"] else None, "lr": cfg["lr"],
             "batch": cfg["batch_size"], "tgt_len": cfg.get("tgt_len") or cfg["model"].get("tgt_len"),
-            "hardware": hardware}
+            "mem_len": cfg.get("mem_len") or cfg["model"].get("mem_len"),
+            "augment_speed": cfg.get("augment_speed", "free") if cfg["augment"] else None, "hardware": hardware}
 
 
 def ship(ckpt: Path, to: Path, card: dict) -> None:
@@ -132,8 +133,8 @@ def card_markdown(meta: dict, name: str) -> str:
         f"{'pre' if c.get('pre_norm') else 'post'}-norm, {'tied' if c.get('tie_weights', True) else 'untied'} "
         f"input/output embeddings, dropout {c['dropout']}.",
         f"- Parameters: {n_params:,}." if n_params else "- Parameters: see config.json.",
-        f"- Training segments of {c['tgt_len']} tokens with a memory of {c['mem_len']}; generation and "
-        "evaluation use a longer memory (896).",
+        f"- The last stages trained on segments of {c['tgt_len']} tokens with a memory of {c['mem_len']}; "
+        f"generation uses that memory ({c['mem_len']} tokens), evaluation the LakhNES protocol's 896.",
         "- Files: `model.safetensors` (float32) + `config.json`; loads without pickle "
         "(`lakhnes.models.load_model`).",
         "",
@@ -143,11 +144,12 @@ def card_markdown(meta: dict, name: str) -> str:
         "  tokens (`lakhnes prepare nesmdb`). The valid split picks checkpoints; the test split is only scored.",
     ]
     if any("lakh" in s["data"] for s in stages):
-        lines += ["- Pre-training: the Lakh MIDI stand-in in `shared/data/multitrack_midi.tar.gz` (545 genuine",
+        lines += ["- Pre-training: a stand-in for the Lakh MIDI Dataset, 2,654 multi-instrument MIDI files (545 genuine",
                   "  Lakh MIDI files, POP909, JS fakes) mapped onto the four NES voices as LakhNES does",
                   "  (`lakhnes prepare lakh`)."]
     lines += ["- On-the-fly augmentation as LakhNES (transpose -6..+5, speed ±5 %, voice swap, voice dropping), at",
-              "  the rates each stage lists.", "", "## Training procedure", "",
+              "  the rates each stage lists; from the long-memory stages on, the speed change scales whole 60 Hz",
+              "  frames and keeps each time's offset from the frame grid (`--aug-speed grid`).", "", "## Training procedure", "",
               "| # | command | data | steps | tokens | hours | clock | augmentation | peak lr | hardware |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for i, s in enumerate(stages, 1):
