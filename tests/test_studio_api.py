@@ -274,7 +274,7 @@ def test_bad_uploads_are_refused_with_the_reason(studio, name, data, status, mes
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"mode": "continue", "seconds": "1"}, "mode 'continue' needs a MIDI or TX1 file"),
+        ({"mode": "continue", "seconds": "1"}, "mode 'continue' needs a song file"),
         ({"mode": "karaoke"}, "mode: unknown mode 'karaoke'"),
         ({"mode": "new", "seconds": "500"}, "seconds: 500 is outside 1-4"),
         ({"mode": "new", "seconds": "0"}, "seconds: 0 is outside"),

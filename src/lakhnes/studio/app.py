@@ -174,8 +174,8 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
         map: str = Form("", description="for a MIDI file without NES tracks: which track plays which voice, "
                         "e.g. 0=P1,1=TR,2=- (track index or name; - leaves it out; voices not named are filled "
                         "automatically); see POST /api/tracks"),
-        file: UploadFile | None = File(None, description="any MIDI (mapped onto the NES voices), NES-MDB MIDI "
-                                       "or TX1 (.tx1.txt), at most 2 MB"),
+        file: UploadFile | None = File(None, description="any MIDI (mapped onto the NES voices), NES-MDB MIDI, "
+                                       "an NES VGM rip (.vgm, .vgz), FamiTracker text or TX1 (.tx1.txt), at most 2 MB"),
     ):
         """Checks the options and the uploaded file at once, then queues the job: one job runs at
         a time. Answers the job (`id`, `status`, `position` in the queue); poll
@@ -206,7 +206,7 @@ def create_app(model_path: str | os.PathLike | None = None, out_dir: str | os.Pa
                 if mode != "rhythm" and params.get("voices") is None:
                     params["voices"] = list(VOICES)
         if modes.MODES[mode][1] and score is None:
-            raise HTTPException(400, f"mode {mode!r} needs a MIDI or TX1 file")
+            raise HTTPException(400, f"mode {mode!r} needs a song file (MIDI, VGM, FamiTracker text or TX1)")
         try:
             job = jobs.submit(mode, params, score, source)
         except QueueFull as e:

@@ -149,7 +149,7 @@ def generate(model, mode: str, params: dict, source: NesScore | None, progress=N
         scores = G.sample(model, seconds=seconds, progress=progress, **ensemble, **kw)
         return [(s, None) for s in scores]
     if source is None:
-        raise InvalidInputError(f"mode {mode!r} needs an uploaded MIDI or TX1 file")
+        raise InvalidInputError(f"mode {mode!r} needs an uploaded song file (MIDI, VGM, FamiTracker text or TX1)")
     if mode == "continue":
         prime = min(params["prime_seconds"], source.end / SAMPLE_RATE)
         scores = G.continue_song(model, source, prime_seconds=prime, seconds=seconds, progress=progress, **ensemble,
