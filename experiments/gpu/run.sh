@@ -13,7 +13,7 @@
 # What it does (each step is the project's own code: `python -m lakhnes train|eval`, src/ on PYTHONPATH,
 # since the device has no package registry; it has no symusic/tqdm/fastapi and needs none of them):
 #   1. GPU check: name, memory, torch, CUDA (experiments/gpu/tools.py check); sizes the batch.
-#   2. `lakhnes train`: bf16 autocast, fused AdamW, TF32 (train.py does these on CUDA), the next
+#   2. `lakhnes train`: bf16 autocast, fused AdamW, TF32 (lakhnes/training does these on CUDA), the next
 #      epoch's augmentation built in a helper process, eager mode (COMPILE=1: torch.compile, its
 #      compile time inside the budget); cosine decay over the *time* budget (`--schedule time
 #      --max-minutes M`, M computed so that the whole call ends by BUDGET_S seconds), and a
