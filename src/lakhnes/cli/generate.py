@@ -164,7 +164,8 @@ def _check(args) -> str | None:
     if args.max_rest is not None and not 0.1 <= args.max_rest <= LONG_SECONDS:
         return f"--max-rest {args.max_rest:g} is outside 0.1-{LONG_SECONDS:g} s"
     if args.voices is not None:
-        from lakhnes.decoding.rules import parse_keep, parse_voices
+        from lakhnes.decoding.forced import parse_keep
+        from lakhnes.decoding.rules import parse_voices
         from lakhnes.errors import InvalidInputError
 
         try:
@@ -226,7 +227,7 @@ def run(args) -> int:
             return usage_error(f"{source_file}: {kept:.0f} s of prime + {args.seconds:g} s is over the one-hour "
                                "limit of a song (use --prime-seconds or --only-new)")
     from lakhnes import generate as G
-    from lakhnes.decoding.rules import parse_keep
+    from lakhnes.decoding.forced import parse_keep
 
     try:
         keep = parse_keep(args.keep[0]) if args.keep else None

@@ -260,11 +260,3 @@ def parse_voices(spec, option: str = "voices") -> tuple[str, ...]:
     if not names:
         raise InvalidInputError(f"{option}: name at least one voice ({', '.join(VOICES)})")
     return tuple(v for v in VOICES if v in names)
-
-
-def __getattr__(name: str):
-    if name == "parse_keep":  # its home is decoding.forced (which imports this module); cli/generate.py reads it here
-        from lakhnes.decoding.forced import parse_keep
-
-        return parse_keep
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
