@@ -216,6 +216,15 @@ def read_song_bytes(data: bytes, name: str) -> Song:
     return read_midi(data, name)
 
 
+def read_real(path: str, split: str, skips, desc: str):
+    """The readable songs of a real split, in order; unreadable ones are counted in ``skips``."""
+    for nm, data in tqdm(list(iter_real(path, split)), desc=desc):
+        try:
+            yield read_midi(data, nm)
+        except Exception as e:  # noqa: BLE001
+            skips(split, nm, e)
+
+
 def iter_real(path: str, split: str):
     """(name, bytes) of the split's .mid files, from the tarball or an extracted folder, sorted by name."""
     p = Path(path)
@@ -1045,23 +1054,13 @@ def main(argv=None) -> dict | None:
     # real songs: test split (>= min length), and train split (originality index, real-vs-real sample)
     index = TrainIndex()
     train_long = []
-    for nm, data in tqdm(list(iter_real(a.real, a.train_split)), desc=f"index {a.train_split}"):
-        try:
-            s = read_midi(data, nm)
-        except Exception as e:  # noqa: BLE001
-            skips(a.train_split, nm, e)
-            continue
+    for s in read_real(a.real, a.train_split, skips, f"index {a.train_split}"):
         index.add(s)
         if song_seconds(s) >= a.min_real_seconds:
             train_long.append(crop(s, sec))
     index.freeze()
     real_full = []
-    for nm, data in tqdm(list(iter_real(a.real, a.real_split)), desc=f"read {a.real_split}"):
-        try:
-            s = read_midi(data, nm)
-        except Exception as e:  # noqa: BLE001
-            skips(a.real_split, nm, e)
-            continue
+    for s in read_real(a.real, a.real_split, skips, f"read {a.real_split}"):
         if song_seconds(s) >= a.min_real_seconds:
             real_full.append(s)
     sets = {
