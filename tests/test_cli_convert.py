@@ -205,14 +205,15 @@ def test_encode_reads_vgm_vgz_and_famitracker_text(fixtures, tmp_path, capsys):
     from lakhnes.formats.famitracker import read_famitracker
     from lakhnes.formats.files import save
     from lakhnes.formats.midi import read_midi
+    from lakhnes.formats.vgm import write_vgm
 
     mid = fixtures / "nesmdb" / "324_SuperMarioBros_3_00_01World1Map.mid"
     ref = (fixtures / "tx1" / "324_SuperMarioBros_3_00_01World1Map.tx1.txt").read_text()
     src = tmp_path / "in"
     src.mkdir()
     score = read_midi(mid)
-    save(score, src / "a.vgm")
-    save(score, src / "b.vgz")
+    write_vgm(score, src / "a.vgm", sample_exact=True)  # as a rip: the game's writes at their samples
+    write_vgm(score, src / "b.vgz", sample_exact=True)
     save(score, src / "c.famitracker.txt")
     shutil.copy(src / "a.vgm", tmp_path / "rip.bin")  # a VGM known by its content ("Vgm ")
     assert main(["encode", str(src), str(tmp_path / "rip.bin"), "-o", str(tmp_path / "out"), "-j", "1"]) == 0

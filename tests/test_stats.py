@@ -100,13 +100,14 @@ def test_stats_reads_vgm_and_famitracker_text(tmp_path, fixtures):
 
     from lakhnes.formats.files import save
     from lakhnes.formats.midi import read_midi
+    from lakhnes.formats.vgm import write_vgm
 
     mid = fixtures / "nesmdb" / "324_SuperMarioBros_3_00_01World1Map.mid"
     score = read_midi(mid)
     src = tmp_path / "in"
     src.mkdir()
-    save(score, src / "a.vgm")
-    save(score, src / "b.vgz")
+    write_vgm(score, src / "a.vgm", sample_exact=True)  # as a rip: the game's writes at their samples
+    write_vgm(score, src / "b.vgz", sample_exact=True)
     save(score, src / "c.famitracker.txt")
     (tmp_path / "rip.bin").write_bytes((src / "a.vgm").read_bytes())
     assert main(["stats", str(src), str(tmp_path / "rip.bin"), str(mid), "--json", str(tmp_path / "s.json")]) == 0

@@ -165,11 +165,11 @@ def test_accompany_keeps_the_chosen_voice(studio, fixtures):
 @pytest.mark.parametrize("name", [f"{SMB3}.vgm", f"{SMB3}.vgz", "rip.bin"])
 def test_vgm_uploads_are_read_as_nesmdb_read_them(studio, fixtures, tmp_path, name):
     """An NES VGM rip (or VGZ; or either known by its content) primes a song like its NES-MDB MIDI."""
-    from lakhnes.formats.files import save
+    from lakhnes.formats.vgm import write_vgm
 
     src = read_midi(fixtures / "nesmdb" / f"{SMB3}.mid")
     path = tmp_path / (name if name != "rip.bin" else "rip.vgz")
-    save(src, path)
+    write_vgm(src, path, sample_exact=True)  # as a rip: the game's writes at their samples
     job = run_job(studio, {"mode": "continue", "seconds": "1", "prime_seconds": "1.5", "seed": "1"},
                   {"file": (name, path.read_bytes(), "application/octet-stream")})
     (song,) = job["songs"]

@@ -1,4 +1,5 @@
-"""VGM: score -> VGM -> score round trips, the file layout, bad files, and (with ../shared/data) the
+"""VGM: score -> VGM -> score round trips (on the driver's frame grid, and sample-exact), writes once a
+frame and only of changed registers, the file layout, bad files, and (with ../shared/data) the
 reader against NES-MDB's own MIDI and LakhNES' TX1 for a sample of the valid split."""
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from lakhnes.core import tx1
 from lakhnes.core.score import CTRL_DTYPE, VOICES, NesScore, make_notes
 from lakhnes.errors import InvalidInputError
 from lakhnes.formats import files
-from lakhnes.formats.apu_driver import register_writes
+from lakhnes.formats.apu_driver import FRAME, frame_grid, register_writes
 from lakhnes.formats.midi import read_midi
-from lakhnes.formats.vgm import parse, read_vgm, vgm_bytes
+from lakhnes.formats.vgm import parse, read_vgm, vgm_bytes, write_vgm
 
 
-def _vgm(score: NesScore) -> bytes:
-    writes, n = register_writes(score)
+def _vgm(score: NesScore, frame: float | None = FRAME) -> bytes:
+    writes, n = register_writes(score, frame=frame)
     return vgm_bytes(writes, n, title=score.name)
 
 
@@ -41,12 +42,63 @@ def assert_same_music(a: NesScore, b: NesScore) -> None:
         np.testing.assert_array_equal(_step(a.timbre[v], at, default), _step(b.timbre[v], at, default))
 
 
+def _as_read(grid: NesScore) -> NesScore:
+    """A song on the frame grid as the VGM reader reads it: a triangle note on the first frame one
+    sample late (the reader clocks the linear counter on the sample after the start, as NES-MDB did)."""
+    tr = grid.notes["TR"]
+    if len(tr) and tr["start"][0] == 0:
+        tr["start"][0] = 1
+    return grid
+
+
 def test_nesmdb_fixtures_round_trip(nesmdb_fixture_files):
+    """Sample-exact writes give the song back; per-frame writes give it back on the frame grid."""
     for f in nesmdb_fixture_files:
         score = read_midi(f)
-        back = read_vgm(_vgm(score), name=score.name)
+        back = read_vgm(_vgm(score, frame=None), name=score.name)
         assert_same_music(back, score)
         assert tx1.score_to_text(back) == tx1.score_to_text(score)
+        grid = _as_read(frame_grid(score))
+        grid.check()
+        assert_same_music(read_vgm(_vgm(score), name=score.name), grid)
+        starts = np.concatenate([grid.notes[v]["start"] for v in VOICES])
+        k = np.round(starts / FRAME)
+        assert np.all(np.abs(starts - np.round(k * FRAME)) <= 1)
+
+
+def test_frame_grid_keeps_lengths_and_frame_volumes():
+    score = NesScore(end=4000)
+    score.notes["P1"] = make_notes([100, 800, 3000], [500, 2900, 3300], [60, 62, 64], [5, 6, 7])
+    score.volume["P1"] = np.array([(900, 9), (1200, 3), (1300, 4), (2000, 6)], dtype=CTRL_DTYPE)
+    g = frame_grid(score, frame=735)
+    # 400 samples: one frame; 2100: three frames; 300: at least one frame
+    assert g.notes["P1"].tolist() == [(0, 735, 60, 5), (735, 2940, 62, 9), (2940, 3675, 64, 7)]
+    # 1200 and 1300 fall on one frame: the last wins; 2000 is 6 again: nothing to write
+    assert g.volume["P1"].tolist() == [(1470, 4), (2205, 6)]
+    nxt = frame_grid(score, frame=735, onset="next")
+    assert nxt.notes["P1"].tolist()[0] == (735, 1470, 60, 5)
+
+
+def test_writes_once_a_frame_and_only_changes(nesmdb_fixture_files):
+    """Writes come in one batch a frame, each register at most once in it, and only when its value
+    changes ($400B again only to reload the triangle's length counter after $4015 enabled it);
+    $4003/$4007 (a phase restart) only when the timer's high bits change."""
+    for f in nesmdb_fixture_files:
+        writes, _ = register_writes(read_midi(f))
+        init, writes = writes[:6], writes[6:]
+        assert all(t == 0 for t, _, _ in init)
+        value = {r: v for _, r, v in init}
+        times = sorted({t for t, _, _ in writes})
+        k = np.round(np.array(times) / FRAME)
+        assert np.array_equal(np.array(times), np.round(k * FRAME).astype(np.int64))
+        for t in times:
+            batch = [(r, v) for s, r, v in writes if s == t]
+            regs = [r for r, _ in batch]
+            assert len(regs) == len(set(regs)), (f.name, t, batch)
+            for r, v in batch:
+                if value.get(r) == v:
+                    assert r == 0x0B and (0x15, 0x0F) in batch, (f.name, t, hex(r), v)
+                value[r] = v
 
 
 def test_tx1_song_round_trip_and_layout(tmp_path):
@@ -58,7 +110,9 @@ def test_tx1_song_round_trip_and_layout(tmp_path):
     score.volume["P2"] = np.array([(1000, 9), (20000, 0), (25000, 12)], dtype=CTRL_DTYPE)
     score.timbre["NO"] = np.array([(2100, 1)], dtype=CTRL_DTYPE)
     out = tmp_path / "song.vgm"
-    files.save(score, out)
+    write_vgm(score, out, sample_exact=True)
+    _check_exact_song(files.load(out), notes)
+    files.save(score, out)  # once a frame
     data = out.read_bytes()
     assert data[:4] == b"Vgm " and struct.unpack_from("<I", data, 8)[0] == 0x161
     assert struct.unpack_from("<I", data, 0x84)[0] == 1789772
@@ -69,18 +123,25 @@ def test_tx1_song_round_trip_and_layout(tmp_path):
     tag = data[gd3 + 12:].decode("utf-16-le")
     assert "Song" in tag and "lakhnes" in tag
     back = files.load(out)
-    # P2's volume dips to 0 inside its note: two notes, as NES-MDB reads silence
-    expect = NesScore(notes=dict(notes), end=44100)
-    expect.notes["P2"] = make_notes([0, 800, 25000], [700, 20000, 30000], [108, 64, 64], [7, 3, 12])
-    for v in VOICES:
-        np.testing.assert_array_equal(back.notes[v], expect.notes[v], err_msg=v)
-    assert back.volume["P2"]["value"].tolist() == [9]
+    grid = _as_read(frame_grid(score))
+    for v in ("P1", "TR", "NO"):
+        np.testing.assert_array_equal(back.notes[v], grid.notes[v], err_msg=v)
+    assert back.notes["P2"]["pitch"].tolist() == [108, 64, 64]  # the volume-0 dip, on the grid
     # .vgz, and a VGM known by its content alone
     files.save(score, tmp_path / "song.vgz")
     assert gzip.decompress((tmp_path / "song.vgz").read_bytes()) == data
     (tmp_path / "song.bin").write_bytes(data)
     assert files.file_kind(tmp_path / "song.bin") == "vgm"
     assert files.load_source(tmp_path / "song.vgz") == back
+
+
+def _check_exact_song(back: NesScore, notes: dict) -> None:
+    # P2's volume dips to 0 inside its note: two notes, as NES-MDB reads silence
+    expect = NesScore(notes=dict(notes), end=44100)
+    expect.notes["P2"] = make_notes([0, 800, 25000], [700, 20000, 30000], [108, 64, 64], [7, 3, 12])
+    for v in VOICES:
+        np.testing.assert_array_equal(back.notes[v], expect.notes[v], err_msg=v)
+    assert back.volume["P2"]["value"].tolist() == [9]
 
 
 @pytest.mark.parametrize("mutate, reason", [
@@ -138,7 +199,8 @@ def test_valid_split_against_nesmdb(shared_data, tmp_path, tx1_reference_dir):
 
 
 def test_generate_writes_vgm_and_famitracker_text(tmp_path):
-    """`lakhnes generate -o song.vgm -o song.famitracker.txt`: the same song as its MIDI."""
+    """`lakhnes generate -o song.vgm -o song.famitracker.txt`: the same song as its MIDI (the VGM on
+    the driver's frame grid)."""
     pytest.importorskip("torch")
     from lakhnes.cli import main
     from lakhnes.formats.famitracker import read_famitracker
@@ -147,5 +209,5 @@ def test_generate_writes_vgm_and_famitracker_text(tmp_path):
     args = ["generate", "--tokens", "80", "--seed", "2", "-q"]
     assert main([*args, *(a for o in outs for a in ("-o", str(o)))]) == 0
     mid = read_midi(outs[0])
-    assert tx1.score_to_text(read_vgm(outs[1])) == tx1.score_to_text(mid)
+    assert tx1.score_to_text(read_vgm(outs[1])) == tx1.score_to_text(_as_read(frame_grid(mid)))
     assert sum(len(n) for n in read_famitracker(outs[2]).notes.values()) > 0

@@ -1,23 +1,29 @@
 """NesScore -> NES APU register writes, as a sound driver makes them (for VGM output).
 
-Each voice is a step function of (sounding?, pitch, volume, duty/mode); wherever it changes (a note
-starts or ends, a CC11 volume or CC12 timbre event; for songs of NES-MDB these are the frames the
-game's driver wrote in, at the sample it wrote), the registers whose value changes are written:
+A driver runs once a frame (60 Hz) and writes the registers whose value changed since the last
+frame. :func:`frame_grid` puts the score on that grid: every change (a note starts or ends, a CC11
+volume or CC12 timbre event) takes effect at a frame's update, and each note keeps its length in
+whole frames (at least one; where two notes fall on one frame, the later one plays: the glitches
+of a game's driver in NES-MDB songs, a pitch for a few samples, go). Each voice is then a step function of (sounding?, pitch, volume, duty/mode); wherever it
+changes, the registers whose value changes are written, at most once per register and frame:
 
 - pulses: ``$4000`` duty | length-counter halt | constant volume | volume (volume 0 between notes),
   ``$4001`` = ``$08`` once (sweep off, negate on: low notes are never muted), ``$4002`` the timer's
-  low byte, ``$4003`` its high bits with a length-counter load at each note onset (the phase restart
-  a driver makes on a new note) or when the high bits change;
+  low byte, ``$4003`` its high bits with a length-counter load, written only when those bits
+  change (a write restarts the waveform: rewriting it would click, so drivers do not);
 - triangle: ``$4008`` = ``$FF`` once (linear counter control set, reload 127: it never runs out);
-  notes are gated by its enable bit in ``$4015``, with ``$400A``/``$400B`` its timer;
+  notes are gated by its enable bit in ``$4015`` (``$400B`` reloads the length counter after it),
+  with ``$400A``/``$400B`` its timer;
 - noise: ``$400C`` halt | constant volume | volume, ``$400E`` mode | period index (16 - pitch),
-  ``$400F`` a length load at each onset.
+  ``$400F`` a length load at the first note (halted: it never runs out).
 
 At the start, ``$400B`` (with the triangle disabled) sets the linear counter's reload flag and
-``$4017`` = ``$C0`` clocks the frame counter at once: the linear counter holds 127 from then on. Values follow :mod:`lakhnes.synth`: a note's volume is its velocity,
-then each CC11 inside it; the duty is the last CC12 (``DEFAULT_DUTY`` before the first); noise mode
-the last CC12 (0 before). Timer periods are the ones :mod:`lakhnes.formats.apu_trace` reads back as
-the same MIDI pitch, so score -> VGM -> score gives the notes back.
+``$4017`` = ``$C0`` clocks the frame counter at once: the linear counter holds 127 from then on.
+Values follow :mod:`lakhnes.synth`: a note's volume is its velocity, then each CC11 inside it; the
+duty is the last CC12 (``DEFAULT_DUTY`` before the first); noise mode the last CC12 (0 before).
+Timer periods are the ones :mod:`lakhnes.formats.apu_trace` reads back as the same MIDI pitch, so
+score -> VGM -> score gives the notes of ``frame_grid(score)`` back. ``frame=None`` writes each
+change at its exact sample instead (no frame grid).
 """
 
 from __future__ import annotations
@@ -26,11 +32,99 @@ from functools import lru_cache
 
 import numpy as np
 
-from lakhnes.core.score import VOICES, NesScore
+from lakhnes.core.score import CTRL_DTYPE, VOICES, NesScore, make_notes
 
 NTSC_CLOCK = 1789772
 #: Length counter load written at onsets (index 1: 254 half frames; halted anyway).
 LENGTH_LOAD = 0x08
+#: Samples (44.1 kHz) between two driver updates: one NTSC video frame (29780.5 CPU cycles,
+#: 60.0988 Hz), when a game's driver runs. (A grid of exactly 735 samples drifts from the frames of
+#: NES-MDB songs by a frame every ~10 s and played them less faithfully: see BENCHMARKS.md.)
+FRAME = 44100 * 29780.5 / 1789772.5
+
+
+def _snap(t: np.ndarray, frame: float, onset: str) -> np.ndarray:
+    """Frame index of each time: the nearest frame, or the next one (at or after ``t``)."""
+    x = np.asarray(t, dtype=np.float64) / frame
+    return (np.ceil(x - 1e-9) if onset == "next" else np.floor(x + 0.5)).astype(np.int64)
+
+
+def frame_grid(score: NesScore, frame: float = FRAME, onset: str = "nearest") -> NesScore:
+    """``score`` as a once-per-frame driver plays it (and a VGM reader reads it back): each note
+    starts at the frame ``onset`` names (``"nearest"`` or ``"next"``) and lasts its length rounded
+    to whole frames (at least one), cut where the next note starts (none left: the note goes); each CC11 inside a kept note
+    and each CC12 takes effect at its frame, the last of a frame winning (a CC11 on a note's first
+    frame is its volume). A note that now starts where one of the same pitch ends goes on as that
+    note (its volume a CC11). Frame ``k`` is at sample ``round(k * frame)``."""
+    out = NesScore(name=score.name, end=int(score.end))
+    ends = [int(score.notes[v]["end"].max()) for v in VOICES if len(score.notes[v])]
+    length = max([int(score.end), *ends])
+    for v in VOICES:
+        out.notes[v], out.volume[v] = _voice_on_grid(score.notes[v], score.volume[v], frame, onset, length)
+        tim = score.timbre[v]
+        out.timbre[v] = _last_per_time(_at_frame(tim["time"], frame, onset), tim["value"])
+    return out
+
+
+def _at_frame(t: np.ndarray, frame: float, onset: str) -> np.ndarray:
+    return np.round(_snap(t, frame, onset) * frame).astype(np.int64)
+
+
+def _voice_on_grid(notes: np.ndarray, vol: np.ndarray, frame: float, onset: str,
+                   length: int) -> tuple[np.ndarray, np.ndarray]:
+    """One voice's notes and CC11 curve on the frame grid (see :func:`frame_grid`)."""
+    k0 = _snap(notes["start"], frame, onset)
+    k1 = k0 + np.maximum(np.floor((notes["end"] - notes["start"]) / frame + 0.5).astype(np.int64), 1)
+    keep = k1 > k0
+    at = np.flatnonzero(keep)
+    k1[at[:-1]] = np.minimum(k1[at[:-1]], k0[at[1:]])
+    s0 = np.round(k0 * frame).astype(np.int64)
+    s1 = np.minimum(np.round(k1 * frame).astype(np.int64), length)
+    keep &= s1 > s0  # two notes on one frame: the later one plays
+    # CC11 events inside a kept note whose frame is still inside it; the last of a frame
+    tv = _at_frame(vol["time"], frame, onset)
+    j = np.maximum(np.searchsorted(notes["start"], vol["time"], side="right") - 1, 0)
+    ok = np.zeros(len(vol), dtype=bool)
+    if len(notes):
+        ok = (vol["time"] >= notes["start"][j]) & (vol["time"] < notes["end"][j]) & keep[j]
+        ok &= (tv >= s0[j]) & (tv < s1[j])
+    t_ok, j_ok, v_ok = tv[ok], j[ok], vol["value"][ok]
+    last = np.ones(len(t_ok), dtype=bool)
+    last[:-1] = t_ok[1:] != t_ok[:-1]
+    ccs = list(zip(t_ok[last].tolist(), j_ok[last].tolist(), v_ok[last].tolist(), strict=True))
+    out: list[list[int]] = []
+    cc: list[tuple[int, int]] = []
+    level, c = -1, 0
+    for i in np.flatnonzero(keep).tolist():
+        start, end, pitch, vel = int(s0[i]), int(s1[i]), int(notes["pitch"][i]), int(notes["velocity"][i])
+        while c < len(ccs) and ccs[c][1] < i:
+            c += 1
+        if c < len(ccs) and ccs[c][1] == i and ccs[c][0] == start:
+            vel = ccs[c][2]
+            c += 1
+        if out and out[-1][1] == start and out[-1][2] == pitch:
+            out[-1][1] = end  # the same pitch goes on: one note
+            if vel != level:
+                cc.append((start, vel))
+        else:
+            out.append([start, end, pitch, vel])
+        level = vel
+        while c < len(ccs) and ccs[c][1] == i:
+            if ccs[c][2] != level:
+                cc.append((ccs[c][0], ccs[c][2]))
+                level = ccs[c][2]
+            c += 1
+    cols = np.array(out, dtype=np.int64).reshape(-1, 4).T
+    return make_notes(cols[0], cols[1], cols[2], cols[3]), np.array(cc, dtype=CTRL_DTYPE)
+
+
+def _last_per_time(times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A CTRL_DTYPE curve of sorted ``times``, keeping the last value of each time."""
+    last = np.ones(len(times), dtype=bool)
+    last[:-1] = times[1:] != times[:-1]
+    out = np.zeros(int(last.sum()), dtype=CTRL_DTYPE)
+    out["time"], out["value"] = times[last], values[last]
+    return out
 
 
 @lru_cache(maxsize=4)
@@ -52,7 +146,7 @@ def timer_tables(clock: int = NTSC_CLOCK) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _steps(notes: np.ndarray, vol: np.ndarray | None, tim: np.ndarray | None, default_tim: int):
-    """Change points of a voice: sorted times, and at each the (note index or -1, onset?, volume, timbre)."""
+    """Change points of a voice: sorted times, and at each the (note index or -1, volume, timbre)."""
     vt = np.zeros(0, np.int64) if vol is None else vol["time"]
     tt = np.zeros(0, np.int64) if tim is None else tim["time"]
     times = np.unique(np.concatenate([[0], notes["start"], notes["end"], vt, tt]).astype(np.int64))
@@ -60,7 +154,6 @@ def _steps(notes: np.ndarray, vol: np.ndarray | None, tim: np.ndarray | None, de
     jj = np.maximum(j, 0)
     on = (j >= 0) & (times < notes["end"][jj]) if len(notes) else np.zeros(len(times), bool)
     idx = np.where(on, j, -1)
-    onset = on & (notes["start"][jj] == times) if len(notes) else on
     ev_t = np.concatenate([notes["start"], vt])
     ev_v = np.concatenate([notes["velocity"], np.zeros(0, np.int64) if vol is None else vol["value"]])
     order = np.argsort(ev_t, kind="stable")
@@ -71,18 +164,22 @@ def _steps(notes: np.ndarray, vol: np.ndarray | None, tim: np.ndarray | None, de
     else:
         k = np.searchsorted(tt, times, side="right") - 1
         timbre = np.where(k >= 0, tim["value"][np.maximum(k, 0)], default_tim)
-    return times.tolist(), idx.tolist(), onset.tolist(), np.clip(volume, 0, 15).tolist(), timbre.tolist()
+    return times.tolist(), idx.tolist(), np.clip(volume, 0, 15).tolist(), timbre.tolist()
 
 
-def register_writes(score: NesScore, duty: int | None = None,
-                    clock: int = NTSC_CLOCK) -> tuple[list[tuple[int, int, int]], int]:
+def register_writes(score: NesScore, duty: int | None = None, clock: int = NTSC_CLOCK,
+                    frame: float | None = FRAME, onset: str = "nearest") -> tuple[list[tuple[int, int, int]], int]:
     """``(writes, length)``: the song's ``(sample, register offset from $4000, value)`` writes in
-    time order, and its length in samples. ``duty`` (0-3) overrides every pulse note's duty."""
+    time order, and its length in samples. ``duty`` (0-3) overrides every pulse note's duty.
+    ``frame``/``onset``: the driver's update grid (:func:`frame_grid`); ``frame=None``: every
+    change at its exact sample."""
     from lakhnes.synth import DEFAULT_DUTY
 
     pulse_t, tri_t = timer_tables(clock)
     ends = [int(score.notes[v]["end"].max()) for v in VOICES if len(score.notes[v])]
     nsamps = max([int(score.end), *ends])
+    if frame is not None:
+        score = frame_grid(score, frame, onset)
     # triangle off, sweeps off, linear counter control and reload flag set, then a frame-counter
     # restart that clocks the linear counter at once
     writes: list[tuple[int, int, int, int]] = [(0, -1, r, val) for r, val in (
@@ -95,11 +192,11 @@ def register_writes(score: NesScore, duty: int | None = None,
         pulse = v != "NO"
         tim = None if (pulse and duty is not None) else score.timbre[v]
         default = (DEFAULT_DUTY if duty is None else duty) if pulse else 0
-        times, idx, onset, vol, timbre = _steps(notes, score.volume[v], tim, default)
+        times, idx, vol, timbre = _steps(notes, score.volume[v], tim, default)
         base = 4 * vi
         regs = [-1, -1, -1, -1]
         period = 0
-        for t, j, first, vo, tb in zip(times, idx, onset, vol, timbre, strict=True):
+        for t, j, vo, tb in zip(times, idx, vol, timbre, strict=True):
             level = vo if j >= 0 else 0
             out = []
             if pulse:
@@ -116,7 +213,7 @@ def register_writes(score: NesScore, duty: int | None = None,
                 if j >= 0:
                     out.append((3, LENGTH_LOAD))
             for r, val in out:
-                if val != regs[r] or (r == 3 and first):
+                if val != regs[r]:
                     writes.append((t, vi, base + r, val))
                     regs[r] = val
     writes.sort(key=lambda w: (w[0], w[1]))  # stable: each voice's writes in their own order
@@ -125,17 +222,18 @@ def register_writes(score: NesScore, duty: int | None = None,
 
 def _triangle(notes: np.ndarray, tri_t: np.ndarray) -> list[tuple[int, int, int, int]]:
     out = []
-    hi = -1
+    hi = lo = -1
     for k in range(len(notes)):
         s, e, p = int(notes["start"][k]), int(notes["end"][k]), int(notes["pitch"][k])
         timer = int(tri_t[p])
         joined = k > 0 and int(notes["end"][k - 1]) == s
         if not joined:
             out.append((s, 2, 0x15, 0x0F))
-        out.append((s, 2, 0x0A, timer & 0xFF))
-        if not joined or timer >> 8 != hi:
+        if timer & 0xFF != lo:
+            out.append((s, 2, 0x0A, timer & 0xFF))
+        if not joined or timer >> 8 != hi:  # after $4015 enables it, $400B reloads the length counter
             out.append((s, 2, 0x0B, LENGTH_LOAD | timer >> 8))
-        hi = timer >> 8
+        hi, lo = timer >> 8, timer & 0xFF
         if k + 1 == len(notes) or int(notes["start"][k + 1]) != e:
             out.append((e, 2, 0x15, 0x0B))
     return out

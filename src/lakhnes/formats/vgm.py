@@ -7,7 +7,7 @@ NES-MDB made its MIDI. Left out, and listed in :attr:`VgmInfo.left_out`: DPCM (`
 sample data blocks), the Famicom Disk System's registers, a second APU, and every other chip's
 commands. A file with no NES APU clock in its header is not an NES VGM and is refused.
 
-Writing: see :mod:`lakhnes.formats.apu_driver` (the register writes) and :func:`vgm_bytes`.
+Writing: see :mod:`lakhnes.formats.apu_driver` (the register writes, once per frame) and :func:`vgm_bytes`.
 """
 
 from __future__ import annotations
@@ -256,12 +256,13 @@ def vgm_bytes(writes: list[tuple[int, int, int]], nsamps: int, title: str = "", 
     return bytes(header + out + gd3)
 
 
-def write_vgm(score: NesScore, path: str | os.PathLike, duty: int | None = None) -> None:
-    """Write ``score`` as an NES VGM (``.vgz``: gzip-compressed), atomically."""
-    from lakhnes.formats.apu_driver import register_writes
+def write_vgm(score: NesScore, path: str | os.PathLike, duty: int | None = None, sample_exact: bool = False) -> None:
+    """Write ``score`` as an NES VGM (``.vgz``: gzip-compressed), atomically: register writes once a
+    frame, as a sound driver makes them; ``sample_exact``: each change at its own sample instead."""
+    from lakhnes.formats.apu_driver import FRAME, register_writes
     from lakhnes.io import write_bytes_atomic
 
-    writes, nsamps = register_writes(score, duty=duty)
+    writes, nsamps = register_writes(score, duty=duty, frame=None if sample_exact else FRAME)
     data = vgm_bytes(writes, nsamps, title=score.name or Path(path).name.split(".")[0])
     if str(path).lower().endswith(".vgz"):
         data = gzip.compress(data, mtime=0)
