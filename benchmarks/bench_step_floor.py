@@ -1,11 +1,12 @@
 """Batch-1 decoding step against the float32 memory floor, one thread, in one process.
 
-    python benchmarks/bench_step_floor.py [--model default] [--mems 896,2048] [--steps 300] [--no-torch]
-    python benchmarks/bench_step_floor.py --check 2000 [--mems 896,2048]
+    python benchmarks/bench_step_floor.py [--model default] [--mems 512,896] [--steps 300] [--no-torch]
+    python benchmarks/bench_step_floor.py --check 2000 [--mems 512,896]
 
 ``--check N``: equivalence instead of speed: the first N tokens of the fixture song through torch (a
 prime of 300 tokens fed in tgt_len chunks, then ``CachedSteps``) and through the numpy runtime (both
-caches): the largest absolute logit difference over all N - 299 positions, per memory length.
+caches, and the compiled kernel where it runs the model): the largest absolute logit difference over all
+N - 299 positions, per memory length.
 
 For each memory length M it prints, in ms (best and median of ``--steps``):
 - ``floor``: the time numpy needs to read the model's float32 weights plus M tokens' keys and values
@@ -15,6 +16,9 @@ For each memory length M it prints, in ms (best and median of ``--steps``):
   layer caches its M inputs, d_model floats per token, and one sinusoid table serves every layer);
 - ``numpy kv``: the same runtime with cache="kv" (a port of ``CachedSteps``: keys, values and position
   projections cached per layer);
+- ``kernel``: :class:`lakhnes.models.txl_kernel.KernelSteps`, the compiled step (float16 weight panels
+  widened in registers, each layer's M inputs cached as float32, one sinusoid table for every layer),
+  with the MiB it reads per step (weights + inputs + the table once per layer) and its instruction set;
 - ``torch CachedSteps``: :class:`lakhnes.models.txl_step.CachedSteps` (skipped without torch);
 - ``f16 -> f32 widening``: what numpy takes just to widen float16 weights to float32 (``np.copyto``),
   the cost a half-precision-weights variant would pay before reading anything.
@@ -36,6 +40,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from lakhnes.models import txl_kernel  # noqa: E402
 from lakhnes.models.files import load_numpy_state  # noqa: E402
 from lakhnes.models.txl_numpy import NumpySteps, NumpyTXL  # noqa: E402
 
@@ -99,7 +104,9 @@ def check(model: str, mems, n: int, n_prime: int = 300) -> None:
             steps = CachedSteps(tm, state)
             ref = np.stack([out[0, -1].numpy()] + [steps.step(x[:, t])[0].numpy() for t in range(n_prime, n)])
         nm = NumpyTXL.load(model, mem_len=mem)
-        for cache in ("kv", "hidden"):
+        for cache in ("kv", "hidden", "kernel"):
+            if cache == "kernel" and not txl_kernel.usable(nm):
+                continue
             first, st = prime(nm, ids[None, :n_prime], cache=cache)
             got = np.stack([first[0]] + [st.step(ids[None, t])[0] for t in range(n_prime, n)])
             print(f"| {mem} | {n} | {cache} | {np.abs(got - ref).max():.2e} |", flush=True)
@@ -108,7 +115,7 @@ def check(model: str, mems, n: int, n_prime: int = 300) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
-    ap.add_argument("--mems", default="896,2048")
+    ap.add_argument("--mems", default="512,896")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--check", type=int, default=0, help="equivalence with torch over this many tokens")
@@ -154,6 +161,17 @@ def main() -> None:
             steps.step(tok)
             b, m = timings(lambda s=steps, t=tok: s.step(t), a.steps)  # the memory stays full: M + 1 positions
             print(f"| {mem} | numpy {mode} | | {b:.3f} | {m:.3f} |", flush=True)
+        if txl_kernel.usable(nm):
+            steps = txl_kernel.KernelSteps(nm, st)
+            tok = ids[None, mem:]
+            steps.step(tok)
+            b, m = timings(lambda s=steps, t=tok: s.step(t), a.steps)
+            f16 = sum(w.size for k, w in nm.w.items() if w.ndim == 2 and k not in ("u", "v")) * 2
+            read = f16 + sum(w.nbytes for k, w in nm.w.items() if w.ndim < 2 or k in ("u", "v"))
+            read += 2 * c.n_layer * (mem + 1) * c.d_model * 4  # each layer: its inputs, the sinusoid table
+            print(f"| {mem} | kernel ({txl_kernel.isa()}) | {read / 2**20:.1f} | {b:.3f} | {m:.3f} |", flush=True)
+        else:
+            print(f"| {mem} | kernel: not run (available: {txl_kernel.available()}) | | | |", flush=True)
         if torch is not None:
             from lakhnes.models import load_model
             from lakhnes.models.txl_step import CachedSteps

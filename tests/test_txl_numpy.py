@@ -91,7 +91,10 @@ def test_shipped_model_matches_torch_on_a_real_song():
     assert len(ids) == 2000
     m, nm = load_model("default"), NumpyTXL.load("default")
     ref = torch_reference(m, ids, 130)
-    for cache, n in (("kv", 2000), ("hidden", 300)):
+    from lakhnes.models import txl_kernel
+
+    runs = (("kv", 2000), ("hidden", 300)) + ((("kernel", 2000),) if txl_kernel.usable(nm) else ())
+    for cache, n in runs:  # kernel: the compiled step, where it is built
         err = np.abs(numpy_run(nm, ids[:n], 130, cache) - ref[:, : n - 129]).max()
         assert err < 1e-4, (cache, err)
 

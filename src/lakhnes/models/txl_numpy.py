@@ -6,8 +6,10 @@ with their index) through ``safetensors.numpy`` and runs the same network as
 (the prompt, many tokens at once) and :class:`NumpySteps` (one token per step after a state, the
 interface of :class:`lakhnes.models.txl_step.CachedSteps`). Nothing here imports torch.
 
-The step (``cache="kv"``, the default) computes what ``CachedSteps`` computes: per layer it caches
-the memory's keys (transposed) and values and the relative-position projections of every distance
+Where the optional compiled step is built and can run the model, :func:`make_steps` (``cache="auto"``,
+what generation uses) hands the steps to :class:`lakhnes.models.txl_kernel.KernelSteps` (the ``hidden``
+scheme below, in C, with float16 weight panels); otherwise numpy steps. The numpy step
+(``cache="kv"``) computes what ``CachedSteps`` computes: per layer it caches the memory's keys (transposed) and values and the relative-position projections of every distance
 (computed once), takes q, k and v of the new token from one fused matrix, and reads the cache once.
 ``cache="hidden"`` computes the same regrouped to cache fewer bytes: each layer's input x_j
 (d_model floats per position instead of 2 x d_model), the projections folded into the query (content
@@ -31,7 +33,7 @@ import numpy as np
 from lakhnes.errors import InvalidInputError
 from lakhnes.models.txl_config import TransformerXLConfig
 
-__all__ = ["NumpyStepper", "NumpySteps", "NumpyTXL", "load_numpy_model", "prime", "sinusoid"]
+__all__ = ["NumpyStepper", "NumpySteps", "NumpyTXL", "load_numpy_model", "make_steps", "prime", "sinusoid"]
 
 F32 = np.float32
 
@@ -341,24 +343,37 @@ def load_numpy_model(path=None, mem_len: int | None = None) -> NumpyTXL:
     return NumpyTXL.load(Path(path) if path is not None else default_model_path(), mem_len=mem_len)
 
 
+def make_steps(model: NumpyTXL, state, cache: str = "auto"):
+    """The step after ``state``: ``cache`` "kernel" (:class:`lakhnes.models.txl_kernel.KernelSteps`, the
+    compiled step), "kv" or "hidden" (:class:`NumpySteps`), or "auto": the kernel where it can run the
+    model (it is installed, and the model's weight matrices hold float16 values), else "kv"."""
+    if cache in ("auto", "kernel"):
+        from lakhnes.models import txl_kernel
+
+        if cache == "kernel" or txl_kernel.usable(model):
+            return txl_kernel.KernelSteps(model, state)
+        cache = "kv"
+    return NumpySteps(model, state, cache=cache)
+
+
 class NumpyStepper:
     """One token per step after a prompt: the numpy twin of :class:`lakhnes.models.txl_step.Stepper`.
 
     ``NumpyStepper(model, prompt[B, T])`` feeds the prompt in ``tgt_len`` chunks (``logits`` [B, vocab]:
-    after its last id), then ``step(ids[B]) -> logits [B, vocab]`` through :class:`NumpySteps`."""
+    after its last id), then ``step(ids[B]) -> logits [B, vocab]`` (:func:`make_steps`)."""
 
-    def __init__(self, model: NumpyTXL, prompt, cache: str = "kv"):
+    def __init__(self, model: NumpyTXL, prompt, cache: str = "auto"):
         self.model = model
         self.logits, state = model.feed(np.asarray(prompt, dtype=np.int64))
-        self.cached = NumpySteps(model, state, cache=cache)
+        self.cached = make_steps(model, state, cache=cache)
 
     def step(self, ids) -> np.ndarray:
         self.logits = self.cached.step(ids)
         return self.logits
 
 
-def prime(model: NumpyTXL, ids, cache: str = "kv") -> tuple[np.ndarray, NumpySteps]:
-    """Feed the prompt ``ids`` [B, T] (chunks of ``tgt_len``): its last logits [B, vocab] and the
-    :class:`NumpySteps` that continue it."""
+def prime(model: NumpyTXL, ids, cache: str = "auto"):
+    """Feed the prompt ``ids`` [B, T] (chunks of ``tgt_len``): its last logits [B, vocab] and the step
+    that continues it (:func:`make_steps`)."""
     logits, state = model.feed(ids)
-    return logits, NumpySteps(model, state, cache=cache)
+    return logits, make_steps(model, state, cache=cache)
