@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -53,32 +54,81 @@ def mix_scaled(p1, p2, tr, no) -> np.ndarray:
     return out
 
 
-@cache
-def filter_coefficients(sample_rate: int, stages: tuple[str, ...] = tuple(FILTERS)):
-    """(b, a) of the chained first-order filters named in ``stages`` (bilinear transform), as one
-    IIR filter. A low-pass at or above the Nyquist frequency is left out."""
-    from scipy import signal  # here, not at import: scipy.signal takes 0.3-2 s to import
-
-    b, a = np.array([1.0]), np.array([1.0])
+def _sections(sample_rate: int, stages: tuple[str, ...]) -> list[tuple[float, float, float]]:
+    """First-order Butterworth sections ``(b0, b1, a1)`` of the filters named in ``stages`` (the bilinear
+    transform with a pre-warped cutoff, as ``scipy.signal.butter(1, hz, btype, fs=sample_rate)``:
+    ``y[n] = b0 x[n] + b1 x[n-1] - a1 y[n-1]``). A low-pass at or above the Nyquist frequency is left out."""
+    out = []
     for name in stages:
         kind, hz = FILTERS[name]
         if hz >= sample_rate / 2:
             continue
-        bb, aa = signal.butter(1, hz, btype=kind, fs=sample_rate)
-        b, a = np.convolve(b, bb), np.convolve(a, aa)
+        k = math.tan(math.pi * hz / sample_rate)
+        b0 = k / (k + 1) if kind == "lowpass" else 1 / (k + 1)
+        out.append((b0, b0 if kind == "lowpass" else -b0, (k - 1) / (k + 1)))
+    return out
+
+
+@cache
+def filter_coefficients(sample_rate: int, stages: tuple[str, ...] = tuple(FILTERS)):
+    """(b, a) of the chained first-order filters named in ``stages`` (bilinear transform), as one
+    IIR filter. A low-pass at or above the Nyquist frequency is left out."""
+    b, a = np.array([1.0]), np.array([1.0])
+    for b0, b1, a1 in _sections(sample_rate, stages):
+        b, a = np.convolve(b, [b0, b1]), np.convolve(a, [1.0, a1])
     return b, a
+
+
+@cache
+def _block_powers(p: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """p^0 .. p^n, and the [n, n] matrix T[i, k] = p^(i - k) for i >= k (else 0)."""
+    powers = p ** np.arange(n + 1, dtype=np.float64)
+    i = np.arange(n)
+    return powers, np.where(i[:, None] >= i[None, :], powers[np.abs(i[:, None] - i[None, :])], 0.0)
+
+
+def _recurrence(u: np.ndarray, p: float, y0: float, n: int = 32) -> np.ndarray:
+    """y[t] = p y[t-1] + u[t] with y[-1] = y0, in blocks of ``n``: each block's response from rest is one
+    matrix product; the levels entering the blocks follow the same recurrence (factor p^n), solved the
+    same way, so no Python loop runs over more than ``n`` values."""
+    m = len(u)
+    if m <= n:
+        out = []
+        for v in u.tolist():
+            y0 = v + p * y0
+            out.append(y0)
+        return np.array(out)
+    powers, t = _block_powers(p, n)
+    blocks = np.zeros((-(-m // n), n))
+    blocks.reshape(-1)[:m] = u
+    y = blocks @ t.T
+    ends = _recurrence(y[:, -1].copy(), powers[n], y0, n)  # the level at each block's end
+    y[0] += y0 * powers[1:]
+    y[1:] += ends[:-1, None] * powers[1:]
+    return y.reshape(-1)[:m]
 
 
 def output_filters(x: np.ndarray, sample_rate: int, stages: tuple[str, ...] = tuple(FILTERS), state=None):
     """Apply the NES output filters named in ``stages`` (default: all three) to a block; returns
     ``(y, state)``, ``state`` to pass with the next block. A first block starts the filter
-    settled on its first sample's level, so a constant start (a held triangle step) does not click."""
-    b, a = filter_coefficients(sample_rate, tuple(stages))
-    if len(b) == 1 or not len(x):
+    settled on its first sample's level, so a constant start (a held triangle step) does not click.
+    The first-order sections run one after another in float64 (numpy only: no scipy.signal to import)."""
+    sections = _sections(sample_rate, tuple(stages))
+    if not sections or not len(x):
         return x, state
-    from scipy import signal
-
-    if state is None:
-        state = signal.lfilter_zi(b, a) * float(x[0])
-    y, state = signal.lfilter(b, a, x.astype(np.float64, copy=False), zi=state)
-    return y, state
+    y = np.asarray(x, dtype=np.float64)
+    if state is None:  # settled: every section's input and output at their steady levels
+        state, level = [], float(y[0])
+        for b0, b1, a1 in sections:
+            out = level * (b0 + b1) / (1 + a1)
+            state.append((level, out))
+            level = out
+    new = []
+    for (b0, b1, a1), (x_prev, y_prev) in zip(sections, state, strict=True):
+        u = b0 * y
+        u[0] += b1 * x_prev
+        u[1:] += b1 * y[:-1]
+        x_last = float(y[-1])
+        y = _recurrence(u, -a1, y_prev)
+        new.append((x_last, float(y[-1])))
+    return y, new
