@@ -21,7 +21,7 @@ OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png", ".vgm", ".vgz", ".f
 MAX_SECONDS, MAX_TOKENS = 600.0, 40_000
 LONG_SECONDS, LONG_TOKENS = 3600.0, 250_000
 #: the shortest request: a shorter one may hold no note at all
-MIN_SECONDS, MIN_TOKENS = 1.0, 16
+MIN_SECONDS, MIN_TOKENS = 1.0, 10
 #: songs a run may ask for, and how many are sampled at once (memory grows with a batch, not with --num)
 MAX_NUM, BATCH = 1000, 8
 #: temperatures other than 0 (greedy) outside this range overflow the softmax or are greedy in all but name
