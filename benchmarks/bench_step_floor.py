@@ -1,6 +1,6 @@
 """Batch-1 decoding step against the float32 memory floor, one thread, in one process.
 
-    python benchmarks/bench_step_floor.py [--model default] [--mems 512,896] [--steps 300] [--no-torch]
+    python benchmarks/bench_step_floor.py [--model default] [--mems 512,896] [--steps 300] [--no-torch] [--isa avx512,avx2]
     python benchmarks/bench_step_floor.py --check 2000 [--mems 512,896]
 
 ``--check N``: equivalence instead of speed: the first N tokens of the fixture song through torch (a
@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--mems", default="512,896")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--isa", default="", help="kernel instruction sets to time, e.g. avx512,avx2 (default: the best)")
     ap.add_argument("--check", type=int, default=0, help="equivalence with torch over this many tokens")
     a = ap.parse_args()
     if a.check:
@@ -162,14 +163,18 @@ def main() -> None:
             b, m = timings(lambda s=steps, t=tok: s.step(t), a.steps)  # the memory stays full: M + 1 positions
             print(f"| {mem} | numpy {mode} | | {b:.3f} | {m:.3f} |", flush=True)
         if txl_kernel.usable(nm):
-            steps = txl_kernel.KernelSteps(nm, st)
-            tok = ids[None, mem:]
-            steps.step(tok)
-            b, m = timings(lambda s=steps, t=tok: s.step(t), a.steps)
-            f16 = sum(w.size for k, w in nm.w.items() if w.ndim == 2 and k not in ("u", "v")) * 2
-            read = f16 + sum(w.nbytes for k, w in nm.w.items() if w.ndim < 2 or k in ("u", "v"))
-            read += 2 * c.n_layer * (mem + 1) * c.d_model * 4  # each layer: its inputs, the sinusoid table
-            print(f"| {mem} | kernel ({txl_kernel.isa()}) | {read / 2**20:.1f} | {b:.3f} | {m:.3f} |", flush=True)
+            best = txl_kernel.isa()
+            for isa in (a.isa.split(",") if a.isa else [best]):
+                txl_kernel.isa(isa)
+                steps = txl_kernel.KernelSteps(nm, st)
+                tok = ids[None, mem:]
+                steps.step(tok)
+                b, m = timings(lambda s=steps, t=tok: s.step(t), a.steps)
+                f16 = sum(w.size for k, w in nm.w.items() if w.ndim == 2 and k not in ("u", "v")) * 2
+                read = f16 + sum(w.nbytes for k, w in nm.w.items() if w.ndim < 2 or k in ("u", "v"))
+                read += 2 * c.n_layer * (mem + 1) * c.d_model * 4  # each layer: its inputs, the sinusoid table
+                print(f"| {mem} | kernel ({isa}) | {read / 2**20:.1f} | {b:.3f} | {m:.3f} |", flush=True)
+            txl_kernel.isa(best)
         else:
             print(f"| {mem} | kernel: not run (available: {txl_kernel.available()}) | | | |", flush=True)
         if torch is not None:

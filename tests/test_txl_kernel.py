@@ -58,7 +58,7 @@ def test_kernel_matches_the_numpy_step(name):
     song, 330 steps after a 130-token prime: logits within 5e-5 of the numpy step (float32 sums in another
     order: numpy's own distance to torch is 3e-5), in every instruction set this CPU runs."""
     m = NumpyTXL.load("default", mem_len=64)
-    assert txl_kernel.usable(m)
+    assert txl_kernel.fits(m)
     ids = song_ids(460)
     x = np.stack([ids[:453], ids[7:]])
     _, state = m.feed(x[:, :130])
@@ -106,17 +106,23 @@ def random_model(d: int, heads: int, d_head: int, half: bool) -> NumpyTXL:
 def test_models_the_kernel_cannot_run_fall_back_to_numpy(monkeypatch):
     """Weights that are not float16 values, shapes outside its blocks, or ``LAKHNES_KERNEL=0``: numpy."""
     for m in (random_model(64, 1, 64, half=False), random_model(16, 2, 8, half=True)):
-        assert not txl_kernel.usable(m)
+        assert not txl_kernel.fits(m) and not txl_kernel.usable(m)
         _, mem = m.feed(np.array([[1, 2, 3]]))
         assert isinstance(make_steps(m, mem), NumpySteps)
     if txl_kernel.available():  # float16 values and a shape it runs: the kernel, as numpy computes
         m = random_model(64, 1, 64, half=True)
-        assert txl_kernel.usable(m)
+        assert txl_kernel.fits(m)
         _, mem = m.feed(np.array([[1, 2, 3]]))
-        a, b = NumpySteps(m, mem), make_steps(m, mem)
-        assert isinstance(b, txl_kernel.KernelSteps)
+        a, b = NumpySteps(m, mem), txl_kernel.KernelSteps(m, mem)
+        assert isinstance(make_steps(m, mem), txl_kernel.KernelSteps) == txl_kernel.usable(m)
         for t in range(12):  # past the buffer of 2 * 4 + 1 positions
             np.testing.assert_allclose(a.step(np.array([t])), b.step(np.array([t])), atol=1e-5)
+        best = txl_kernel.isa()
+        try:  # the portable C path is slower than numpy: generation does not pick it
+            txl_kernel.isa("c")
+            assert not txl_kernel.usable(m) and isinstance(make_steps(m, mem), NumpySteps)
+        finally:
+            txl_kernel.isa(best)
     monkeypatch.setenv("LAKHNES_KERNEL", "0")
     assert not txl_kernel.available() and not txl_kernel.usable(NumpyTXL.load("default", mem_len=8))
 

@@ -10,8 +10,9 @@ float32 weights plus keys/values (``benchmarks/bench_step_floor.py``).
 
 It runs a model only where every weight matrix holds float16 values exactly (the shipped model does;
 so do 16-bit shards): then it computes with the same weights as numpy and torch, and its logits match
-theirs to float32 rounding. Elsewhere, and where the extension was not built (no compiler at install
-time) or ``LAKHNES_KERNEL=0`` is set, :func:`usable` is False and the numpy step runs.
+theirs to float32 rounding. Elsewhere, where the extension was not built (no compiler at install time),
+where the CPU lacks AVX2 + F16C (the portable C path is slower than numpy) or ``LAKHNES_KERNEL=0`` is
+set, :func:`usable` is False and the numpy step runs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ try:  # the optional extension (setup.py builds it where a C compiler exists)
 except ImportError:  # pragma: no cover - depends on the installation
     _k = None
 
-__all__ = ["KernelSteps", "available", "isa", "usable"]
+__all__ = ["KernelSteps", "available", "fits", "isa", "usable"]
 
 F32 = np.float32
 #: descriptor layout (the enums G_* and L_* of _txl_kernel.c)
@@ -55,14 +56,20 @@ def _matrices(model: NumpyTXL) -> list[str]:
 
 
 def usable(model) -> bool:
-    """Whether :class:`KernelSteps` can run ``model``: the kernel is available, the shapes fit its
-    vector blocks, and every weight matrix holds float16 values exactly (checked once per model)."""
-    if not (available() and isinstance(model, NumpyTXL)):
+    """Whether generation should step ``model`` on the kernel: it is available with a vector instruction set
+    (the portable C path is there for correctness, and slower than numpy), and :func:`fits` the model."""
+    return available() and _k.isa()[0] != "c" and fits(model)
+
+
+def fits(model) -> bool:
+    """Whether :class:`KernelSteps` can run ``model``: its shapes fit the kernel's blocks, and every weight
+    matrix holds float16 values exactly (checked once per model)."""
+    if _k is None or not isinstance(model, NumpyTXL):
         return False
     ok = getattr(model, "_kernel_ok", None)
     if ok is None:
-        c, block = model.config, _k.isa()[1]
-        ok = c.d_model % max(64, block) == 0 and c.d_inner % 64 == 0 and c.d_head % 64 == 0
+        c = model.config
+        ok = c.d_model % 64 == 0 and c.d_inner % 64 == 0 and c.d_head % 64 == 0
         ok = ok and all(_f16_exact(model.w[n]) for n in _matrices(model))
         model._kernel_ok = ok
     return ok
@@ -142,8 +149,8 @@ class KernelSteps:
     slides, and moves to the front once every ``mem_len + 1`` steps)."""
 
     def __init__(self, model: NumpyTXL, state):
-        if not usable(model):
-            raise ValueError("the compiled kernel cannot run this model (see txl_kernel.usable)")
+        if not fits(model):
+            raise ValueError("the compiled kernel cannot run this model (see txl_kernel.fits)")
         c, pk = model.config, _pack(model)
         self.c, self.n = c, max(0, c.mem_len)
         H, dh, d = c.n_head, c.d_head, c.d_model
