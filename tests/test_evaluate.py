@@ -231,3 +231,44 @@ def test_interrupted_eval_resumes_exactly(tmp_path, kind):
     assert said and "resuming from segment 6" in said[0]
     assert again["targets"] == full["targets"] and again["nll"] == pytest.approx(full["nll"], rel=1e-9)
     assert not part.exists()
+
+
+def test_song_cache_in_perplexity():
+    """λ = 0 is the network alone; a fitted cache lowers the perplexity of songs that repeat."""
+    from lakhnes.models.song_cache import N_BUCKETS
+
+    m = _txl().eval()
+    rng = np.random.default_rng(3)
+    song = np.concatenate([[0], np.tile(rng.integers(1, 631, 40), 5), [0]])
+    t = np.concatenate([song, song[::-1]])
+    alone = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8)
+    zero = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=np.zeros(N_BUCKETS))
+    assert zero["nll"] == pytest.approx(alone["nll"], rel=1e-9) and zero["ppl_network"] == pytest.approx(alone["ppl"])
+    collect = []
+    evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, collect=collect)
+    from lakhnes.models.song_cache import fit_lambdas
+
+    b, pm, pc = (np.concatenate(a) for a in zip(*collect, strict=True))
+    assert len(b) == alone["targets"]
+    cached = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=fit_lambdas(b, pm, pc))
+    assert cached["ppl"] < alone["ppl"] / 3 and cached["song_cache"] is True
+
+
+def test_cli_fits_the_song_cache_on_valid_only(prepared, tmp_path, capsys):
+    run = tmp_path / "txl"
+    save_model(_txl(), run, {"step": 0})
+    assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--fit-song-cache"]) == 1
+    assert "never on test" in capsys.readouterr().err
+    assert "song_cache" not in json.loads((run / "config.json").read_text())
+    assert main(["eval", str(run), "--data", str(prepared), "--split", "valid", "--results", "",
+                 "--fit-song-cache", "--tgt-len", "32"]) == 0
+    table = json.loads((run / "config.json").read_text())["song_cache"]
+    assert table["fitted_on"] == "valid" and len(table["lambda"]) > 100
+    assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "r.json"),
+                 "--tgt-len", "32"]) == 0
+    assert "the network alone" in capsys.readouterr().out
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["song_cache"] is True and r["ppl"] != r["ppl_network"]
+    assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "n.json"),
+                 "--tgt-len", "32", "--no-song-cache"]) == 0
+    assert json.loads((tmp_path / "n.json").read_text())["ppl"] == pytest.approx(r["ppl_network"])

@@ -118,16 +118,21 @@ def load_model(path, device="cpu", runtime: str = "torch"):
     """A model from a run folder, checkpoint folder or ``.safetensors`` file (no pickle), for
     ``runtime`` (see :func:`pick_runtime`): a torch module, or a
     :class:`lakhnes.models.txl_numpy.NumpyTXL` for numpy."""
+    from lakhnes.models.song_cache import read_lambdas
+
     if runtime != "torch":
         runtime, device = pick_runtime(runtime, device, model_type(path))
     if runtime == "numpy":
         from lakhnes.models.txl_numpy import NumpyTXL
 
-        return NumpyTXL.load(path)
-    require_torch("the torch runtime")
-    from lakhnes.models import load_model as _load
+        model = NumpyTXL.load(path)
+    else:
+        require_torch("the torch runtime")
+        from lakhnes.models import load_model as _load
 
-    return _load(path, device=device or "cpu")
+        model = _load(path, device=device or "cpu")
+    model.song_cache = read_lambdas(path) if model_type(path) == "transformer_xl" else None
+    return model
 
 
 def load_default_model(device="cpu", runtime: str = "torch"):
@@ -172,14 +177,20 @@ def is_numpy(model) -> bool:
 
 
 def _stepper(model, prompt: np.ndarray, cache: bool = True):
-    """The stepper the decoding loop drives (numpy logits in both runtimes)."""
+    """The stepper the decoding loop drives (numpy logits in both runtimes); with the model's song
+    cache (``model.song_cache``, its λ table; None: off) mixed in."""
     if is_numpy(model):
         from lakhnes.models.txl_numpy import NumpyStepper
 
-        return NumpyStepper(model, prompt)
-    from lakhnes.models.txl_step import HostStepper
+        inner = NumpyStepper(model, prompt)
+    else:
+        from lakhnes.models.txl_step import HostStepper
 
-    return HostStepper(model, prompt, cache=cache)
+        inner = HostStepper(model, prompt, cache=cache)
+    from lakhnes.models.song_cache import CachedStepper
+
+    lam = getattr(model, "song_cache", None)
+    return inner if lam is None else CachedStepper(inner, lam, prompt)
 
 
 def _run(model, prompt: np.ndarray, rules, *, temperature, top_k, top_p, seed, progress: Progress,

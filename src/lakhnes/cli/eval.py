@@ -26,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--streams", type=int, default=10, help="parallel streams (default 10)")
     p.add_argument("--tgt-len", type=int, default=128, help="segment length (default 128)")
     p.add_argument("--mem-len", type=int, default=896, help="Transformer-XL memory length (default 896)")
+    p.add_argument("--no-song-cache", dest="song_cache", action="store_false",
+                   help="score the network alone, without the model's song cache (if its config.json has one)")
+    p.add_argument("--fit-song-cache", action="store_true",
+                   help="fit the song cache on this split (valid) and write it into the model's config.json first")
     p.add_argument("--save", metavar="RUN", help="for unigram/5gram: also save the trained model here")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="torch device for a neural model (default: cuda when available, "
@@ -78,13 +82,15 @@ def run(args) -> int:
     partial = keep / f".{slug}.{args.split}.partial.safetensors" if keep else None
     try:
         res = evaluate(args.model, args.data, args.split, streams=args.streams, tgt_len=args.tgt_len,
-                       mem_len=args.mem_len, save_ngram=args.save, partial=partial, device=args.device)
+                       mem_len=args.mem_len, save_ngram=args.save, partial=partial, device=args.device,
+                       song_cache=args.song_cache, fit_song_cache=args.fit_song_cache)
     except InvalidInputError as e:
         fail(str(e))
         return 1
     res["name"] = name
     print(f"{name} on {args.split}: {res['targets']} tokens scored, NLL {res['nll']:.4f} nats, "
-          f"PPL {res['ppl']:.3f}  ({res['tokens_per_s']:.0f} tokens/s)")
+          f"PPL {res['ppl']:.3f}  ({res['tokens_per_s']:.0f} tokens/s)"
+          + (f"; the network alone: PPL {res['ppl_network']:.3f}" if res.get("song_cache") else ""))
     if args.json:
         write_result(res, args.json)
     if args.results:

@@ -80,6 +80,9 @@ def register(sub) -> None:
                         "train split never rest longer)")
     p.add_argument("--raw-level", action="store_true",
                    help="write WAV at the NES chip's own level (default: normalised to a peak of -1 dBFS)")
+    p.add_argument("--no-song-cache", dest="song_cache", action="store_false",
+                   help="sample from the network alone: without the song cache that makes the song's own phrases "
+                        "come back (on by default for a model that has one)")
     p.add_argument("--runtime", choices=("auto", "numpy", "torch"), default="auto",
                    help="auto (default): numpy on the CPU for a Transformer-XL (no PyTorch needed), torch on a GPU "
                         "or for other models; numpy or torch forces one (the same seed gives the same song in both)")
@@ -243,6 +246,8 @@ def run(args) -> int:
         if runtime == "torch" and device == "cpu":
             G.set_threads(args.threads)
         model = G.load_model(args.model, device, runtime) if args.model else G.load_default_model(device, runtime)
+        if not args.song_cache:
+            model.song_cache = None
     except InvalidInputError as e:
         fail(str(e))
         return 1

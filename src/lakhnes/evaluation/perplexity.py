@@ -66,12 +66,12 @@ def _result(nll_sum: float, targets: int, n: int, streams: int, seconds: float, 
             "tokens_per_s": targets / seconds if seconds > 0 else None, **extra}
 
 
-def _save_partial(path: Path, key: str, seg: int, total: float, targets: int, seconds: float, state) -> None:
+def _save_partial(path: Path, key: str, seg: int, total: tuple, targets: int, seconds: float, state) -> None:
     """Progress of an evaluation: the model state (safetensors) and the sums so far (metadata)."""
     from safetensors.torch import save_file
 
     flat = [] if state is None else list(state)
-    meta = {"key": key, "segment": str(seg), "total": repr(total), "targets": str(targets),
+    meta = {"key": key, "segment": str(seg), "total": json.dumps(list(total)), "targets": str(targets),
             "seconds": repr(seconds), "n_state": str(len(flat)),
             "state_type": "none" if state is None else type(state).__name__}
     with atomic_path(path) as tmp:
@@ -94,19 +94,27 @@ def _load_partial(path: Path, key: str, device):
         return None
     kind = meta["state_type"]
     state = None if kind == "none" else (tuple(flat) if kind == "tuple" else flat)
-    return int(meta["segment"]), float(meta["total"]), int(meta["targets"]), float(meta["seconds"]), state
+    try:
+        total = tuple(float(v) for v in json.loads(meta["total"]))
+    except (TypeError, ValueError):  # another version's file: start over
+        return None
+    return int(meta["segment"]), total, int(meta["targets"]), float(meta["seconds"]), state
 
 
 @torch.inference_mode()
 def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_len: int = TGT_LEN,
                 mem_len: int | None = MEM_LEN, progress: bool = False, partial: str | None = None,
-                partial_key: str = "", save_every: int = 100, log=None) -> dict:
+                partial_key: str = "", save_every: int = 100, log=None, song_cache=None,
+                collect: list | None = None) -> dict:
     """Score a torch language model (the shared contract: ``forward(x, state)``) on ``tokens``.
 
     ``mem_len`` sets a Transformer-XL's memory length for this evaluation (ignored by models
     without ``config.mem_len`` memory, e.g. the LSTM; None keeps the model's own).
     With ``partial`` (a file path), progress is saved there every ``save_every`` segments and
-    a later call with the same ``partial_key`` resumes from it; the file is removed at the end."""
+    a later call with the same ``partial_key`` resumes from it; the file is removed at the end.
+    ``song_cache``: a λ table (:mod:`lakhnes.models.song_cache`): the model's probabilities are mixed
+    with each stream's song cache (``ppl``; the network alone: ``ppl_network``). ``collect``: a list
+    that receives (bucket, model probability, cache probability) arrays of every target (for fitting)."""
     if tgt_len < 1:
         raise InvalidInputError(f"--tgt-len must be at least 1, not {tgt_len}")
     rows, lengths = layout_streams(tokens, streams)
@@ -120,11 +128,22 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     x_all = torch.from_numpy(rows).to(device)
     valid = torch.from_numpy(np.arange(rows.shape[1])[None] < lengths[:, None]).to(device)
     total, targets, start, before = 0.0, 0, 0, 0.0
+    net_total = 0.0  # the network alone (equals total without a song cache)
+    cached = song_cache is not None or collect is not None
+    if cached:
+        from lakhnes.models.song_cache import stream_scores
+
+        buckets = np.zeros((streams, rows.shape[1] - 1), np.int64)
+        p_cache = np.zeros((streams, rows.shape[1] - 1))
+        for s in range(streams):
+            b, pc = stream_scores(rows[s, : lengths[s]])
+            buckets[s, : len(b)], p_cache[s, : len(pc)] = b, pc
+        lam = np.zeros(int(buckets.max()) + 1) if song_cache is None else np.asarray(song_cache, np.float64)
     state = model.init_state(streams, device)
-    key = json.dumps([partial_key, n, streams, tgt_len, mem_len])
+    key = json.dumps([partial_key, n, streams, tgt_len, mem_len, None if song_cache is None else list(song_cache)])
     saved = _load_partial(Path(partial), key, device) if partial else None
-    if saved is not None:
-        start, total, targets, before, state = saved
+    if saved is not None and collect is None:
+        start, (total, net_total), targets, before, state = saved
         if log:
             log(f"resuming from segment {start} ({targets} targets already scored; {partial})")
     t0 = time.perf_counter()
@@ -134,12 +153,24 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
                            initial=start, total=len(steps), plain=True)  # plain lines into a log file
         for k, i in enumerate(bar, start):
             if partial and k > start and (k - start) % save_every == 0:
-                _save_partial(Path(partial), key, k, total, targets, before + time.perf_counter() - t0, state)
+                _save_partial(Path(partial), key, k, (total, net_total), targets, before + time.perf_counter() - t0,
+                              state)
             j = min(i + tgt_len, rows.shape[1] - 1)
             logits, state = model(x_all[:, i:j], state)
             y, keep = x_all[:, i + 1 : j + 1], valid[:, i + 1 : j + 1]
             nll = F.cross_entropy(logits.double().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
-            total += float(nll[keep.reshape(-1)].sum())
+            net = float(nll[keep.reshape(-1)].sum())
+            net_total += net
+            if cached:
+                m = keep.cpu().numpy()
+                pm = np.exp(-nll.cpu().numpy().reshape(m.shape))[m]
+                b, pc = buckets[:, i:j][m], p_cache[:, i:j][m]
+                if collect is not None:
+                    collect.append((b, pm, pc))
+                x = lam[b]
+                total += float(-np.log(x * pc + (1 - x) * pm).sum())
+            else:
+                total += net
             targets += int(keep.sum())
     finally:
         if uses_mem and mem_len is not None:
@@ -147,8 +178,9 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     assert targets == n - streams
     if partial and Path(partial).exists():
         Path(partial).unlink()
+    extra = {} if song_cache is None else {"song_cache": True, "ppl_network": math.exp(net_total / targets)}
     return _result(total, targets, n, streams, before + time.perf_counter() - t0, tgt_len=tgt_len,
-                   mem_len=int(mem_len if (uses_mem and mem_len is not None) else (old_mem or 0)))
+                   mem_len=int(mem_len if (uses_mem and mem_len is not None) else (old_mem or 0)), **extra)
 
 
 def evaluate_ngram(model: ngram.NGramLM, tokens, *, streams: int = STREAMS, progress: bool = False) -> dict:
@@ -191,12 +223,15 @@ def run_metadata(model_path, data_dir) -> dict:
 
 def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = STREAMS,
              tgt_len: int = TGT_LEN, mem_len: int = MEM_LEN, save_ngram: str | None = None,
-             partial: str | None = None, progress: bool = True, log=print, device: str | None = None) -> dict:
+             partial: str | None = None, progress: bool = True, log=print, device: str | None = None,
+             song_cache: bool = True, fit_song_cache: bool = False) -> dict:
     """Evaluate a model path (run dir, checkpoint dir, sharded model folder, .safetensors, saved
     n-gram, shipped model name) or a named n-gram (``unigram``, ``5gram``: trained on
     ``data_dir``'s train split first). ``partial``: file where a neural model's evaluation saves
     its progress (resumable). ``device``: where a neural model runs (default: cuda when available,
-    else cpu), in float32."""
+    else cpu), in float32. ``song_cache``: a Transformer-XL whose ``config.json`` has a song cache is
+    scored with it (False: the network alone). ``fit_song_cache``: fit the song cache's λ table on
+    this split (valid, never test) and write it into the model's ``config.json`` first."""
     tokens = np.asarray(load_split(data_dir, split).tokens)
     if len(tokens) < 2 * max(streams, 1):
         raise InvalidInputError(f"{split} split: {len(tokens)} tokens are too few for {streams} streams",
@@ -227,9 +262,44 @@ def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = S
                     **run_metadata(model_spec, data_dir))
         log(protocol_text(len(tokens), streams))
         key = f"{info.get('checkpoint')}|{Path(data_dir).resolve()}|{split}"
+        lam = None
+        if info["model_type"] == "transformer_xl":
+            from lakhnes.models.song_cache import read_lambdas
+
+            if fit_song_cache:
+                res = _fit_song_cache(model, model_spec, tokens, split, streams=streams, tgt_len=tgt_len,
+                                      mem_len=mem_len, progress=progress, log=log)
+                return {**info, **res}
+            if song_cache:
+                lam = read_lambdas(model_spec)
+        elif fit_song_cache:
+            raise InvalidInputError("only a Transformer-XL takes a song cache", model_spec)
         res = evaluate_lm(model, tokens, streams=streams, tgt_len=tgt_len, mem_len=mem_len, progress=progress,
-                          partial=partial, partial_key=key, log=log)
+                          partial=partial, partial_key=key, log=log, song_cache=lam)
     return {**info, **res}
+
+
+def _fit_song_cache(model, model_spec, tokens, split, *, log, **kw) -> dict:
+    """Fit the song cache's λ table on ``tokens`` (the valid split) and write it into the
+    ``config.json`` of ``model_spec``; returns the evaluation on ``tokens`` with it (in-sample)."""
+    from lakhnes.models.files import read_config
+    from lakhnes.models.song_cache import fit_lambdas, table_json
+
+    if split == "test":
+        raise InvalidInputError("fit the song cache on the valid split, never on test (it is scored there)")
+    collect: list = []
+    res = evaluate_lm(model, tokens, collect=collect, **kw)
+    b, pm, pc = (np.concatenate(a) for a in zip(*collect, strict=True))
+    lam = fit_lambdas(b, pm, pc)
+    nll = float(-np.log(lam[b] * pc + (1 - lam[b]) * pm).mean())
+    res.update(nll=nll, ppl=math.exp(nll), bits_per_token=nll / math.log(2), song_cache=True,
+               ppl_network=res["ppl"], song_cache_fitted_here=True)
+    ckpt, meta = read_config(model_spec)
+    meta["song_cache"] = table_json(lam, fitted_on=split, targets=int(len(b)), mem_len=kw.get("mem_len"))
+    with atomic_path(ckpt / "config.json") as tmp:
+        Path(tmp).write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"song cache fitted on {split} ({len(b)} targets) and written into {ckpt / 'config.json'}")
+    return res
 
 
 def write_result(result: dict, path: str | os.PathLike) -> Path:

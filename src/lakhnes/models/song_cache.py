@@ -1,0 +1,182 @@
+"""The song cache: what this song did before after the same recent tokens.
+
+A cache language model over n-gram contexts (after Grave et al., 2017, "continuous cache", and
+PPM): before each token, the longest of :data:`ORDERS` recent-token contexts that already occurred
+in the song gives a distribution over the next id, the counts of what followed it there. The
+neural model's probabilities are mixed with it, ``p = (1 - lam) * p_model + lam * p_cache``, with
+``lam`` from a table fitted on held-out songs (:func:`fit_lambdas`) per *bucket*: the order
+matched, whether that context always went on the same way, and how often it was seen (1, 2, 3+).
+
+Music repeats itself (NES music is built from loops and repeated phrases); a Transformer-XL only
+sees its memory, the cache sees the whole song. The mixture is an ordinary normalized
+distribution, scored by perplexity like any model. The cache forgets at every ``<S>`` (one song).
+numpy only: the same code serves both runtimes, evaluation and generation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lakhnes.core.vocab import START
+
+#: context lengths (tokens) the cache matches, shortest first
+ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+#: buckets: 0 (no context seen before) .. ; 8 per order
+N_BUCKETS = (len(ORDERS) + 1) * 8
+
+
+def bucket(order_index: int, distinct: int, count: int) -> int:
+    """The λ bucket of a match: ``order_index`` (1-based into :data:`ORDERS`; 0: none), the number
+    of ``distinct`` continuations seen and the context's ``count``."""
+    return order_index * 8 + (4 if distinct <= 1 else 0) + min(count, 3)
+
+
+class SongHistory:
+    """One song's tokens so far, with the continuations of every context of :data:`ORDERS`."""
+
+    def __init__(self):
+        self.seq: list[int] = []
+        self.tables: list[dict] = [{} for _ in ORDERS]
+
+    def push(self, y: int) -> None:
+        """Record ``y`` as the continuation of each current context, then append it (``<S>``: forget)."""
+        y = int(y)
+        if y == START:
+            self.seq = []
+            self.tables = [{} for _ in ORDERS]
+            return
+        seq, t = self.seq, len(self.seq)
+        for k, table in zip(ORDERS, self.tables, strict=True):
+            if k > t:
+                break
+            key = hash(tuple(seq[t - k :]))
+            d = table.get(key)
+            if d is None:
+                d = table[key] = {-1: 0}
+            d[y] = d.get(y, 0) + 1
+            d[-1] += 1
+        seq.append(y)
+
+    def lookup(self) -> tuple[int, dict | None]:
+        """(bucket, counts of the next ids with the total under key -1) of the longest context seen
+        before; (0, None) if none."""
+        seq, t = self.seq, len(self.seq)
+        for i in range(len(ORDERS) - 1, -1, -1):
+            k = ORDERS[i]
+            if k > t:
+                continue
+            d = self.tables[i].get(hash(tuple(seq[t - k :])))
+            if d is not None:
+                return bucket(i + 1, len(d) - 1, d[-1]), d
+        return 0, None
+
+
+def stream_scores(ids) -> tuple[np.ndarray, np.ndarray]:
+    """For each target of a token stream (every id but the first): its bucket and the cache's
+    probability of it, from the ids before it (each id pushed in turn)."""
+    ids = np.asarray(ids, dtype=np.int64).tolist()
+    h = SongHistory()
+    buckets = np.zeros(max(len(ids) - 1, 0), np.int16)
+    probs = np.zeros(max(len(ids) - 1, 0), np.float64)
+    for t in range(1, len(ids)):
+        h.push(ids[t - 1])
+        b, d = h.lookup()
+        if d is not None:
+            buckets[t - 1] = b
+            probs[t - 1] = d.get(ids[t], 0) / d[-1]
+    return buckets, probs
+
+
+def fit_lambdas(buckets: np.ndarray, p_model: np.ndarray, p_cache: np.ndarray, iters: int = 100,
+                prior: float = 20.0) -> np.ndarray:
+    """λ per bucket that maximises the likelihood of the mixture on these targets (EM; a bucket
+    with few targets is drawn toward 0 by ``prior`` pseudo-targets the cache does not predict)."""
+    lam = np.zeros(N_BUCKETS)
+    for b in np.unique(buckets):
+        if b == 0:
+            continue
+        m = buckets == b
+        pm, pc = p_model[m], p_cache[m]
+        x = 0.1
+        for _ in range(iters):
+            r = x * pc / np.maximum(x * pc + (1 - x) * pm, 1e-300)
+            x = float(np.clip(r.sum() / (len(r) + prior), 0.0, 0.999))
+        lam[int(b)] = x
+    return lam
+
+
+class SongCache:
+    """The caches of ``num`` streams and their λ table: ``mix(logits)`` -> log-probabilities of the
+    mixture, ``push(ids)`` after each step."""
+
+    def __init__(self, lambdas, num: int, prompt=None):
+        self.lam = np.asarray(lambdas, dtype=np.float64)
+        if self.lam.shape != (N_BUCKETS,):
+            raise ValueError(f"a song cache needs {N_BUCKETS} λ values, not {self.lam.shape}")
+        self.hist = [SongHistory() for _ in range(num)]
+        if prompt is not None:
+            for b, row in enumerate(np.asarray(prompt, dtype=np.int64)):
+                for y in row.tolist():
+                    self.hist[b].push(y)
+
+    def push(self, ids) -> None:
+        for h, y in zip(self.hist, np.asarray(ids).reshape(-1).tolist(), strict=True):
+            h.push(y)
+
+    def mix(self, logits: np.ndarray) -> np.ndarray:
+        """Log-probabilities [B, V] of the mixture of softmax(``logits``) and each stream's cache."""
+        x = np.asarray(logits, dtype=np.float64)
+        x = x - x.max(-1, keepdims=True)
+        p = np.exp(x)
+        p /= p.sum(-1, keepdims=True)
+        for b, h in enumerate(self.hist):
+            k, d = h.lookup()
+            lam = self.lam[k]
+            if d is None or lam <= 0:
+                continue
+            ids = np.fromiter((i for i in d if i >= 0), dtype=np.int64)
+            counts = np.fromiter((d[i] for i in ids.tolist()), dtype=np.float64)
+            p[b] *= 1 - lam
+            p[b, ids] += lam * counts / d[-1]
+        with np.errstate(divide="ignore"):
+            return np.log(p)
+
+
+class CachedStepper:
+    """A stepper (``logits`` after the prompt, ``step(ids)``) whose logits are the song cache's
+    mixture with the model's: the decoding loop drives it like the model's own."""
+
+    def __init__(self, inner, lambdas, prompt):
+        self.inner = inner
+        self.cache = SongCache(lambdas, len(prompt), prompt)
+        self.logits = self.cache.mix(inner.logits)
+
+    def step(self, ids) -> np.ndarray:
+        self.cache.push(ids)
+        return self.cache.mix(self.inner.step(ids))
+
+
+def read_lambdas(path) -> np.ndarray | None:
+    """The λ table in the ``config.json`` of the model at ``path`` (key ``song_cache``), or None
+    when the model has none."""
+    from lakhnes.errors import InvalidInputError
+    from lakhnes.models.files import read_config
+
+    ckpt, meta = read_config(path)
+    sc = meta.get("song_cache")
+    if sc is None:
+        return None
+    try:
+        if tuple(sc["orders"]) != ORDERS:
+            raise ValueError(f"orders {sc['orders']} are not this version's {list(ORDERS)}")
+        lam = np.asarray(sc["lambda"], dtype=np.float64)
+        if lam.shape != (N_BUCKETS,) or not np.all((lam >= 0) & (lam < 1)):
+            raise ValueError(f"lambda must be {N_BUCKETS} values in [0, 1)")
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInputError(f"bad song_cache in config.json ({e})", str(ckpt)) from None
+    return lam
+
+
+def table_json(lambdas, **about) -> dict:
+    """The ``song_cache`` entry of a model's ``config.json``."""
+    return {"orders": list(ORDERS), "lambda": [round(float(x), 6) for x in lambdas], **about}
