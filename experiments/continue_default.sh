@@ -78,6 +78,13 @@ while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
     python "$ROOT/experiments/ship_model.py" "$stage/run" --base "$stage/base_config.json" --to "$SHIPPED" \
       --stage "${cmd[*]/#$ROOT\//}" --valid "$stage/valid.json" --test "$stage/test.json" \
       --name "$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['card'].get('name','lakhnes-small'))" "$stage/base_config.json")"
+    # the song cache's weights belong to the network they were fitted with: fit them again (valid), score test
+    $NICE lakhnes eval "$SHIPPED" --data "$NESMDB" --split valid --fit-song-cache --threads "$THREADS" --results "" \
+      --json "$stage/valid_song_cache.json" >> "$stage/eval.log" 2>&1
+    $NICE lakhnes eval "$SHIPPED" --data "$NESMDB" --split test --threads "$THREADS" --results "" \
+      --json "$stage/test_song_cache.json" >> "$stage/eval.log" 2>&1
+    python "$ROOT/experiments/ship_model.py" --card-only "$SHIPPED" \
+      --song-cache "$stage/valid_song_cache.json" "$stage/test_song_cache.json"
     echo shipped > "$stage/outcome"
     log "$(basename "$stage"): valid PPL $new < $old: shipped"
   else

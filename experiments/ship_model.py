@@ -166,7 +166,15 @@ def card_markdown(meta: dict, name: str) -> str:
               "each split's songs concatenated, 10 parallel streams, segments of 128, memory 896, every token but",
               "each stream's first scored once):", "",
               "| split | PPL |", "|---|---|",
-              f"| NES-MDB valid | {_ppl(card, 'valid')} |", f"| NES-MDB test | **{_ppl(card, 'test')}** |", "",
+              f"| NES-MDB valid | {_ppl(card, 'valid')} |", f"| NES-MDB test | **{_ppl(card, 'test')}** |", ""]
+    if card.get("eval", {}).get("test_song_cache"):
+        lines[-1:] = [f"| NES-MDB valid, with the song cache (fitted there) | {_ppl(card, 'valid_song_cache')} |",
+                      f"| NES-MDB test, with the song cache | **{_ppl(card, 'test_song_cache')}** |", ""]
+        lines += ["The song cache (`lakhnes.models.song_cache`, kept in `config.json`) mixes the network's prediction",
+                  "with what the song itself did after the same recent tokens (up to 256 of them), with a weight per",
+                  "kind of match fitted on the valid split (`lakhnes eval MODEL --split valid --fit-song-cache`).",
+                  "Generation uses it by default (`--no-song-cache`: the network alone, the first two rows).", ""]
+    lines += [
               "For scale: the LakhNES paper's Transformer-XL (41 M parameters, 4 GPUs) reached 3.50 on NES-MDB",
               "alone and 2.46 with Lakh pre-training; lakhnes' 5-gram baseline scores 63.07."]
     lines += ["", "## Song statistics", ""]
@@ -205,11 +213,17 @@ def main() -> int:
     ap.add_argument("--name", default="lakhnes-small")
     ap.add_argument("--hardware", help="the stages' hardware (default: this machine)")
     ap.add_argument("--card-only", metavar="DIR", help="re-write DIR's README.md (and song stats) only")
+    ap.add_argument("--song-cache", nargs=2, metavar=("VALID_JSON", "TEST_JSON"),
+                    help="with --card-only: lakhnes eval JSONs of DIR with its song cache (fitted on valid)")
     args = ap.parse_args()
     if args.card_only:
         d = Path(args.card_only)
         meta = json.loads((d / CONFIG_FILE).read_text())
-        if args.songs_md or args.note:
+        if args.songs_md or args.note or args.song_cache:
+            for split, f in zip(("valid", "test"), args.song_cache or (), strict=False):
+                r = json.loads(Path(f).read_text())
+                meta.setdefault("card", {}).setdefault("eval", {})[f"{split}_song_cache"] = {
+                    k: r[k] for k in ("ppl", "ppl_network", "nll", "targets", "mem_len")}
             if args.songs_md:
                 meta.setdefault("card", {})["songs_md"] = Path(args.songs_md).read_text()
             if args.note:
