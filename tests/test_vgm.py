@@ -16,7 +16,7 @@ from lakhnes.core import tx1
 from lakhnes.core.score import CTRL_DTYPE, VOICES, NesScore, make_notes
 from lakhnes.errors import InvalidInputError
 from lakhnes.formats import files
-from lakhnes.formats.apu_driver import FRAME, frame_grid, register_writes
+from lakhnes.formats.apu_driver import FRAME, frame_grid, frame_phase, register_writes
 from lakhnes.formats.midi import read_midi
 from lakhnes.formats.vgm import parse, read_vgm, vgm_bytes, write_vgm
 
@@ -62,21 +62,49 @@ def test_nesmdb_fixtures_round_trip(nesmdb_fixture_files):
         grid.check()
         assert_same_music(read_vgm(_vgm(score), name=score.name), grid)
         starts = np.concatenate([grid.notes[v]["start"] for v in VOICES])
-        k = np.round(starts / FRAME)
-        assert np.all(np.abs(starts - np.round(k * FRAME)) <= 1)
+        off = frame_phase(score)
+        k = np.round((starts - off) / FRAME)
+        assert np.all(np.abs(starts - np.maximum(np.round(off + k * FRAME), 0)) <= 1)
 
 
 def test_frame_grid_keeps_lengths_and_frame_volumes():
     score = NesScore(end=4000)
     score.notes["P1"] = make_notes([100, 800, 3000], [500, 2900, 3300], [60, 62, 64], [5, 6, 7])
     score.volume["P1"] = np.array([(900, 9), (1200, 3), (1300, 4), (2000, 6)], dtype=CTRL_DTYPE)
-    g = frame_grid(score, frame=735)
+    g = frame_grid(score, frame=735, offset=0)
     # 400 samples: one frame; 2100: three frames; 300: at least one frame
     assert g.notes["P1"].tolist() == [(0, 735, 60, 5), (735, 2940, 62, 9), (2940, 3675, 64, 7)]
     # 1200 and 1300 fall on one frame: the last wins; 2000 is 6 again: nothing to write
     assert g.volume["P1"].tolist() == [(1470, 4), (2205, 6)]
-    nxt = frame_grid(score, frame=735, onset="next")
+    nxt = frame_grid(score, frame=735, onset="next", offset=0)
     assert nxt.notes["P1"].tolist()[0] == (735, 1470, 60, 5)
+
+
+def test_shifted_frame_grid_round_trips_exactly():
+    """A song whose changes sit on a driver's frames at some offset (733.8 samples apart, starting
+    at sample 321.4) is written at exactly those times and reads back unchanged."""
+    rng = np.random.default_rng(7)
+    off = 321.37
+
+    def at(k):
+        return np.round(off + np.asarray(k) * FRAME).astype(np.int64)
+
+    score = NesScore(end=int(at(130)), name="shifted")
+    for v, lo, hi in (("P1", 48, 84), ("P2", 48, 84), ("TR", 36, 72), ("NO", 1, 16)):
+        k0 = np.sort(rng.choice(np.arange(1, 120), 20, replace=False))
+        k1 = np.minimum(np.append(k0[1:], 125), k0 + rng.integers(1, 6, len(k0)))
+        score.notes[v] = make_notes(at(k0), at(k1), rng.integers(lo, hi, len(k0)), 1 if v == "TR" else 8)
+        if v == "P1":  # a volume change on the second frame of each note that has one
+            score.volume[v] = np.array([(int(at(a + 1)), 12) for a, b in zip(k0, k1, strict=True) if b - a > 1],
+                                       dtype=CTRL_DTYPE)
+    assert frame_phase(score) == pytest.approx(off, abs=0.5)
+    writes, n = register_writes(score)
+    times = np.array([t for t, _, _ in writes if t > 0])  # after the start's settings
+    assert np.array_equal(times, at(np.round((times - off) / FRAME)))
+    back = read_vgm(vgm_bytes(writes, n), name="shifted")
+    assert_same_music(back, frame_grid(score))
+    for v in VOICES:
+        np.testing.assert_array_equal(back.notes[v], score.notes[v], err_msg=v)
 
 
 def test_writes_once_a_frame_and_only_changes(nesmdb_fixture_files):
@@ -84,13 +112,15 @@ def test_writes_once_a_frame_and_only_changes(nesmdb_fixture_files):
     changes ($400B again only to reload the triangle's length counter after $4015 enabled it);
     $4003/$4007 (a phase restart) only when the timer's high bits change."""
     for f in nesmdb_fixture_files:
-        writes, _ = register_writes(read_midi(f))
+        score = read_midi(f)
+        writes, _ = register_writes(score)
         init, writes = writes[:6], writes[6:]
         assert all(t == 0 for t, _, _ in init)
         value = {r: v for _, r, v in init}
         times = sorted({t for t, _, _ in writes})
-        k = np.round(np.array(times) / FRAME)
-        assert np.array_equal(np.array(times), np.round(k * FRAME).astype(np.int64))
+        off = frame_phase(score)  # the song's own frame phase; sample 0 is a frame too
+        t = np.array([t for t in times if t > 0])
+        assert np.array_equal(t, np.round(off + np.round((t - off) / FRAME) * FRAME).astype(np.int64))
         for t in times:
             batch = [(r, v) for s, r, v in writes if s == t]
             regs = [r for r, _ in batch]

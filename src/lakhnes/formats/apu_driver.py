@@ -1,7 +1,9 @@
 """NesScore -> NES APU register writes, as a sound driver makes them (for VGM output).
 
 A driver runs once a frame (60 Hz) and writes the registers whose value changed since the last
-frame. :func:`frame_grid` puts the score on that grid: every change (a note starts or ends, a CC11
+frame. :func:`frame_phase` finds where in a frame the song's own events sit (a game's driver runs at
+some offset from the start of the recording; a song with no clear phase gets offset 0), and
+:func:`frame_grid` puts the score on the grid with that offset: every change (a note starts or ends, a CC11
 volume or CC12 timbre event) takes effect at a frame's update, and each note keeps its length in
 whole frames (at least one; where two notes fall on one frame, the later one plays: the glitches
 of a game's driver in NES-MDB songs, a pitch for a few samples, go). Each voice is then a step function of (sounding?, pitch, volume, duty/mode); wherever it
@@ -43,46 +45,89 @@ LENGTH_LOAD = 0x08
 FRAME = 44100 * 29780.5 / 1789772.5
 
 
-def _snap(t: np.ndarray, frame: float, onset: str) -> np.ndarray:
+#: Choosing a song's grid (:func:`frame_phase`): an event within this many samples of a grid line
+#: is on it ...
+NEAR = 4
+#: ... and the song's own phase is used when at least this share of its note starts and ends, and
+#: at least ``MIN_ON`` of them, are on its grid (a handful of events make up a phase by chance);
+#: otherwise the grid starts at sample 0.
+CLEAR = 0.1
+MIN_ON = 8
+
+
+def _frame_sample(k: np.ndarray, frame: float, offset: float) -> np.ndarray:
+    """Sample of frame ``k``: ``round(offset + k * frame)``, the frame before the first at sample 0."""
+    return np.maximum(np.round(offset + k * frame), 0).astype(np.int64)
+
+
+def frame_phase(score: NesScore, frame: float = FRAME) -> float:
+    """The offset (samples, ``0 <= offset < frame``) of the frame grid the song's own note starts and
+    ends sit on: the one that puts the most of them within ``NEAR`` samples of a grid line, then,
+    within that, the most exactly on one (so that a song written on a driver's frames keeps those
+    times exactly). 0 when no offset holds a ``CLEAR`` share of them and at least ``MIN_ON`` (a song
+    with no frame phase). The period stays ``frame``: a 735-sample grid fits NES-MDB songs worse."""
+    t = np.concatenate([np.concatenate([score.notes[v]["start"], score.notes[v]["end"]]) for v in VOICES])
+    t = t[t > 0].astype(np.float64)
+    if len(t) < MIN_ON:
+        return 0.0
+    bins = int(np.ceil(frame))
+    hist = np.bincount(np.floor(np.mod(t, frame)).astype(np.int64) % bins, minlength=bins)
+    near = sum(np.roll(hist, d) for d in range(-NEAR, NEAR + 1))  # events within NEAR of bin b
+    b = int(np.argmax(near))
+    if near[b] < max(MIN_ON, CLEAR * len(t)):
+        return 0.0
+    d = t - b
+    t = t[np.abs(d - np.round(d / frame) * frame) <= NEAR + 1]
+    cands = b + np.arange(-NEAR * 16, (NEAR + 1) * 16) / 16.0
+    exact = [int((_frame_sample(np.floor((t - c) / frame + 0.5), frame, c) == t).sum()) for c in cands]
+    best = np.flatnonzero(np.array(exact) == max(exact))
+    return float(np.mod(cands[best[len(best) // 2]], frame))
+
+
+def _snap(t: np.ndarray, frame: float, onset: str, offset: float = 0.0) -> np.ndarray:
     """Frame index of each time: the nearest frame, or the next one (at or after ``t``)."""
-    x = np.asarray(t, dtype=np.float64) / frame
+    x = (np.asarray(t, dtype=np.float64) - offset) / frame
     return (np.ceil(x - 1e-9) if onset == "next" else np.floor(x + 0.5)).astype(np.int64)
 
 
-def frame_grid(score: NesScore, frame: float = FRAME, onset: str = "nearest") -> NesScore:
+def frame_grid(score: NesScore, frame: float = FRAME, onset: str = "nearest",
+               offset: float | None = None) -> NesScore:
     """``score`` as a once-per-frame driver plays it (and a VGM reader reads it back): each note
     starts at the frame ``onset`` names (``"nearest"`` or ``"next"``) and lasts its length rounded
     to whole frames (at least one), cut where the next note starts (none left: the note goes); each CC11 inside a kept note
     and each CC12 takes effect at its frame, the last of a frame winning (a CC11 on a note's first
     frame is its volume). A note that now starts where one of the same pitch ends goes on as that
-    note (its volume a CC11). Frame ``k`` is at sample ``round(k * frame)``."""
+    note (its volume a CC11). Frame ``k`` is at sample ``round(offset + k * frame)`` (the one before
+    the first at sample 0); ``offset=None``: :func:`frame_phase` of the song."""
+    if offset is None:
+        offset = frame_phase(score, frame)
     out = NesScore(name=score.name, end=int(score.end))
     ends = [int(score.notes[v]["end"].max()) for v in VOICES if len(score.notes[v])]
     length = max([int(score.end), *ends])
     for v in VOICES:
-        out.notes[v], out.volume[v] = _voice_on_grid(score.notes[v], score.volume[v], frame, onset, length)
+        out.notes[v], out.volume[v] = _voice_on_grid(score.notes[v], score.volume[v], frame, onset, length, offset)
         tim = score.timbre[v]
-        out.timbre[v] = _last_per_time(_at_frame(tim["time"], frame, onset), tim["value"])
+        out.timbre[v] = _last_per_time(_at_frame(tim["time"], frame, onset, offset), tim["value"])
     return out
 
 
-def _at_frame(t: np.ndarray, frame: float, onset: str) -> np.ndarray:
-    return np.round(_snap(t, frame, onset) * frame).astype(np.int64)
+def _at_frame(t: np.ndarray, frame: float, onset: str, offset: float) -> np.ndarray:
+    return _frame_sample(_snap(t, frame, onset, offset), frame, offset)
 
 
 def _voice_on_grid(notes: np.ndarray, vol: np.ndarray, frame: float, onset: str,
-                   length: int) -> tuple[np.ndarray, np.ndarray]:
+                   length: int, offset: float) -> tuple[np.ndarray, np.ndarray]:
     """One voice's notes and CC11 curve on the frame grid (see :func:`frame_grid`)."""
-    k0 = _snap(notes["start"], frame, onset)
+    k0 = _snap(notes["start"], frame, onset, offset)
     k1 = k0 + np.maximum(np.floor((notes["end"] - notes["start"]) / frame + 0.5).astype(np.int64), 1)
     keep = k1 > k0
     at = np.flatnonzero(keep)
     k1[at[:-1]] = np.minimum(k1[at[:-1]], k0[at[1:]])
-    s0 = np.round(k0 * frame).astype(np.int64)
-    s1 = np.minimum(np.round(k1 * frame).astype(np.int64), length)
+    s0 = _frame_sample(k0, frame, offset)
+    s1 = np.minimum(_frame_sample(k1, frame, offset), length)
     keep &= s1 > s0  # two notes on one frame: the later one plays
     # CC11 events inside a kept note whose frame is still inside it; the last of a frame
-    tv = _at_frame(vol["time"], frame, onset)
+    tv = _at_frame(vol["time"], frame, onset, offset)
     j = np.maximum(np.searchsorted(notes["start"], vol["time"], side="right") - 1, 0)
     ok = np.zeros(len(vol), dtype=bool)
     if len(notes):
@@ -168,18 +213,19 @@ def _steps(notes: np.ndarray, vol: np.ndarray | None, tim: np.ndarray | None, de
 
 
 def register_writes(score: NesScore, duty: int | None = None, clock: int = NTSC_CLOCK,
-                    frame: float | None = FRAME, onset: str = "nearest") -> tuple[list[tuple[int, int, int]], int]:
+                    frame: float | None = FRAME, onset: str = "nearest",
+                    offset: float | None = None) -> tuple[list[tuple[int, int, int]], int]:
     """``(writes, length)``: the song's ``(sample, register offset from $4000, value)`` writes in
     time order, and its length in samples. ``duty`` (0-3) overrides every pulse note's duty.
-    ``frame``/``onset``: the driver's update grid (:func:`frame_grid`); ``frame=None``: every
-    change at its exact sample."""
+    ``frame``/``onset``/``offset``: the driver's update grid (:func:`frame_grid`; ``offset=None``:
+    the song's own :func:`frame_phase`); ``frame=None``: every change at its exact sample."""
     from lakhnes.synth import DEFAULT_DUTY
 
     pulse_t, tri_t = timer_tables(clock)
     ends = [int(score.notes[v]["end"].max()) for v in VOICES if len(score.notes[v])]
     nsamps = max([int(score.end), *ends])
     if frame is not None:
-        score = frame_grid(score, frame, onset)
+        score = frame_grid(score, frame, onset, offset)
     # triangle off, sweeps off, linear counter control and reload flag set, then a frame-counter
     # restart that clocks the linear counter at once
     writes: list[tuple[int, int, int, int]] = [(0, -1, r, val) for r, val in (
