@@ -124,7 +124,7 @@ def card_markdown(meta: dict, name: str) -> str:
         "",
         "The model behind `lakhnes generate` and the studio. It predicts the next TX1 event (631 token types:",
         "waits, and note-on / note-off for the pulse 1, pulse 2, triangle and noise voices of the NES) and is",
-        "sampled with temperature 0.95 and top-k 32 under lakhnes' decoding rules.",
+        "sampled with temperature 0.95 (the waits 0.7), top-k 32 and its song cache, under lakhnes' decoding rules.",
         "",
         "## Model details",
         "",

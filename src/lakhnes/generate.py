@@ -34,7 +34,7 @@ from lakhnes.decoding import loop
 from lakhnes.decoding.constraint import Constraint
 from lakhnes.decoding.forced import Rhythm, keep_plan, parse_keep, quantize
 from lakhnes.decoding.rules import MAX_REST_S, Rule, default_rules, parse_voices
-from lakhnes.decoding.sampler import Sampler, check_sampling
+from lakhnes.decoding.sampler import WAIT_TEMPERATURE, Sampler, check_sampling
 from lakhnes.errors import InvalidInputError
 
 __all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "accompany_voices",
@@ -260,7 +260,7 @@ def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: in
                   temperature: float = 0.95, top_k: int | None = 32, top_p: float | None = None,
                   seed: int | None = None, num: int = 1, progress: Progress = None,
                   cache: bool = True, voices=None, max_rest: float | None = MAX_REST_S,
-                  rules: list[Rule] | None = None, wait_temperature: float | None = None) -> list[np.ndarray]:
+                  rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[np.ndarray]:
     """The token ids ``num`` streams sample after the ids ``prefix`` (fed to the model first):
     until ``seconds`` of waits (the last wait may overshoot) or ``tokens`` ids. ``voices`` and
     ``max_rest``: see :func:`song_rules` (implied: all four after ``<S>`` alone, else the prefix's
@@ -294,7 +294,7 @@ def _songs(new, prefix_events, limit: int | None, name: str) -> list[NesScore]:
 def sample(model, *, seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
            top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
            progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
-           rules: list[Rule] | None = None, wait_temperature: float | None = None) -> list[NesScore]:
+           rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[NesScore]:
     """``num`` new songs from ``<S>``: ``seconds`` of music each (or ``tokens`` tokens).
     ``voices``: the voices the songs use (default all four), each entering near the start and
     resting at most ``max_rest`` seconds (see :func:`song_rules`)."""
@@ -329,7 +329,7 @@ def continue_song(model, prime: NesScore, *, prime_seconds: float | None = None,
                   seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
                   top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
                   progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
-                  rules: list[Rule] | None = None, wait_temperature: float | None = None) -> list[NesScore]:
+                  rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[NesScore]:
     """Continue the first ``prime_seconds`` of ``prime`` by ``seconds`` of music.
 
     The model reads the prime (its waits snapped to the vocabulary) through its memory; each song
@@ -372,7 +372,7 @@ def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_
 def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95, top_k: int | None = 32,
                      top_p: float | None = None, seed: int | None = None, num: int = 1,
                      progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
-                     rules: list[Rule] | None = None, wait_temperature: float | None = None) -> list[NesScore]:
+                     rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[NesScore]:
     """Keep voices ``keep`` (e.g. ``["P1", "NO"]`` or ``"P1,NO"``) of ``source`` exactly as written
     (on the vocabulary's time grid) and let the model write the other voices around them.
 

@@ -15,6 +15,7 @@ from lakhnes.cli.common import (
     unwritable,
     usage_error,
 )
+from lakhnes.decoding.sampler import WAIT_TEMPERATURE
 
 OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png", ".vgm", ".vgz", ".famitracker.txt")
 #: new music a song may ask for: without --long, and with it (every song file is capped at one hour)
@@ -46,8 +47,9 @@ def register(sub) -> None:
                         f"--seconds stops at {MAX_SECONDS:.0f} and --tokens at {MAX_TOKENS:,} (a long song takes minutes)")
     p.add_argument("--temperature", type=float, default=0.95,
                    help="softmax temperature (default 0.95; 0 = greedy)")
-    p.add_argument("--wait-temperature", type=float, default=None, metavar="T",
-                   help="temperature of the wait tokens (the timing) alone (default: --temperature)")
+    p.add_argument("--wait-temperature", type=float, default=WAIT_TEMPERATURE, metavar="T",
+                   help=f"temperature of the wait tokens (the timing) alone: a wait stays as likely as at "
+                        f"--temperature, which wait sharper below it (default {WAIT_TEMPERATURE:g}; not with --rhythm)")
     p.add_argument("--top-k", type=int, default=32,
                    help="sample among the k likeliest ids (default 32; 0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default off)")
@@ -267,12 +269,12 @@ def run(args) -> int:
         its songs), the others with a seed derived from it and the batch."""
         seed = args.seed if args.seed is None or first == 0 else _batch_seed(args.seed, first)
         opts = dict(kw, seed=seed, num=n, progress=progress)
-        if args.prime:
-            return G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
-                                   seconds=seconds, tokens=args.tokens, **ensemble, **opts)
         if args.rhythm:  # the rhythm's waits are given: no wait temperature
             return G.accompany_rhythm(model, source, **opts)
         opts["wait_temperature"] = args.wait_temperature
+        if args.prime:
+            return G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
+                                   seconds=seconds, tokens=args.tokens, **ensemble, **opts)
         if keep:
             return G.accompany_voices(model, source, keep, **ensemble, **opts)
         return G.sample(model, seconds=seconds, tokens=args.tokens, **ensemble, **opts)

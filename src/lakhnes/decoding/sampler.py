@@ -13,6 +13,10 @@ import numpy as np
 
 from lakhnes.errors import InvalidInputError
 
+#: default temperature of the waits alone (the timing): chosen with the realism benchmark (with the
+#: song cache, 40 songs of 30 s per arm: the most repetition for the least standing still; BENCHMARKS.md)
+WAIT_TEMPERATURE = 0.7
+
 
 def check_sampling(temperature, top_k, top_p, num, wait_temperature=None) -> None:
     """Raise :class:`InvalidInputError` for settings no sampler takes."""

@@ -31,41 +31,49 @@ def bucket(order_index: int, distinct: int, count: int) -> int:
     return order_index * 8 + (4 if distinct <= 1 else 0) + min(count, 3)
 
 
+#: the contexts' keys: polynomial hashes of the ids modulo a Mersenne prime, from prefix sums
+_P, _B = (1 << 61) - 1, 1_000_003
+_POW = {k: pow(_B, k, _P) for k in ORDERS}
+
+
 class SongHistory:
     """One song's tokens so far, with the continuations of every context of :data:`ORDERS`."""
 
     def __init__(self):
         self.seq: list[int] = []
         self.tables: list[dict] = [{} for _ in ORDERS]
+        self._prefix = [0]  # hash of seq[:t] for every t
+        self._keys: list[int] | None = None  # the current contexts' keys (shortest first), once computed
+
+    def _context_keys(self) -> list[int]:
+        if self._keys is None:
+            pre, t = self._prefix, len(self.seq)
+            h = pre[t]
+            self._keys = [(h - pre[t - k] * _POW[k]) % _P for k in ORDERS if k <= t]
+        return self._keys
 
     def push(self, y: int) -> None:
         """Record ``y`` as the continuation of each current context, then append it (``<S>``: forget)."""
         y = int(y)
         if y == START:
-            self.seq = []
-            self.tables = [{} for _ in ORDERS]
+            self.__init__()
             return
-        seq, t = self.seq, len(self.seq)
-        for k, table in zip(ORDERS, self.tables, strict=True):
-            if k > t:
-                break
-            key = hash(tuple(seq[t - k :]))
+        for key, table in zip(self._context_keys(), self.tables, strict=False):
             d = table.get(key)
             if d is None:
                 d = table[key] = {-1: 0}
             d[y] = d.get(y, 0) + 1
             d[-1] += 1
-        seq.append(y)
+        self.seq.append(y)
+        self._prefix.append((self._prefix[-1] * _B + y + 1) % _P)
+        self._keys = None
 
     def lookup(self) -> tuple[int, dict | None]:
         """(bucket, counts of the next ids with the total under key -1) of the longest context seen
         before; (0, None) if none."""
-        seq, t = self.seq, len(self.seq)
-        for i in range(len(ORDERS) - 1, -1, -1):
-            k = ORDERS[i]
-            if k > t:
-                continue
-            d = self.tables[i].get(hash(tuple(seq[t - k :])))
+        keys = self._context_keys()
+        for i in range(len(keys) - 1, -1, -1):
+            d = self.tables[i].get(keys[i])
             if d is not None:
                 return bucket(i + 1, len(d) - 1, d[-1]), d
         return 0, None
@@ -124,22 +132,23 @@ class SongCache:
             h.push(y)
 
     def mix(self, logits: np.ndarray) -> np.ndarray:
-        """Log-probabilities [B, V] of the mixture of softmax(``logits``) and each stream's cache."""
-        x = np.asarray(logits, dtype=np.float64)
-        x = x - x.max(-1, keepdims=True)
-        p = np.exp(x)
-        p /= p.sum(-1, keepdims=True)
+        """Logits [B, V] of the mixture of softmax(``logits``) and each stream's cache, up to a
+        constant per row (what sampling needs): ``logits`` where the cache has nothing to add, and
+        where it has, ``lse + log(p_i + λ / (1 - λ) c_i)`` on its ids (``lse`` the row's logsumexp)."""
+        x = np.array(logits, dtype=np.float64)
         for b, h in enumerate(self.hist):
             k, d = h.lookup()
             lam = self.lam[k]
             if d is None or lam <= 0:
                 continue
+            row = x[b]
+            m = row.max()
+            lse = m + np.log(np.exp(row - m).sum())
             ids = np.fromiter((i for i in d if i >= 0), dtype=np.int64)
             counts = np.fromiter((d[i] for i in ids.tolist()), dtype=np.float64)
-            p[b] *= 1 - lam
-            p[b, ids] += lam * counts / d[-1]
-        with np.errstate(divide="ignore"):
-            return np.log(p)
+            with np.errstate(divide="ignore"):
+                row[ids] = lse + np.log(np.exp(row[ids] - lse) + lam / (1 - lam) * counts / d[-1])
+        return x
 
 
 class CachedStepper:
