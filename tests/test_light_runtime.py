@@ -7,24 +7,17 @@ The ``light`` tests run each command in a fresh interpreter in which any ``impor
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.subprocess_util import ENV, hide_module
+
 ROOT = Path(__file__).resolve().parent.parent
 SONG = ROOT / "tests/fixtures/nesmdb/324_SuperMarioBros_3_00_01World1Map.mid"
-ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-#: makes ``import torch`` fail as in an environment without it (a ``None`` in sys.modules would
-#: break scipy, which looks torch up there)
-NO_TORCH = ("import importlib.abc, sys\n"
-            "class NoTorch(importlib.abc.MetaPathFinder):\n"
-            "    def find_spec(self, name, path=None, target=None):\n"
-            "        if name.split('.')[0] == 'torch':\n"
-            "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
-            "sys.meta_path.insert(0, NoTorch())\n")
+NO_TORCH = hide_module("torch", top_level=True)
 
 #: every mode, short (the shipped model, the numpy runtime)
 MODES = {

@@ -3,7 +3,6 @@ numpy where the extension is missing or cannot run a model."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,17 +13,12 @@ import pytest
 from lakhnes.models import txl_kernel
 from lakhnes.models.txl_config import TransformerXLConfig
 from lakhnes.models.txl_numpy import NumpySteps, NumpyTXL, make_steps
+from tests.subprocess_util import ENV, hide_module
 
 ROOT = Path(__file__).resolve().parent.parent
 SONG = ROOT / "tests/fixtures/nesmdb/079_DoubleDragonIII_TheSacredStones_13_14GiulianosThemeBoss4.mid"
-ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 #: makes the extension unimportable, as in an installation built without a C compiler
-NO_KERNEL = ("import importlib.abc, sys\n"
-             "class NoKernel(importlib.abc.MetaPathFinder):\n"
-             "    def find_spec(self, name, path=None, target=None):\n"
-             "        if name == 'lakhnes.models._txl_kernel':\n"
-             "            raise ModuleNotFoundError('no kernel', name=name)\n"
-             "sys.meta_path.insert(0, NoKernel())\n")
+NO_KERNEL = hide_module("lakhnes.models._txl_kernel")
 needs_kernel = pytest.mark.skipif(not txl_kernel.available(), reason="the compiled kernel is not built here")
 
 

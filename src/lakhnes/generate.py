@@ -131,7 +131,7 @@ def load_model(path, device="cpu", runtime: str = "torch"):
         from lakhnes.models import load_model as _load
 
         model = _load(path, device=device or "cpu")
-    model.song_cache = read_lambdas(path) if model_type(path) == "transformer_xl" else None
+    model.song_cache = read_lambdas(path)  # None unless its config.json has one (a Transformer-XL's)
     return model
 
 
