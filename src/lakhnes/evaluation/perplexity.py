@@ -286,7 +286,8 @@ def _fit_song_cache(model, model_spec, tokens, split, *, log, **kw) -> dict:
     from lakhnes.models.song_cache import fit_lambdas, table_json
 
     if split == "test":
-        raise InvalidInputError("fit the song cache on the valid split, never on test (it is scored there)")
+        raise InvalidInputError("fit the song cache on the valid split, never on test (it is scored there)",
+                                str(model_spec))
     collect: list = []
     res = evaluate_lm(model, tokens, collect=collect, **kw)
     b, pm, pc = (np.concatenate(a) for a in zip(*collect, strict=True))
