@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lakhnes.core.vocab import IS_WAIT
 from lakhnes.errors import InvalidInputError
 
 #: default temperature of the waits alone (the timing): chosen with the realism benchmark (with the
@@ -42,8 +43,6 @@ def _host(x) -> np.ndarray:
 def _rescale_waits(x: np.ndarray, factor: float) -> np.ndarray:
     """Log-probabilities in which the waits keep their total probability (at ``temperature``) and are
     shared among themselves as at ``temperature / factor``; the other ids are unchanged."""
-    from lakhnes.core.vocab import IS_WAIT
-
     waits = IS_WAIT[: x.shape[-1]]
     x = x - _logsumexp(x)  # log-probabilities at the temperature
     w = x[:, waits]
@@ -66,6 +65,11 @@ def pick(logits, allowed, *, temperature=0.95, top_k=32, top_p=None, rng=None, w
     one), with uniform draws from ``rng`` (a ``numpy.random.Generator``; one per row).
     ``wait_temperature`` (None: ``temperature``) reshapes the choice among the wait tokens alone:
     a wait is as likely as at ``temperature``, which wait it is follows ``wait_temperature``."""
+    if (temperature and type(logits) is np.ndarray and logits.ndim == 2 and len(logits) == 1
+            and type(allowed) is np.ndarray and (wait_temperature is None or wait_temperature > 0)):
+        out = _pick_row(logits[0], allowed[0], temperature, top_k, top_p, rng, wait_temperature)
+        if out is not None:
+            return np.array([out], dtype=np.int64)
     x = np.where(_host(allowed), _host(logits).astype(np.float64), -np.inf)
     if temperature == 0:
         return x.argmax(-1).astype(np.int64)
@@ -95,6 +99,56 @@ def pick(logits, allowed, *, temperature=0.95, top_k=32, top_p=None, rng=None, w
         out[b] = ids[min(int(np.searchsorted(c, u[b] * c[-1], side="right")), len(ids) - 1)]
     return out
 
+
+_WB, _WE = int(np.flatnonzero(IS_WAIT)[0]), int(np.flatnonzero(IS_WAIT)[-1]) + 1  # the waits: one run of ids
+_max, _sum, _NINF = np.maximum.reduce, np.add.reduce, np.float64(-np.inf)
+
+
+def _pick_row(logits, allowed, temperature, top_k, top_p, rng, wait_temperature):
+    """:func:`pick` for one row: the same float operations in fewer numpy calls (no errstate, no
+    wrappers, in place); None where :func:`pick`'s own code must run (nothing allowed, infinities)."""
+    x = np.where(allowed, logits, -np.inf)
+    if x.dtype != np.float64:
+        x = x.astype(np.float64)
+    x /= temperature
+    if wait_temperature is not None and wait_temperature != temperature:
+        m = _max(x)
+        if not -np.inf < m < np.inf:
+            return None
+        e = x - m
+        x -= m + np.log(_sum(np.exp(e, out=e)))  # log-probabilities at the temperature
+        w = x[_WB:_WE]
+        m = _max(w)
+        if m > -np.inf:  # else no wait is allowed: the waits stay -inf
+            factor = temperature / wait_temperature
+            e = w - m
+            mass = m + np.log(_sum(np.exp(e, out=e)))
+            sharp = w * factor
+            m = m * factor  # the max of sharp (rounding keeps the order)
+            if not (-np.inf < mass < np.inf and -np.inf < m < np.inf):
+                return None
+            np.subtract(sharp, m, out=e)
+            lse = m + np.log(_sum(np.exp(e, out=e)))
+            np.subtract(np.add(sharp, mass, out=sharp), lse, out=w)
+    ids = np.greater(x, _NINF).nonzero()[0]
+    if not len(ids):
+        return None
+    vals = x[ids]
+    if top_k and top_k < len(ids):
+        keep = np.argpartition(-vals, top_k - 1)[:top_k]
+        keep.sort()
+        ids, vals = ids[keep], vals[keep]
+    p = vals - _max(vals)
+    np.exp(p, out=p)
+    p /= _sum(p)
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-p, kind="stable")
+        head = p[order]
+        keep = np.sort(order[np.cumsum(head) - head < top_p])
+        ids, p = ids[keep], p[keep]
+    c = p.cumsum()
+    u = (np.random.default_rng() if rng is None else rng).random()
+    return int(ids[min(int(c.searchsorted(u * c[-1], side="right")), len(ids) - 1)])
 
 class Sampler:
     """:func:`pick` with fixed settings and its own ``numpy.random.Generator`` seeded with ``seed``

@@ -33,7 +33,7 @@ def bucket(order_index: int, distinct: int, count: int) -> int:
 
 #: the contexts' keys: polynomial hashes of the ids modulo a Mersenne prime, from prefix sums
 _P, _B = (1 << 61) - 1, 1_000_003
-_POW = {k: pow(_B, k, _P) for k in ORDERS}
+_POWS = [(k, pow(_B, k, _P)) for k in ORDERS]
 
 
 class SongHistory:
@@ -49,7 +49,7 @@ class SongHistory:
         if self._keys is None:
             pre, t = self._prefix, len(self.seq)
             h = pre[t]
-            self._keys = [(h - pre[t - k] * _POW[k]) % _P for k in ORDERS if k <= t]
+            self._keys = [(h - pre[t - k] * q) % _P for k, q in _POWS if k <= t]
         return self._keys
 
     def push(self, y: int) -> None:
@@ -61,11 +61,13 @@ class SongHistory:
         for key, table in zip(self._context_keys(), self.tables, strict=False):
             d = table.get(key)
             if d is None:
-                d = table[key] = {-1: 0}
-            d[y] = d.get(y, 0) + 1
-            d[-1] += 1
+                table[key] = {-1: 1, y: 1}  # the total first (mix reads it so)
+            else:
+                d[y] = d.get(y, 0) + 1
+                d[-1] += 1
         self.seq.append(y)
-        self._prefix.append((self._prefix[-1] * _B + y + 1) % _P)
+        pre = self._prefix
+        pre.append((pre[-1] * _B + y + 1) % _P)
         self._keys = None
 
     def lookup(self) -> tuple[int, dict | None]:
@@ -143,11 +145,22 @@ class SongCache:
                 continue
             row = x[b]
             m = row.max()
-            lse = m + np.log(np.exp(row - m).sum())
-            ids = np.fromiter((i for i in d if i >= 0), dtype=np.int64)
-            counts = np.fromiter((d[i] for i in ids.tolist()), dtype=np.float64)
+            e = row - m
+            lse = m + np.log(np.exp(e, out=e).sum())
+            ids, counts = list(d), list(d.values())  # the total (key -1) first, then the ids
+            coef, total = lam / (1 - lam), counts[0]
+            ids, counts = ids[1:], np.array(counts[1:], dtype=np.float64)
+            counts *= coef
+            counts /= total
+            v = row[ids]
+            v -= lse
+            v = np.exp(v, out=v)
+            v += counts
+            if coef / total > 0:  # then every term is > 0: no log(0)
+                row[ids] = lse + np.log(v, out=v)
+                continue
             with np.errstate(divide="ignore"):
-                row[ids] = lse + np.log(np.exp(row[ids] - lse) + lam / (1 - lam) * counts / d[-1])
+                row[ids] = lse + np.log(v, out=v)
         return x
 
 
