@@ -123,6 +123,28 @@ def test_lambda_table_in_config(tmp_path):
         read_lambdas(tmp_path)
 
 
+def test_a_table_per_memory_length(tmp_path):
+    """A fit at another memory adds its table; scoring at a memory takes the table fitted nearest."""
+    from lakhnes.models.song_cache import merge_table
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    main, long_, short = (np.full(N_BUCKETS, v) for v in (0.5, 0.3, 0.7))
+    sc = merge_table(None, main, 896, fitted_on="valid")
+    sc = merge_table(sc, long_, 2048, fitted_on="valid")
+    sc = merge_table(sc, short, 256, fitted_on="valid")
+    assert sc["mem_len"] == 896 and sorted(sc["by_mem_len"]) == ["2048", "256"]
+    cfg = {"model_type": "transformer_xl", "config": {}, "song_cache": sc}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    for mem, want in ((None, 0.5), (896, 0.5), (512, 0.5), (2048, 0.3), (4096, 0.3), (256, 0.7), (128, 0.7)):
+        assert read_lambdas(tmp_path, mem_len=mem)[0] == pytest.approx(want), mem
+    refit = merge_table(sc, np.full(N_BUCKETS, 0.4), 896, fitted_on="valid")  # the main table again
+    assert refit["lambda"][0] == pytest.approx(0.4) and refit["by_mem_len"] == sc["by_mem_len"]
+    cfg["song_cache"]["by_mem_len"]["2048"]["lambda"] = [2.0] * N_BUCKETS
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(InvalidInputError, match="lambda"):
+        read_lambdas(tmp_path, mem_len=2048)
+
+
 def test_cache_lowers_perplexity_of_a_repeating_song():
     """A repeated phrase the model cannot predict: the cache can, from the second time on."""
     from lakhnes.models.song_cache import fit_lambdas as fit

@@ -131,7 +131,7 @@ def load_model(path, device="cpu", runtime: str = "torch"):
         from lakhnes.models import load_model as _load
 
         model = _load(path, device=device or "cpu")
-    model.song_cache = read_lambdas(path)  # None unless its config.json has one (a Transformer-XL's)
+    model.song_cache = read_lambdas(path, mem_len=getattr(getattr(model, "config", None), "mem_len", None))
     return model
 
 

@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--no-song-cache", dest="song_cache", action="store_false",
                    help="score the network alone, without the model's song cache (if its config.json has one)")
     p.add_argument("--fit-song-cache", action="store_true",
-                   help="fit the song cache on this split (valid) and write it into the model's config.json first")
+                   help="fit the song cache on this split (valid) at --mem-len and write it into the model's "
+                        "config.json first (one table per memory length; scoring uses the nearest)")
     p.add_argument("--save", metavar="RUN", help="for unigram/5gram: also save the trained model here")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="torch device for a neural model (default: cuda when available, "

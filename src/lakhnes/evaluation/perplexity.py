@@ -271,7 +271,7 @@ def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = S
                                       mem_len=mem_len, progress=progress, log=log)
                 return {**info, **res}
             if song_cache:
-                lam = read_lambdas(model_spec)
+                lam = read_lambdas(model_spec, mem_len=mem_len)
         elif fit_song_cache:
             raise InvalidInputError("only a Transformer-XL takes a song cache", model_spec)
         res = evaluate_lm(model, tokens, streams=streams, tgt_len=tgt_len, mem_len=mem_len, progress=progress,
@@ -283,7 +283,7 @@ def _fit_song_cache(model, model_spec, tokens, split, *, log, **kw) -> dict:
     """Fit the song cache's λ table on ``tokens`` (the valid split) and write it into the
     ``config.json`` of ``model_spec``; returns the evaluation on ``tokens`` with it (in-sample)."""
     from lakhnes.models.files import read_config
-    from lakhnes.models.song_cache import fit_lambdas, table_json
+    from lakhnes.models.song_cache import fit_lambdas, merge_table
 
     if split == "test":
         raise InvalidInputError("fit the song cache on the valid split, never on test (it is scored there)",
@@ -296,7 +296,7 @@ def _fit_song_cache(model, model_spec, tokens, split, *, log, **kw) -> dict:
     res.update(nll=nll, ppl=math.exp(nll), bits_per_token=nll / math.log(2), song_cache=True,
                ppl_network=res["ppl"], song_cache_fitted_here=True)
     ckpt, meta = read_config(model_spec)
-    meta["song_cache"] = table_json(lam, fitted_on=split, targets=int(len(b)), mem_len=kw.get("mem_len"))
+    meta["song_cache"] = merge_table(meta.get("song_cache"), lam, kw["mem_len"], fitted_on=split, targets=int(len(b)))
     with atomic_path(ckpt / "config.json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2) + "\n")
     log(f"song cache fitted on {split} ({len(b)} targets) and written into {ckpt / 'config.json'}")

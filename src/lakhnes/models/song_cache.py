@@ -178,9 +178,10 @@ class CachedStepper:
         return self.cache.mix(self.inner.step(ids))
 
 
-def read_lambdas(path) -> np.ndarray | None:
+def read_lambdas(path, mem_len: int | None = None) -> np.ndarray | None:
     """The λ table in the ``config.json`` of the model at ``path`` (key ``song_cache``), or None
-    when the model has none."""
+    when the model has none. A config may hold tables fitted at several memory lengths
+    (``by_mem_len``): ``mem_len`` picks the one fitted nearest (by ratio); None: the main table."""
     from lakhnes.errors import InvalidInputError
     from lakhnes.models.files import read_config
 
@@ -191,12 +192,34 @@ def read_lambdas(path) -> np.ndarray | None:
     try:
         if tuple(sc["orders"]) != ORDERS:
             raise ValueError(f"orders {sc['orders']} are not this version's {list(ORDERS)}")
-        lam = np.asarray(sc["lambda"], dtype=np.float64)
-        if lam.shape != (N_BUCKETS,) or not np.all((lam >= 0) & (lam < 1)):
-            raise ValueError(f"lambda must be {N_BUCKETS} values in [0, 1)")
-    except (KeyError, TypeError, ValueError) as e:
+        lam = _check_table(sc["lambda"])
+        if mem_len is not None and sc.get("by_mem_len") and sc.get("mem_len"):
+            tables = {int(sc["mem_len"]): lam, **{int(m): t["lambda"] for m, t in sc["by_mem_len"].items()}}
+            near = min(tables, key=lambda m: (abs(np.log(max(m, 1) / max(int(mem_len), 1))), m))
+            lam = _check_table(tables[near])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InvalidInputError(f"bad song_cache in config.json ({e})", str(ckpt)) from None
     return lam
+
+
+def _check_table(values) -> np.ndarray:
+    lam = np.asarray(values, dtype=np.float64)
+    if lam.shape != (N_BUCKETS,) or not np.all((lam >= 0) & (lam < 1)):
+        raise ValueError(f"lambda must be {N_BUCKETS} values in [0, 1)")
+    return lam
+
+
+def merge_table(old: dict | None, lambdas, mem_len: int, **about) -> dict:
+    """The ``song_cache`` entry after a fit at ``mem_len``: the main table when there is none or it
+    was fitted at that memory (tables of other memories kept), else the table for ``mem_len``."""
+    new = table_json(lambdas, **about, mem_len=int(mem_len))
+    if not old or tuple(old.get("orders", ())) != ORDERS or int(old.get("mem_len") or mem_len) == int(mem_len):
+        if old and tuple(old.get("orders", ())) == ORDERS and old.get("by_mem_len"):
+            new["by_mem_len"] = old["by_mem_len"]
+        return new
+    by = dict(old.get("by_mem_len") or {})
+    by[str(int(mem_len))] = {k: v for k, v in new.items() if k != "orders"}
+    return {**old, "by_mem_len": dict(sorted(by.items(), key=lambda kv: int(kv[0])))}
 
 
 def table_json(lambdas, **about) -> dict:
