@@ -1,0 +1,79 @@
+"""Sampling arms for the realism benchmark: N songs from a model with the default sampler changed in
+one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
+
+- ``--floor F``: the wait temperature reshapes only the waits of at least F samples (the rhythm);
+- ``--cache-boost C``: the song cache's odds multiplied by C (``lam' = C lam / (1 - lam + C lam)``):
+  more of the song's own continuations, less of the network's;
+- ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
+
+    python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
+    python experiments/sampling_arm.py --cache-boost 3 --num 40 --out runs/arms/boost3
+    python benchmarks/bench_realism.py --songs runs/arms/boost3 --json results/realism/arms/boost3.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from lakhnes.core.vocab import IS_WAIT, WAIT_OF
+from lakhnes.decoding import sampler as S
+
+
+def rescale_long_waits(floor: int):
+    """``sampler._rescale_waits`` limited to the waits of at least ``floor`` samples."""
+
+    def _rescale(x: np.ndarray, factor: float) -> np.ndarray:
+        longw = IS_WAIT[: x.shape[-1]] & (WAIT_OF[: x.shape[-1]] >= floor)
+        x = x - S._logsumexp(x)
+        w = x[:, longw]
+        mass = S._logsumexp(w)
+        sharp = w * factor
+        with np.errstate(invalid="ignore"):
+            x[:, longw] = np.where(np.isfinite(mass), mass + sharp - S._logsumexp(sharp), -np.inf)
+        return x
+
+    return _rescale
+
+
+def boost(lam: np.ndarray, c: float) -> np.ndarray:
+    """λ with its odds multiplied by ``c``."""
+    return c * lam / (1 - lam + c * lam)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-m", "--model", default=None, help="model folder (default: the shipped model)")
+    ap.add_argument("--floor", type=int, default=None)
+    ap.add_argument("--cache-boost", type=float, default=1.0)
+    ap.add_argument("--temperature", type=float, default=0.95)
+    ap.add_argument("--wait-temperature", type=float, default=S.WAIT_TEMPERATURE)
+    ap.add_argument("--top-k", type=int, default=32)
+    ap.add_argument("--num", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    if a.floor:
+        S._rescale_waits = rescale_long_waits(a.floor)
+    from lakhnes.formats.midi import write_midi
+    from lakhnes.generate import load_default_model, load_model, sample
+
+    model = load_default_model(runtime="numpy") if a.model is None else load_model(a.model, runtime="numpy")
+    if model.song_cache is not None and a.cache_boost != 1:
+        model.song_cache = boost(model.song_cache, a.cache_boost)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for first in range(0, a.num, 8):
+        n = min(8, a.num - first)
+        songs = sample(model, seconds=a.seconds, seed=a.seed + first, num=n, temperature=a.temperature,
+                       top_k=a.top_k or None, wait_temperature=a.wait_temperature)
+        for k, song in enumerate(songs):
+            write_midi(song, out / f"song_{first + k + 1:03d}.mid")
+        print(f"{first + n}/{a.num}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
