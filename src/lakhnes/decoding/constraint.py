@@ -63,15 +63,15 @@ class Masker:
         """Bool [B, vocab]: the ids each stream may take now (finished streams: ``WT_1`` only)."""
         streams, forbid = self.state.streams, self.reattack.forbid
         m = np.empty((len(streams), V.VOCAB_SIZE), dtype=bool)
-        for b in range(len(m)):
+        for b, mb in enumerate(m):
             row, extra, land = self._decide(b)
-            m[b] = row
+            mb[:] = row
             if land < _WAIT_END - 1:
-                m[b, land + 1 : _WAIT_END] = False
+                mb[land + 1 : _WAIT_END] = False
             for i in forbid(streams[b]):
-                m[b, i] = False
+                mb[i] = False
             if extra >= 0:  # a kept event is the user's: never masked
-                m[b, extra] = True
+                mb[extra] = True
         self.m = m
         return m
 
@@ -126,7 +126,8 @@ class Masker:
         speak = free & ((0b1111 << (after + 1)) & 0b1111) & ((1 << (fd + 1)) - 1)
         req = (1 << fd) & speak  # the due voice: it must speak, whatever the bans say
         on = speak & (~no_on | req) & self.start_ok
-        off = speak & (~no_off | req) & sum(1 << v for v in range(4) if s.sounding[v])
+        sd = s.sounding
+        off = speak & (~no_off | req) & (sd[0] | sd[1] << 1 | sd[2] << 2 | sd[3] << 3)
         if req and not (on | off) & req:  # the due voice cannot speak (rules that contradict): not due
             fd = 4
         wait = fd == 4 and not (self.song_start and st.steps[b] == 0 and on)

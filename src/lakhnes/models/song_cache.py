@@ -144,9 +144,9 @@ class SongCache:
             if d is None or lam <= 0:
                 continue
             row = x[b]
-            m = row.max()
+            m = np.maximum.reduce(row)
             e = row - m
-            lse = m + np.log(np.exp(e, out=e).sum())
+            lse = m + np.log(np.add.reduce(np.exp(e, out=e)))
             ids, counts = list(d), list(d.values())  # the total (key -1) first, then the ids
             coef, total = lam / (1 - lam), counts[0]
             ids, counts = ids[1:], np.array(counts[1:], dtype=np.float64)

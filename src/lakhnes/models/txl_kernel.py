@@ -185,7 +185,8 @@ class KernelSteps:
     def step(self, x) -> np.ndarray:
         """Logits [B, vocab] after feeding ids ``x`` [B] (or [B, 1])."""
         x = np.asarray(x).reshape(-1)
-        if x.shape != (self.B,) or x.min() < 0 or x.max() >= self.vocab:
+        if x.shape != (self.B,) or not (0 <= x[0] < self.vocab if self.B == 1 else
+                                        0 <= x.min() and x.max() < self.vocab):
             raise IndexError(f"expected {self.B} token ids in 0..{self.vocab - 1}")
         if self.e == self.cap:
             self._slide()
