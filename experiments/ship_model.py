@@ -87,13 +87,32 @@ def stage_record(run: Path, command: str, hardware: str, ckpt: Path | None = Non
             "augment_speed": cfg.get("augment_speed", "free") if cfg["augment"] else None, "hardware": hardware}
 
 
+def round_matrices(src: Path, dst: Path) -> None:
+    """Copy safetensors ``src`` to ``dst`` with every weight matrix (2-D ``*.weight``) rounded to
+    float16 values, still float32: the weights the compiled decoding step (``txl_kernel``) takes."""
+    import numpy as np
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(src), "np") as f:
+        meta = f.metadata()
+        w = {k: f.get_tensor(k) for k in f.keys()}
+    for k, v in w.items():
+        if k.endswith(".weight") and v.ndim == 2 and v.dtype == np.float32:
+            w[k] = v.astype(np.float16).astype(np.float32)
+    save_file(w, str(dst), metadata=meta)
+
+
 def ship(ckpt: Path, to: Path, card: dict) -> None:
     """Copy weights + config into ``to`` (each file under a temporary name, then renamed)."""
     to.mkdir(parents=True, exist_ok=True)
     meta = json.loads((ckpt / CONFIG_FILE).read_text())
     meta = {"model_type": meta["model_type"], "config": meta["config"], "card": card}
     tmp = to / f".{WEIGHTS_FILE}.tmp"
-    shutil.copyfile(ckpt / WEIGHTS_FILE, tmp)
+    if meta["model_type"] == "transformer_xl":  # the compiled decoding step runs on float16 weight values
+        round_matrices(ckpt / WEIGHTS_FILE, tmp)
+    else:
+        shutil.copyfile(ckpt / WEIGHTS_FILE, tmp)
     tmp.replace(to / WEIGHTS_FILE)
     write_text_atomic(to / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
 
