@@ -148,14 +148,11 @@ class SongCache:
             e = row - m
             lse = m + np.log(np.add.reduce(np.exp(e, out=e)))
             ids, counts = list(d), list(d.values())  # the total (key -1) first, then the ids
-            coef, total = lam / (1 - lam), counts[0]
-            ids, counts = ids[1:], np.array(counts[1:], dtype=np.float64)
-            counts *= coef
-            counts /= total
+            ids, coef, total = ids[1:], float(lam) / (1 - float(lam)), counts[0]
             v = row[ids]
             v -= lse
             v = np.exp(v, out=v)
-            v += counts
+            v += [coef * n / total for n in counts[1:]]  # float64 either way: the same roundings
             if coef / total > 0:  # then every term is > 0: no log(0)
                 row[ids] = lse + np.log(v, out=v)
                 continue
