@@ -50,7 +50,10 @@ def test_ships_a_checkpoint_with_its_card(tmp_path, data):  # noqa: F811
     assert b["hardware"].endswith(f"torch {torch.__version__.split('+')[0]}") and "core CPU" in b["hardware"]
     assert "Not measured for this checkpoint yet" in text  # no song statistics given
     shipped, ckpt = load_model(to), load_model(tmp_path / "ft/checkpoints/step_00000015")
-    assert all(torch.equal(p, q) for p, q in zip(shipped.parameters(), ckpt.parameters(), strict=True))
+    for (name, p), q in zip(shipped.named_parameters(), ckpt.parameters(), strict=True):
+        # weight matrices are shipped rounded to float16 values (the compiled decoding step's weights)
+        want = q.half().float() if name.endswith(".weight") and q.dim() == 2 else q
+        assert torch.equal(p, want), name
     assert sorted(p.name for p in to.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     # the card alone, with new notes
     r = ship("--card-only", to, "--note", "re-written")
