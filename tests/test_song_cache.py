@@ -172,3 +172,27 @@ def test_shipped_model_generates_with_its_song_cache(tmp_path):
         assert main(["generate", "--tokens", "300", "--seed", "5", "-q", "--runtime", "numpy", "-o", str(out), *extra]) == 0
         outs.append(out.read_text())
     assert outs[0] != outs[1] and all(o.count("NOTEON") > 10 for o in outs)
+
+
+def test_generation_boosts_the_cache_odds(tmp_path):
+    """Sampling multiplies the fitted odds by CACHE_BOOST (--cache-boost; 1: as fitted); bad factors are refused."""
+    from lakhnes.cli import main
+    from lakhnes.generate import _stepper, load_default_model
+    from lakhnes.models.song_cache import CACHE_BOOST, boosted
+
+    lam = np.array([0.0, 0.2, 0.5, 0.9])
+    assert np.array_equal(boosted(lam, 1), lam)
+    odds = boosted(lam, 3) / (1 - boosted(lam, 3))
+    assert np.allclose(odds, 3 * lam / (1 - lam))
+    model = load_default_model(runtime="numpy")
+    prompt = np.zeros((1, 1), dtype=np.int64)
+    assert np.allclose(_stepper(model, prompt).cache.lam, boosted(model.song_cache, CACHE_BOOST))
+    model.cache_boost = 1
+    assert np.array_equal(_stepper(model, prompt).cache.lam, model.song_cache)
+    outs = []
+    for extra in ([], ["--cache-boost", "1"]):
+        out = tmp_path / f"b{len(extra)}.tx1.txt"
+        assert main(["generate", "--tokens", "400", "--seed", "2", "-q", "-o", str(out), *extra]) == 0
+        outs.append(out.read_text())
+    assert outs[0] != outs[1]
+    assert main(["generate", "--tokens", "20", "-q", "--cache-boost", "0", "-o", str(tmp_path / "x.tx1.txt")]) == 2

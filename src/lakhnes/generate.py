@@ -187,10 +187,10 @@ def _stepper(model, prompt: np.ndarray, cache: bool = True):
         from lakhnes.models.txl_step import HostStepper
 
         inner = HostStepper(model, prompt, cache=cache)
-    from lakhnes.models.song_cache import CachedStepper
+    from lakhnes.models.song_cache import CACHE_BOOST, CachedStepper, boosted
 
-    lam = getattr(model, "song_cache", None)
-    return inner if lam is None else CachedStepper(inner, lam, prompt)
+    lam = getattr(model, "song_cache", None)  # its odds x model.cache_boost (default CACHE_BOOST)
+    return inner if lam is None else CachedStepper(inner, boosted(lam, getattr(model, "cache_boost", CACHE_BOOST)), prompt)
 
 
 def _run(model, prompt: np.ndarray, rules, *, temperature, top_k, top_p, seed, progress: Progress,

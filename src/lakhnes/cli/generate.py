@@ -85,6 +85,9 @@ def register(sub) -> None:
     p.add_argument("--no-song-cache", dest="song_cache", action="store_false",
                    help="sample from the network alone: without the song cache that makes the song's own phrases "
                         "come back (on by default for a model that has one)")
+    p.add_argument("--cache-boost", type=float, default=None, metavar="FACTOR",
+                   help="how strongly the song cache brings the song's own phrases back: its odds times FACTOR "
+                        "(default 2; 1: as fitted for perplexity; higher: more repetition, fewer pitches)")
     p.add_argument("--runtime", choices=("auto", "numpy", "torch"), default="auto",
                    help="auto (default): numpy on the CPU for a Transformer-XL (no PyTorch needed), torch on a GPU "
                         "or for other models; numpy or torch forces one (the same seed gives the same song in both)")
@@ -129,6 +132,8 @@ def _check(args) -> str | None:
             return f"{o}: unknown output format (use {', '.join(OUT_SUFFIXES)})"
     if not 1 <= args.num <= MAX_NUM:
         return f"--num {args.num} is outside 1-{MAX_NUM}"
+    if args.cache_boost is not None and not 0 < args.cache_boost <= 1000:
+        return f"--cache-boost {args.cache_boost:g} is outside (0, 1000]"
     only_new = not (args.prime or args.rhythm or args.keep) or args.only_new  # no prime in the song
     if args.tokens is not None and args.tokens < (MIN_TOKENS if only_new else 1):
         return f"--tokens {args.tokens}: ask for at least {MIN_TOKENS if only_new else 1} (a shorter song may " \
@@ -250,6 +255,8 @@ def run(args) -> int:
         model = G.load_model(args.model, device, runtime) if args.model else G.load_default_model(device, runtime)
         if not args.song_cache:
             model.song_cache = None
+        if args.cache_boost is not None:
+            model.cache_boost = args.cache_boost
     except InvalidInputError as e:
         fail(str(e))
         return 1

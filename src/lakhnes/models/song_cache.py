@@ -25,6 +25,18 @@ ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 N_BUCKETS = (len(ORDERS) + 1) * 8
 
 
+#: generation only: the song cache's odds λ / (1 - λ) multiplied by this (the table is fitted for
+#: perplexity; sampling with twice its odds brings a song's phrases back as often as the realism
+#: benchmark favours: BENCHMARKS.md, "The song cache"); evaluation never boosts
+CACHE_BOOST = 2.0
+
+
+def boosted(lambdas, factor: float) -> np.ndarray:
+    """λ with its odds multiplied by ``factor`` (1: unchanged): ``factor λ / (1 - λ + factor λ)``."""
+    lam = np.asarray(lambdas, dtype=np.float64)
+    return lam if factor == 1 else factor * lam / (1 - lam + factor * lam)
+
+
 def bucket(order_index: int, distinct: int, count: int) -> int:
     """The λ bucket of a match: ``order_index`` (1-based into :data:`ORDERS`; 0: none), the number
     of ``distinct`` continuations seen and the context's ``count``."""
