@@ -175,7 +175,7 @@ def test_shipped_model_generates_with_its_song_cache(tmp_path):
 
 
 def test_generation_boosts_the_cache_odds(tmp_path):
-    """Sampling multiplies the fitted odds by CACHE_BOOST (--cache-boost; 1: as fitted); bad factors are refused."""
+    """Sampling multiplies the fitted odds by CACHE_BOOST or --cache-boost (1: as fitted); bad factors are refused."""
     from lakhnes.cli import main
     from lakhnes.generate import _stepper, load_default_model
     from lakhnes.models.song_cache import CACHE_BOOST, boosted
@@ -190,7 +190,7 @@ def test_generation_boosts_the_cache_odds(tmp_path):
     model.cache_boost = 1
     assert np.array_equal(_stepper(model, prompt).cache.lam, model.song_cache)
     outs = []
-    for extra in ([], ["--cache-boost", "1"]):
+    for extra in (["--cache-boost", "3"], ["--cache-boost", "1"]):
         out = tmp_path / f"b{len(extra)}.tx1.txt"
         assert main(["generate", "--tokens", "400", "--seed", "2", "-q", "-o", str(out), *extra]) == 0
         outs.append(out.read_text())

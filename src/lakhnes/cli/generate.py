@@ -87,7 +87,7 @@ def register(sub) -> None:
                         "come back (on by default for a model that has one)")
     p.add_argument("--cache-boost", type=float, default=None, metavar="FACTOR",
                    help="how strongly the song cache brings the song's own phrases back: its odds times FACTOR "
-                        "(default 2; 1: as fitted for perplexity; higher: more repetition, fewer pitches)")
+                        "(default 1: as fitted for perplexity; 2-3: more repetition, fewer pitches)")
     p.add_argument("--runtime", choices=("auto", "numpy", "torch"), default="auto",
                    help="auto (default): numpy on the CPU for a Transformer-XL (no PyTorch needed), torch on a GPU "
                         "or for other models; numpy or torch forces one (the same seed gives the same song in both)")

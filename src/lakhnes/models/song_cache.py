@@ -25,10 +25,11 @@ ORDERS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 N_BUCKETS = (len(ORDERS) + 1) * 8
 
 
-#: generation only: the song cache's odds λ / (1 - λ) multiplied by this (the table is fitted for
-#: perplexity; sampling with twice its odds brings a song's phrases back as often as the realism
-#: benchmark favours: BENCHMARKS.md, "The song cache"); evaluation never boosts
-CACHE_BOOST = 2.0
+#: generation only: the song cache's odds λ / (1 - λ) multiplied by this (``--cache-boost``; the
+#: table is fitted for perplexity). 1: the realism benchmark's choice over 100 songs (2 brings more
+#: phrases back but a classifier tells the songs from real ones more often: BENCHMARKS.md,
+#: "The song cache"); evaluation never boosts
+CACHE_BOOST = 1.0
 
 
 def boosted(lambdas, factor: float) -> np.ndarray:
