@@ -270,6 +270,19 @@ def test_streamed_wav_is_the_whole_song_render_bit_for_bit(nesmdb_fixture_files,
     assert (tmp_path / "streamed.wav").read_bytes() == (tmp_path / "whole.wav").read_bytes()
 
 
+def test_wav_at_a_peak_is_the_same_rendered_once_or_twice(nesmdb_fixture_files, tmp_path, monkeypatch):
+    """A short song is rendered once and held for its peak; a long one twice (streamed): same bytes."""
+    import lakhnes.synth as synth
+
+    score = read_midi(nesmdb_fixture_files[0])
+    synth.render_wav(score, tmp_path / "held.wav", peak_db=-1.0)
+    monkeypatch.setattr(synth, "HOLD_SAMPLES", 0)
+    synth.render_wav(score, tmp_path / "twice.wav", peak_db=-1.0)
+    assert (tmp_path / "held.wav").read_bytes() == (tmp_path / "twice.wav").read_bytes()
+    audio = synth.render(score) * synth.peak_gain(score, -1.0)
+    assert abs(float(np.abs(audio).max()) - 10 ** (-1 / 20)) < 1e-6  # render() is float32
+
+
 def test_synth_memory_stays_flat_for_a_long_song(fixtures, tmp_path):
     """A 10-minute song: rendered whole, then written, it peaked at about 0.6 GB (the float32 song and
     float64 copies of it); streamed to the file, the process stays under 300 MB."""

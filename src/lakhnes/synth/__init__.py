@@ -197,8 +197,16 @@ def peak_gain(score: NesScore, peak_db: float = PEAK_DB, sample_rate: int = SAMP
     """The gain that brings the song's full mix (every voice) to a peak of ``peak_db`` dBFS (1.0 for
     a silent song). One extra rendering pass, block by block."""
     _, blocks = render_blocks(score, sample_rate, duty, filters)
+    return _gain_to(blocks, peak_db)
+
+
+def _gain_to(blocks, peak_db: float) -> float:
     peak = max((float(np.abs(b).max()) for b in blocks if len(b)), default=0.0)
     return float(10 ** (peak_db / 20) / peak) if peak > 0 else 1.0
+
+
+#: songs up to this many samples (5 minutes; 106 MB as float64) are rendered once for a WAV at a set peak
+HOLD_SAMPLES = 5 * 60 * SAMPLE_RATE
 
 
 def render_wav(score: NesScore, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, duty: int | None = None,
@@ -207,8 +215,15 @@ def render_wav(score: NesScore, path: str | os.PathLike, sample_rate: int = SAMP
     """Render ``score`` straight into a 16-bit WAV file block by block (``render`` + ``write_wav``
     with the same bytes, without holding the song in memory); returns its length in samples.
     ``peak_db``: scale to that peak (dBFS) first, by the gain of the full mix (:func:`peak_gain`:
-    muted voices do not make the others louder); None: the chip's own level."""
-    gain = None if peak_db is None else peak_gain(score, peak_db, sample_rate, duty, filters)
+    muted voices do not make the others louder); None: the chip's own level. A song of at most
+    :data:`HOLD_SAMPLES` without muted voices is rendered once and held for its peak."""
     n, blocks = render_blocks(score, sample_rate, duty, filters, mute)
-    write_wav(blocks if gain is None else (b * gain for b in blocks), path, sample_rate)
+    if peak_db is not None:
+        if n <= HOLD_SAMPLES and not parse_mute(mute):
+            blocks = list(blocks)
+            gain = _gain_to(blocks, peak_db)
+        else:
+            gain = peak_gain(score, peak_db, sample_rate, duty, filters)
+        blocks = (b * gain for b in blocks)
+    write_wav(blocks, path, sample_rate)
     return n
