@@ -2,7 +2,8 @@
 per model, models alternated per seed. CPU seconds (the child's, from getrusage: robust to other
 load), wall seconds (meaningful on a quiet machine) and the song's tokens.
 
-Usage: python benchmarks/bench_song_cpu.py MODEL [MODEL ...] [--seeds 5] [--ext tx1.txt|wav|mid]
+Usage: python benchmarks/bench_song_cpu.py MODEL [MODEL ...] [--seeds 5] [--ext tx1.txt|wav|mid] [--isa avx2]
+(``--isa``: the compiled step forced to that instruction set, e.g. AVX2 on an AVX-512 CPU)
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ def main() -> int:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--ext", default="tx1.txt", help="output format (tx1.txt, wav, mid)")
+    ap.add_argument("--isa", help="force the compiled step's instruction set (avx2, avx512, c)")
     a = ap.parse_args()
     rows: dict[str, list[tuple[float, float, int]]] = {m: [] for m in a.models}
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    cli = ["lakhnes"] if not a.isa else [sys.executable, "-c", "import sys; from lakhnes.models import txl_kernel as K; "
+                                          f"K.isa({a.isa!r}); from lakhnes.cli import main; sys.exit(main(sys.argv[1:]))"]
     for seed in range(a.seeds):
         for m in a.models:
             with tempfile.TemporaryDirectory() as t:
                 before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-                subprocess.run(["lakhnes", "generate", "-q", "-m", m, "--seed", str(seed), "-o", f"{t}/x.{a.ext}"],
+                subprocess.run([*cli, "generate", "-q", "-m", m, "--seed", str(seed), "-o", f"{t}/x.{a.ext}"],
                                check=True, env=env)
                 wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
