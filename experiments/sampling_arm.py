@@ -2,7 +2,7 @@
 one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 
 - ``--floor F``: the wait temperature reshapes only the waits of at least F samples (the rhythm);
-- ``--cache-boost C``: the song cache's odds multiplied by C (``lam' = C lam / (1 - lam + C lam)``):
+- ``--cache-boost C``: the song cache's odds multiplied by C (``lakhnes generate --cache-boost``):
   more of the song's own continuations, less of the network's;
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
@@ -14,33 +14,11 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 from lakhnes.core.vocab import IS_WAIT, WAIT_OF
 from lakhnes.decoding import sampler as S
-
-
-def rescale_long_waits(floor: int):
-    """``sampler._rescale_waits`` limited to the waits of at least ``floor`` samples."""
-
-    def _rescale(x: np.ndarray, factor: float) -> np.ndarray:
-        longw = IS_WAIT[: x.shape[-1]] & (WAIT_OF[: x.shape[-1]] >= floor)
-        x = x - S._logsumexp(x)
-        w = x[:, longw]
-        mass = S._logsumexp(w)
-        sharp = w * factor
-        with np.errstate(invalid="ignore"):
-            x[:, longw] = np.where(np.isfinite(mass), mass + sharp - S._logsumexp(sharp), -np.inf)
-        return x
-
-    return _rescale
-
-
-def boost(lam: np.ndarray, c: float) -> np.ndarray:
-    """λ with its odds multiplied by ``c``."""
-    return c * lam / (1 - lam + c * lam)
 
 
 def main() -> None:
@@ -56,14 +34,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    if a.floor:
-        S._rescale_waits = rescale_long_waits(a.floor)
+    if a.floor:  # the general path reshapes through _rescale_waits (the one-row fast path does not)
+        S._rescale_waits = partial(S._rescale_waits, waits=IS_WAIT & (WAIT_OF >= a.floor))
+        S._pick_row = lambda *args: None
     from lakhnes.formats.midi import write_midi
     from lakhnes.generate import load_default_model, load_model, sample
 
     model = load_default_model(runtime="numpy") if a.model is None else load_model(a.model, runtime="numpy")
-    if model.song_cache is not None and a.cache_boost != 1:
-        model.song_cache = boost(model.song_cache, a.cache_boost)
+    model.cache_boost = a.cache_boost
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for first in range(0, a.num, 8):

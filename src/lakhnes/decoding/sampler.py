@@ -40,10 +40,11 @@ def _host(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _rescale_waits(x: np.ndarray, factor: float) -> np.ndarray:
-    """Log-probabilities in which the waits keep their total probability (at ``temperature``) and are
-    shared among themselves as at ``temperature / factor``; the other ids are unchanged."""
-    waits = IS_WAIT[: x.shape[-1]]
+def _rescale_waits(x: np.ndarray, factor: float, waits: np.ndarray = IS_WAIT) -> np.ndarray:
+    """Log-probabilities in which the waits (``waits``: a mask over ids) keep their total probability
+    (at ``temperature``) and are shared among themselves as at ``temperature / factor``; the other ids
+    are unchanged."""
+    waits = waits[: x.shape[-1]]
     x = x - _logsumexp(x)  # log-probabilities at the temperature
     w = x[:, waits]
     mass = _logsumexp(w)  # each row's log-probability of a wait

@@ -223,11 +223,11 @@ def merge_table(old: dict | None, lambdas, mem_len: int, **about) -> dict:
     """The ``song_cache`` entry after a fit at ``mem_len``: the main table when there is none or it
     was fitted at that memory (tables of other memories kept), else the table for ``mem_len``."""
     new = table_json(lambdas, **about, mem_len=int(mem_len))
-    if not old or tuple(old.get("orders", ())) != ORDERS or int(old.get("mem_len") or mem_len) == int(mem_len):
-        if old and tuple(old.get("orders", ())) == ORDERS and old.get("by_mem_len"):
-            new["by_mem_len"] = old["by_mem_len"]
+    if not old or tuple(old.get("orders", ())) != ORDERS:
         return new
     by = dict(old.get("by_mem_len") or {})
+    if int(old.get("mem_len") or mem_len) == int(mem_len):
+        return {**new, "by_mem_len": by} if by else new
     by[str(int(mem_len))] = {k: v for k, v in new.items() if k != "orders"}
     return {**old, "by_mem_len": dict(sorted(by.items(), key=lambda kv: int(kv[0])))}
 
