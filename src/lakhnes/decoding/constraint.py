@@ -37,6 +37,7 @@ class Masker:
         self.start_ok = start_ok & self.free
         self.kept_ids: list[slice] = [] if kept is None else kept.ids
         self._rows: dict = {}  # mask rows by (NOTEON bits, NOTEOFF bits, waits or not)
+        self._offsets: dict = {}  # offset rows by the rules' biases (see offsets)
         B = len(state.streams)
         self.bias: list = [None] * B
         self.room, self.land, self.waits = [FAR] * B, [0] * B, [False] * B
@@ -58,6 +59,16 @@ class Masker:
                 row[V.WAIT_BASE : _WAIT_END] = True
             self._rows[key] = row
         return row
+
+    def offsets(self, bias: list) -> np.ndarray:
+        """The rules' 4 logit offsets as one per id (float32; a copy of a row kept per offsets seen)."""
+        key = tuple(bias)
+        row = self._offsets.get(key)
+        if row is None:
+            if len(self._offsets) >= 4096:
+                self._offsets.clear()
+            row = self._offsets[key] = np.array(bias + [0.0], dtype=np.float32)[_EVENT_VOICE]
+        return row.copy()
 
     def mask(self) -> np.ndarray:
         """Bool [B, vocab]: the ids each stream may take now (finished streams: ``WT_1`` only)."""
@@ -93,7 +104,7 @@ class Masker:
         for rule in self.timing:
             d = rule.deadlines(s)
             if d is not None:
-                dl = d if dl is None else [min(x, y) for x, y in zip(dl, d, strict=True)]
+                dl = d if dl is None else list(map(min, dl, d))
         fd, room = 4, FAR
         after = s.last
         if dl is not None:
@@ -143,6 +154,9 @@ class Masker:
         return self._row(on, off, wait), kept_tok, land
 
 
+_max, _sum = np.maximum.reduce, np.add.reduce
+
+
 def reweight(logits, masker: Masker, top_k: int | None = None):
     """The model's logits (numpy [B, vocab]) re-weighted for the mask ``masker`` just made,
     where a stream may wait: the probability of waits longer than the room before the next deadline
@@ -161,20 +175,22 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
                  dtype=np.float32)  # a copy (a torch tensor is read as numpy)
     for b in tilt:
         row = x[b]
-        add = np.array(bias[b] + [0.0], dtype=np.float32)[_EVENT_VOICE]  # each voice's offset, per id
+        add = masker.offsets(bias[b])
         if top_k:
             ok = row[masker.m[b]]
             if len(ok) > top_k:
-                add[row < np.partition(ok, -top_k)[-top_k]] = 0.0
+                ok.sort()  # the k-th largest (faster than np.partition)
+                add[row < ok[-top_k]] = 0.0
         row += add
     for b in give:
         land = masker.land[b]
         parts = [x[b, land + 1 : _WAIT_END]] + [x[b, k] for k in kept]
         extra = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if extra.size:
-            top = float(extra.max())
+            top = float(_max(extra))
             if top > -np.inf:
-                x[b, land] = np.logaddexp(x[b, land], top + np.log(np.exp(extra - top).sum()))
+                e = extra - top
+                x[b, land] = np.logaddexp(x[b, land], top + np.log(_sum(np.exp(e, out=e))))
     return x
 
 

@@ -152,8 +152,9 @@ class Ensemble(Rule):
     def deadlines(self, s):
         if self._none:
             return None
-        return [FAR if not n or on else (s.since[v] + self.rest if p else self.entry)
-                for v, (n, on, p) in enumerate(zip(self.named, s.sounding, s.played, strict=True))]
+        since, rest, entry = s.since, self.rest, self.entry
+        return [FAR if not n or on else (w + rest if p else entry)
+                for n, on, p, w in zip(self.named, s.sounding, s.played, since, strict=True)]
 
 
 class MaxHold(Rule):
@@ -191,9 +192,9 @@ class SubMsRun(Rule):
         self.max_run, self.max_share = int(max_run), float(max_share)
 
     def bans(self, s):
-        young = 0
-        for v in range(4):
-            if s.sounding[v] and s.t - s.onset[v] < SUB_MS and (
+        young, t = 0, s.t
+        for v, (on, o) in enumerate(zip(s.sounding, s.onset, strict=True)):
+            if on and t - o < SUB_MS and (
                     s.sub_run[v] >= self.max_run or s.subs[v] + 1 > self.max_share * (s.ended[v] + 1)):
                 young |= 1 << v
         return young, young

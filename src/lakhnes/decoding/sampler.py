@@ -9,10 +9,18 @@ the order of their probabilities."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate
+
 import numpy as np
 
 from lakhnes.core.vocab import IS_WAIT
 from lakhnes.errors import InvalidInputError
+
+try:  # the compiled top-k of lakhnes.models._txl_kernel (optional: numpy's calls without it)
+    from lakhnes.models._txl_kernel import topk as _topk
+except ImportError:  # pragma: no cover - depends on the installation
+    _topk = None
 
 #: default temperature of the waits alone (the timing): chosen with the realism benchmark (with the
 #: song cache, 40 songs of 30 s per arm: the most repetition for the least standing still; BENCHMARKS.md)
@@ -108,7 +116,7 @@ _max, _sum, _NINF = np.maximum.reduce, np.add.reduce, np.float64(-np.inf)
 def _pick_row(logits, allowed, temperature, top_k, top_p, rng, wait_temperature):
     """:func:`pick` for one row: the same float operations in fewer numpy calls (no errstate, no
     wrappers, in place); None where :func:`pick`'s own code must run (nothing allowed, infinities)."""
-    x = np.where(allowed, logits, -np.inf)
+    x = np.where(allowed, logits, _NINF)  # float64 (a float64 scalar), float32 logits widened exactly
     if x.dtype != np.float64:
         x = x.astype(np.float64)
     x /= temperature
@@ -131,25 +139,43 @@ def _pick_row(logits, allowed, temperature, top_k, top_p, rng, wait_temperature)
             np.subtract(sharp, m, out=e)
             lse = m + np.log(_sum(np.exp(e, out=e)))
             np.subtract(np.add(sharp, mass, out=sharp), lse, out=w)
+    ids, p = _top(x, top_k)
+    if ids is None:
+        return None
+    np.exp(p, out=p)
+    total = float(_sum(p))
+    u = (np.random.default_rng() if rng is None else rng).random()
+    if top_p is not None and top_p < 1:
+        p /= total
+        order = np.argsort(-p, kind="stable")
+        head = p[order]
+        keep = np.sort(order[np.cumsum(head) - head < top_p])
+        ids, p = ids[keep], p[keep]
+        c = p.cumsum()
+        return int(ids[min(int(c.searchsorted(u * c[-1], side="right")), len(ids) - 1)])
+    # numpy's p / total, its cumsum (sequential) and searchsorted, in Python floats: the same roundings
+    c = list(accumulate([q / total for q in p.tolist()]))
+    return int(ids[min(bisect_right(c, u * c[-1]), len(c) - 1)])
+
+
+def _top(x, top_k):
+    """The ids of the finite entries of ``x`` among its ``top_k`` largest (all: None or 0), in id order, and their
+    values less the largest (float64); (None, None) if none. The compiled top-k where it is installed; numpy's
+    argpartition where the ``top_k``-th largest is tied (its choice among them)."""
+    if _topk is not None and (top_k or 0) <= 64:
+        ids, p = np.empty(len(x), np.int64), np.empty(len(x))
+        n = _topk(x, top_k or 0, ids, p)
+        if n >= 0:
+            return (ids[:n], p[:n]) if n else (None, None)
     ids = np.greater(x, _NINF).nonzero()[0]
     if not len(ids):
-        return None
+        return None, None
     vals = x[ids]
     if top_k and top_k < len(ids):
         keep = np.argpartition(-vals, top_k - 1)[:top_k]
         keep.sort()
         ids, vals = ids[keep], vals[keep]
-    p = vals - _max(vals)
-    np.exp(p, out=p)
-    p /= _sum(p)
-    if top_p is not None and top_p < 1:
-        order = np.argsort(-p, kind="stable")
-        head = p[order]
-        keep = np.sort(order[np.cumsum(head) - head < top_p])
-        ids, p = ids[keep], p[keep]
-    c = p.cumsum()
-    u = (np.random.default_rng() if rng is None else rng).random()
-    return int(ids[min(int(c.searchsorted(u * c[-1], side="right")), len(ids) - 1)])
+    return ids, vals - _max(vals)
 
 class Sampler:
     """:func:`pick` with fixed settings and its own ``numpy.random.Generator`` seeded with ``seed``

@@ -359,10 +359,35 @@ static PyObject *k_isa(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 
 static PyObject *k_best(PyObject *self, PyObject *unused) { return Py_BuildValue("(si)", best->name, best->block); }
 
+/* lakhnes.decoding.sampler's top-k: the ids of x's finite entries (float64) among its k largest (k 0: all), in id
+ * order, into ids (int64), with their values less the largest into p (float64): their count, or -1 where the k-th
+ * largest equals the next (the caller keeps numpy's choice). Comparisons and a subtraction only: exact. */
+static PyObject *k_topk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  long k = nargs == 4 ? PyLong_AsLong(args[1]) : -1;
+  Py_buffer b[3] = {{0}};
+  int got = 0; /* buffers held: x, then ids and p (writable) */
+  while (k >= 0 && k <= 64 && got < 3 && !PyObject_GetBuffer(args[got + !!got], b + got, got ? PyBUF_WRITABLE : 0)) got++;
+  Py_ssize_t n = got == 3 && b[1].len >= b[0].len && b[2].len >= b[0].len ? b[0].len / 8 : -1, m = 0, c = 0, j;
+  const double *x = b[0].buf;
+  double top[65] = {0}, thr = -INFINITY; /* the k + 1 largest so far, descending */
+  for (Py_ssize_t i = 0; i < n; i++) {
+    if (!(x[i] > -INFINITY) || (++m > k + 1 && !(x[i] > top[k]))) continue;
+    for (j = c > k ? k : c++; j > 0 && top[j - 1] < x[i]; j--) top[j] = top[j - 1];
+    top[j] = x[i];
+  }
+  if (k && m > k) thr = top[k - 1] > top[k] ? top[k - 1] : INFINITY;
+  for (Py_ssize_t i = c = 0; i < n && thr < INFINITY; i++)
+    if (x[i] > -INFINITY && x[i] >= thr) ((int64_t *)b[1].buf)[c] = i, ((double *)b[2].buf)[c++] = x[i] - top[0];
+  while (got) PyBuffer_Release(b + --got);
+  if (n < 0) return PyErr_Occurred() ? NULL : PyErr_Format(PyExc_ValueError, "topk(x, k <= 64, ids, p)");
+  return PyLong_FromSsize_t(thr < INFINITY ? c : -1);
+}
+
 static PyMethodDef methods[] = {
     {"step", (PyCFunction)(void (*)(void))k_step, METH_FASTCALL, "step(desc, tokens, s, e): one step"},
     {"isa", (PyCFunction)(void (*)(void))k_isa, METH_FASTCALL, "isa([name]): the instruction set in use (name: pick one)"},
     {"best", k_best, METH_NOARGS, "best(): the best instruction set this CPU runs"},
+    {"topk", (PyCFunction)(void (*)(void))k_topk, METH_FASTCALL, "topk(x, k, ids, p): the sampler's top-k"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_txl_kernel", NULL, -1, methods};

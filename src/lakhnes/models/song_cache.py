@@ -47,6 +47,7 @@ def bucket(order_index: int, distinct: int, count: int) -> int:
 #: the contexts' keys: polynomial hashes of the ids modulo a Mersenne prime, from prefix sums
 _P, _B = (1 << 61) - 1, 1_000_003
 _POWS = [(k, pow(_B, k, _P)) for k in ORDERS]
+_BACK = [(-1 - k, q) for k, q in _POWS]  # pre[-1 - k] is pre[t - k]
 
 
 class SongHistory:
@@ -57,12 +58,17 @@ class SongHistory:
         self.tables: list[dict] = [{} for _ in ORDERS]
         self._prefix = [0]  # hash of seq[:t] for every t
         self._keys: list[int] | None = None  # the current contexts' keys (shortest first), once computed
+        # Contexts nest (a context seen before has every suffix seen before), and one token lengthens the
+        # longest seen by one at most: at most ``_cap`` orders can match now; ``_found``: how many do
+        # (from lookup; -1: not looked up since the last push)
+        self._cap, self._found = 0, -1
 
     def _context_keys(self) -> list[int]:
         if self._keys is None:
-            pre, t = self._prefix, len(self.seq)
-            h = pre[t]
-            self._keys = [(h - pre[t - k] * q) % _P for k, q in _POWS if k <= t]
+            pre = self._prefix
+            h, t = pre[-1], len(pre) - 1
+            self._keys = ([(h - pre[k] * q) % _P for k, q in _BACK] if t >= ORDERS[-1] else
+                          [(h - pre[t - k] * q) % _P for k, q in _POWS if k <= t])
         return self._keys
 
     def push(self, y: int) -> None:
@@ -71,26 +77,33 @@ class SongHistory:
         if y == START:
             self.__init__()
             return
-        for key, table in zip(self._context_keys(), self.tables, strict=False):
-            d = table.get(key)
+        keys, tables, n = self._context_keys(), self.tables, self._found
+        if n < 0:
+            n = len(keys)
+        for i in range(n):
+            d = tables[i].get(keys[i])
             if d is None:
-                table[key] = {-1: 1, y: 1}  # the total first (mix reads it so)
+                tables[i][keys[i]] = {-1: 1, y: 1}  # the total first (mix reads it so)
             else:
                 d[y] = d.get(y, 0) + 1
                 d[-1] += 1
+        for i in range(n, len(keys)):
+            tables[i][keys[i]] = {-1: 1, y: 1}  # contexts never seen (lookup said so)
         self.seq.append(y)
         pre = self._prefix
         pre.append((pre[-1] * _B + y + 1) % _P)
-        self._keys = None
+        self._keys, self._cap, self._found = None, self._cap + 1, -1
 
     def lookup(self) -> tuple[int, dict | None]:
         """(bucket, counts of the next ids with the total under key -1) of the longest context seen
         before; (0, None) if none."""
-        keys = self._context_keys()
-        for i in range(len(keys) - 1, -1, -1):
-            d = self.tables[i].get(keys[i])
+        keys, tables = self._context_keys(), self.tables
+        for i in range(min(self._cap, len(keys)) - 1, -1, -1):
+            d = tables[i].get(keys[i])
             if d is not None:
+                self._cap = self._found = i + 1
                 return bucket(i + 1, len(d) - 1, d[-1]), d
+        self._cap = self._found = 0
         return 0, None
 
 
@@ -128,6 +141,9 @@ def fit_lambdas(buckets: np.ndarray, p_model: np.ndarray, p_cache: np.ndarray, i
     return lam
 
 
+_max, _sum = np.maximum.reduce, np.add.reduce
+
+
 class SongCache:
     """The caches of ``num`` streams and their λ table: ``mix(logits)`` -> log-probabilities of the
     mixture, ``push(ids)`` after each step."""
@@ -153,24 +169,28 @@ class SongCache:
         x = np.array(logits, dtype=np.float64)
         for b, h in enumerate(self.hist):
             k, d = h.lookup()
-            lam = self.lam[k]
-            if d is None or lam <= 0:
+            if d is None:
+                continue
+            lam = float(self.lam[k])
+            if lam <= 0:
                 continue
             row = x[b]
-            m = np.maximum.reduce(row)
+            m = _max(row)
             e = row - m
-            lse = m + np.log(np.add.reduce(np.exp(e, out=e)))
-            ids, counts = list(d), list(d.values())  # the total (key -1) first, then the ids
-            ids, coef, total = ids[1:], float(lam) / (1 - float(lam)), counts[0]
+            lse = m + np.log(_sum(np.exp(e, out=e)))
+            counts = list(d.values())  # the total (key -1) first, then the ids'
+            ids, coef, total = np.array(list(d)[1:]), lam / (1 - lam), counts[0]
             v = row[ids]
             v -= lse
-            v = np.exp(v, out=v)
+            np.exp(v, out=v)
             v += [coef * n / total for n in counts[1:]]  # float64 either way: the same roundings
             if coef / total > 0:  # then every term is > 0: no log(0)
-                row[ids] = lse + np.log(v, out=v)
-                continue
-            with np.errstate(divide="ignore"):
-                row[ids] = lse + np.log(v, out=v)
+                np.log(v, out=v)
+            else:
+                with np.errstate(divide="ignore"):
+                    np.log(v, out=v)
+            v += lse
+            row[ids] = v
         return x
 
 
