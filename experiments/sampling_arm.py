@@ -4,6 +4,8 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--floor F``: the wait temperature reshapes only the waits of at least F samples (the rhythm);
 - ``--cache-boost C``: the song cache's odds multiplied by C (``lakhnes generate --cache-boost``):
   more of the song's own continuations, less of the network's;
+- ``--voice-cache MU.json|off``: the voice cache (:mod:`lakhnes.models.voice_cache`) with that mu
+  table (a JSON list), or off;
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
@@ -32,6 +34,7 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--voice-cache", default=None, help="a JSON list of mu values, or off")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.floor:  # the general path reshapes through _rescale_waits (the one-row fast path does not)
@@ -42,6 +45,10 @@ def main() -> None:
 
     model = load_default_model(runtime="numpy") if a.model is None else load_model(a.model, runtime="numpy")
     model.cache_boost = a.cache_boost
+    if a.voice_cache:
+        import json
+
+        model.voice_cache = None if a.voice_cache == "off" else json.loads(Path(a.voice_cache).read_text())
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for first in range(0, a.num, 8):

@@ -143,7 +143,8 @@ def card_markdown(meta: dict, name: str) -> str:
         "",
         "The model behind `lakhnes generate` and the studio. It predicts the next TX1 event (631 token types:",
         "waits, and note-on / note-off for the pulse 1, pulse 2, triangle and noise voices of the NES) and is",
-        "sampled with temperature 0.95 (the waits 0.7), top-k 32 and its song cache, under lakhnes' decoding rules.",
+        "sampled with temperature 0.95 (the waits 0.7), top-k 32 and its song and voice caches, under lakhnes'",
+        "decoding rules.",
         "",
         "## Model details",
         "",
@@ -186,7 +187,21 @@ def card_markdown(meta: dict, name: str) -> str:
               "each stream's first scored once):", "",
               "| split | PPL |", "|---|---|",
               f"| NES-MDB valid | {_ppl(card, 'valid')} |", f"| NES-MDB test | **{_ppl(card, 'test')}** |", ""]
-    if card.get("eval", {}).get("test_song_cache"):
+    ev = card.get("eval", {})
+    if ev.get("test_song_cache") and ev["test_song_cache"].get("ppl_song_cache"):
+        sc = {split: f"{ev[split + '_song_cache']['ppl_song_cache']:.3f}" for split in ("valid", "test")}
+        lines[-1:] = [f"| NES-MDB valid, with the song cache (fitted there) | {sc['valid']} |",
+                      f"| NES-MDB test, with the song cache | {sc['test']} |",
+                      f"| NES-MDB valid, with the song and voice caches (fitted there) | {_ppl(card, 'valid_song_cache')} |",
+                      f"| NES-MDB test, with the song and voice caches | **{_ppl(card, 'test_song_cache')}** |", ""]
+        lines += ["The song cache (`lakhnes.models.song_cache`, kept in `config.json`) mixes the network's prediction",
+                  "with what the song itself did after the same recent tokens (up to 256 of them); the voice cache",
+                  "(`lakhnes.models.voice_cache`) then moves each melodic voice's note-on probability toward where",
+                  "this song's melodies went after the same last 1-16 pitch intervals (in any voice, in any key).",
+                  "Both have a weight per kind of match fitted on the valid split (`lakhnes eval MODEL --split valid",
+                  "--fit-song-cache`). Generation uses them by default (`--no-voice-cache`: the song cache alone;",
+                  "`--no-song-cache`: the network alone, the first two rows).", ""]
+    elif ev.get("test_song_cache"):
         lines[-1:] = [f"| NES-MDB valid, with the song cache (fitted there) | {_ppl(card, 'valid_song_cache')} |",
                       f"| NES-MDB test, with the song cache | **{_ppl(card, 'test_song_cache')}** |", ""]
         lines += ["The song cache (`lakhnes.models.song_cache`, kept in `config.json`) mixes the network's prediction",
@@ -242,7 +257,7 @@ def main() -> int:
             for split, f in zip(("valid", "test"), args.song_cache or (), strict=False):
                 r = json.loads(Path(f).read_text())
                 meta.setdefault("card", {}).setdefault("eval", {})[f"{split}_song_cache"] = {
-                    k: r[k] for k in ("ppl", "ppl_network", "nll", "targets", "mem_len")}
+                    k: r[k] for k in ("ppl", "ppl_network", "ppl_song_cache", "nll", "targets", "mem_len") if k in r}
             if args.songs_md:
                 meta.setdefault("card", {})["songs_md"] = Path(args.songs_md).read_text()
             if args.note:

@@ -248,10 +248,38 @@ def test_song_cache_in_perplexity():
     evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, collect=collect)
     from lakhnes.models.song_cache import fit_lambdas
 
-    b, pm, pc = (np.concatenate(a) for a in zip(*collect, strict=True))
+    b, pm, pc = (np.concatenate([c[k] for c in collect]) for k in ("b", "pm", "pc"))
     assert len(b) == alone["targets"]
     cached = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=fit_lambdas(b, pm, pc))
     assert cached["ppl"] < alone["ppl"] / 3 and cached["song_cache"] is True
+
+
+def test_voice_cache_in_perplexity():
+    """mu = 0 is the song cache alone; fitted, the voice cache predicts a melody that comes back
+    transposed, in another voice, with other timing (which the song cache cannot)."""
+    from lakhnes.core.vocab import noteon_id
+    from lakhnes.models import voice_cache as vc
+    from lakhnes.models.song_cache import N_BUCKETS, fit_lambdas
+
+    m = _txl().eval()
+    rng = np.random.default_rng(4)
+    song = [0]
+    for rep in range(8):
+        voice, shift = ("P1", "P2", "TR")[rep % 3], int(rng.integers(-5, 6))
+        for p in (60, 62, 64, 67, 65, 64, 62, 59, 60, 64):
+            song += [int(noteon_id(voice, p + shift)), int(rng.integers(1, 300))]
+    t = np.array(song * 4)
+    lam = np.zeros(N_BUCKETS)
+    plain = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=lam)
+    zero = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=lam, voice_cache=np.zeros(vc.N_BUCKETS))
+    assert zero["nll"] == pytest.approx(plain["nll"], rel=1e-12) and zero["ppl_song_cache"] == pytest.approx(plain["ppl"])
+    collect = []
+    evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, collect=collect)
+    a = {k: np.concatenate([c[k] for c in collect]) for k in collect[0]}
+    assert np.all(a["pmf"][a["fam"] >= 0] > a["pm"][a["fam"] >= 0]) and np.all(a["pmf"][a["fam"] < 0] == 0)
+    mu = fit_lambdas(a["vb"], a["pm"], a["pmf"] * a["cv"])[: vc.N_BUCKETS]
+    voiced = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=lam, voice_cache=mu)
+    assert mu.max() > 0.5 and voiced["ppl"] < plain["ppl"] / 1.5 and voiced["voice_cache"] is True
 
 
 def test_cli_fits_the_song_cache_on_valid_only(prepared, tmp_path, capsys):
@@ -262,13 +290,18 @@ def test_cli_fits_the_song_cache_on_valid_only(prepared, tmp_path, capsys):
     assert "song_cache" not in json.loads((run / "config.json").read_text())
     assert main(["eval", str(run), "--data", str(prepared), "--split", "valid", "--results", "",
                  "--fit-song-cache", "--tgt-len", "32"]) == 0
-    table = json.loads((run / "config.json").read_text())["song_cache"]
+    cfg = json.loads((run / "config.json").read_text())
+    table, voices = cfg["song_cache"], cfg["voice_cache"]
     assert table["fitted_on"] == "valid" and len(table["lambda"]) > 100
+    assert voices["tables"]["896"]["fitted_on"] == "valid"
     assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "r.json"),
                  "--tgt-len", "32"]) == 0
     assert "the network alone" in capsys.readouterr().out
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["song_cache"] is True and r["ppl"] != r["ppl_network"]
+    assert r["song_cache"] is True and r["voice_cache"] is True and r["ppl"] != r["ppl_network"]
+    assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "s.json"),
+                 "--tgt-len", "32", "--no-voice-cache"]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["ppl"] == pytest.approx(r["ppl_song_cache"])
     assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "n.json"),
                  "--tgt-len", "32", "--no-song-cache"]) == 0
     assert json.loads((tmp_path / "n.json").read_text())["ppl"] == pytest.approx(r["ppl_network"])

@@ -7,10 +7,10 @@ runtimes compute it (:func:`pick_runtime`): numpy (:class:`lakhnes.models.txl_nu
 Transformer-XL on the CPU, no torch) and torch (:class:`lakhnes.models.txl_step.CachedSteps` for a
 Transformer-XL, ``model(x[B, 1], state)`` for any other model; GPUs). Their logits agree within
 1e-4, the rules and the sampler are numpy in both, and every random draw comes from one
-``numpy.random.Generator``: a seed gives the same song in both runtimes. ``num`` songs are ``num`` streams of one batch. This module sets up the modes;
-:func:`lakhnes.decoding.loop.run` samples: every step masks the ids that would make invalid TX1 or
-break a rule (:mod:`lakhnes.decoding.rules`), then applies temperature, top-k, top-p
-(:mod:`lakhnes.decoding.sampler`).
+``numpy.random.Generator``: a seed gives the same song in both runtimes. ``num`` songs are ``num``
+streams of one batch. This module sets up the modes; :func:`lakhnes.decoding.loop.run` samples:
+every step masks the ids that would make invalid TX1 or break a rule (:mod:`lakhnes.decoding.rules`),
+then applies temperature, top-k, top-p (:mod:`lakhnes.decoding.sampler`).
 
 Length: ``seconds`` counts sampled wait time (vocabulary waits, exact samples); ``<S>`` (end of
 song) is masked throughout, so a song always runs to its requested length, and its last wait is cut
@@ -43,7 +43,6 @@ __all__ = ["sample", "sample_tokens", "continue_song", "accompany_rhythm", "acco
 Progress = Callable[[int, int], None] | None
 #: tokens per second of music after which only waits are allowed (NES-MDB peaks near 200/s)
 MAX_TOKEN_RATE = 400
-
 
 #: the runtimes a model decodes in ("auto": :func:`pick_runtime` picks)
 RUNTIMES = ("auto", "numpy", "torch")
@@ -118,7 +117,7 @@ def load_model(path, device="cpu", runtime: str = "torch"):
     """A model from a run folder, checkpoint folder or ``.safetensors`` file (no pickle), for
     ``runtime`` (see :func:`pick_runtime`): a torch module, or a
     :class:`lakhnes.models.txl_numpy.NumpyTXL` for numpy."""
-    from lakhnes.models.song_cache import read_lambdas
+    from lakhnes.models import song_cache, voice_cache
 
     if runtime != "torch":
         runtime, device = pick_runtime(runtime, device, model_type(path))
@@ -131,7 +130,8 @@ def load_model(path, device="cpu", runtime: str = "torch"):
         from lakhnes.models import load_model as _load
 
         model = _load(path, device=device or "cpu")
-    model.song_cache = read_lambdas(path, mem_len=getattr(getattr(model, "config", None), "mem_len", None))
+    mem = getattr(getattr(model, "config", None), "mem_len", None)  # the tables fitted nearest it
+    model.song_cache, model.voice_cache = song_cache.read_lambdas(path, mem), voice_cache.read_mu(path, mem)
     return model
 
 
@@ -178,7 +178,7 @@ def is_numpy(model) -> bool:
 
 def _stepper(model, prompt: np.ndarray, cache: bool = True):
     """The stepper the decoding loop drives (numpy logits in both runtimes); with the model's song
-    cache (``model.song_cache``, its λ table; None: off) mixed in."""
+    and voice caches (``model.song_cache``, ``model.voice_cache``: their tables; None: off) mixed in."""
     if is_numpy(model):
         from lakhnes.models.txl_numpy import NumpyStepper
 
@@ -187,10 +187,10 @@ def _stepper(model, prompt: np.ndarray, cache: bool = True):
         from lakhnes.models.txl_step import HostStepper
 
         inner = HostStepper(model, prompt, cache=cache)
-    from lakhnes.models.song_cache import CACHE_BOOST, CachedStepper, boosted
+    from lakhnes.models.voice_cache import with_caches
 
-    lam = getattr(model, "song_cache", None)  # its odds x model.cache_boost (default CACHE_BOOST)
-    return inner if lam is None else CachedStepper(inner, boosted(lam, getattr(model, "cache_boost", CACHE_BOOST)), prompt)
+    caches = (getattr(model, k, None) for k in ("song_cache", "voice_cache", "cache_boost"))
+    return with_caches(inner, prompt, *caches)
 
 
 def _run(model, prompt: np.ndarray, rules, *, temperature, top_k, top_p, seed, progress: Progress,
