@@ -26,6 +26,7 @@ N_BUCKETS = (len(ORDERS) + 1) * 8
 MELODIC = (0, 1, 2)
 _IDS = [noteon_ids(VOICES[v]) for v in MELODIC]
 _RANGE = [PITCH_RANGE[VOICES[v]] for v in MELODIC]
+_SPANS = [(int(i[0]), int(i[-1]) + 1) for i in _IDS]  # each family's ids: a contiguous slice
 
 
 def bucket(order_index: int, distinct: int, count: int) -> int:
@@ -100,17 +101,18 @@ def mix(row: np.ndarray, hist: VoiceHistory, mu: np.ndarray) -> np.ndarray:
     the voice cache, in place: ``log((1 - mu) p + mu P(F) c)`` on the family's ids."""
     for v in MELODIC:
         b, dist = hist.predict(v)
-        m = mu[b] if dist is not None else 0.0
+        m = float(mu[b]) if dist is not None else 0.0
         if m <= 0:
             continue
-        ids = _IDS[v]
-        fam = np.exp(row[ids])
-        mass = fam.sum()
-        c = np.zeros(len(ids))
-        first = int(ids[0])
-        for y, q in dist.items():
-            c[y - first] = q
-        row[ids] = np.log((1 - m) * fam + m * mass * c)
+        lo, hi = _SPANS[v]
+        fam = np.exp(row[lo:hi])
+        c = np.zeros(hi - lo)
+        c[np.fromiter(dist, np.int64, len(dist)) - lo] = list(dist.values())
+        c *= m * fam.sum()
+        fam *= 1 - m
+        fam += c
+        with np.errstate(divide="ignore"):  # an id neither predicts stays at -inf
+            row[lo:hi] = np.log(fam)
     return row
 
 
@@ -137,9 +139,9 @@ class VoiceCachedStepper:
     def _mix(self, logits) -> np.ndarray:
         x = np.array(logits, dtype=np.float64)
         for row, h in zip(x, self.hist, strict=True):
-            if any(self.mu[h.predict(v)[0]] > 0 and h.predict(v)[1] for v in MELODIC):
+            if any(self.mu[b] > 0 for b, d in map(h.predict, MELODIC) if d is not None):
                 m = row.max()
-                row -= m + np.log(np.exp(row - m).sum())
+                row -= m + np.log(np.exp(row - m).sum())  # normalized: the families' masses
                 mix(row, h, self.mu)
         return x
 
