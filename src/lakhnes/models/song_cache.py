@@ -222,20 +222,24 @@ def read_lambdas(path, mem_len: int | None = None) -> np.ndarray | None:
     try:
         if tuple(sc["orders"]) != ORDERS:
             raise ValueError(f"orders {sc['orders']} are not this version's {list(ORDERS)}")
-        lam = _check_table(sc["lambda"])
+        lam = check_table(sc["lambda"])
         if mem_len is not None and sc.get("by_mem_len") and sc.get("mem_len"):
             tables = {int(sc["mem_len"]): lam, **{int(m): t["lambda"] for m, t in sc["by_mem_len"].items()}}
-            near = min(tables, key=lambda m: (abs(np.log(max(m, 1) / max(int(mem_len), 1))), m))
-            lam = _check_table(tables[near])
+            lam = check_table(tables[nearest_memory(tables, mem_len)])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InvalidInputError(f"bad song_cache in config.json ({e})", str(ckpt)) from None
     return lam
 
 
-def _check_table(values) -> np.ndarray:
+def nearest_memory(tables: dict, mem_len: int) -> int:
+    """The memory length among ``tables``' keys nearest ``mem_len`` by ratio (ties: the shorter)."""
+    return min(tables, key=lambda m: (abs(np.log(max(m, 1) / max(int(mem_len), 1))), m))
+
+
+def check_table(values, n: int = N_BUCKETS, name: str = "lambda") -> np.ndarray:
     lam = np.asarray(values, dtype=np.float64)
-    if lam.shape != (N_BUCKETS,) or not np.all((lam >= 0) & (lam < 1)):
-        raise ValueError(f"lambda must be {N_BUCKETS} values in [0, 1)")
+    if lam.shape != (n,) or not np.all((lam >= 0) & (lam < 1)):
+        raise ValueError(f"{name} must be {n} values in [0, 1)")
     return lam
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from lakhnes.core.vocab import IS_NOTEON, PITCH_OF, PITCH_RANGE, START, VOICE_OF, VOICES, noteon_ids
-from lakhnes.models.song_cache import SongHistory
+from lakhnes.models.song_cache import SongHistory, check_table, nearest_memory
 
 #: interval-context lengths matched, shortest first
 ORDERS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -210,11 +210,8 @@ def read_mu(path, mem_len: int | None = None) -> np.ndarray | None:
         if tuple(vc["orders"]) != ORDERS:
             raise ValueError(f"orders {vc['orders']} are not this version's {list(ORDERS)}")
         tables = {int(m): t["mu"] for m, t in vc["tables"].items()}
-        want = max(tables) if mem_len is None else int(mem_len)
-        near = min(tables, key=lambda m: (abs(np.log(max(m, 1) / max(want, 1))), m))
-        mu = np.asarray(tables[near], dtype=np.float64)
-        if mu.shape != (N_BUCKETS,) or not np.all((mu >= 0) & (mu < 1)):
-            raise ValueError(f"mu must be {N_BUCKETS} values in [0, 1)")
+        near = nearest_memory(tables, max(tables) if mem_len is None else mem_len)
+        mu = check_table(tables[near], N_BUCKETS, "mu")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InvalidInputError(f"bad voice_cache in config.json ({e})", str(ckpt)) from None
     return mu
