@@ -164,7 +164,8 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
             j = min(i + tgt_len, rows.shape[1] - 1)
             logits, state = model(x_all[:, i:j], state)
             y, keep = x_all[:, i + 1 : j + 1], valid[:, i + 1 : j + 1]
-            nll = F.cross_entropy(logits.double().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+            lp = torch.log_softmax(logits.double(), -1)  # the voice cache also reads its families' masses
+            nll = F.nll_loss(lp.reshape(-1, lp.size(-1)), y.reshape(-1), reduction="none")
             net = float(nll[keep.reshape(-1)].sum())
             net_total += net
             if cached:
@@ -175,7 +176,6 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
                 p1 = x * t["pc"] + (1 - x) * t["pm"]
                 song_total += float(-np.log(p1).sum())
                 if voiced:  # the network's mass on the target's melodic voice's note-ons
-                    lp = torch.log_softmax(logits.double(), -1)
                     fam_lp = torch.stack([torch.logsumexp(lp[..., f], -1) for f in families], -1).cpu().numpy()[m]
                     f = t["fam"]
                     t["pmf"] = np.where(f >= 0, np.exp(np.take_along_axis(fam_lp, np.maximum(f, 0)[:, None], 1)[:, 0]), 0)
