@@ -143,7 +143,7 @@ def card_markdown(meta: dict, name: str) -> str:
         "",
         "The model behind `lakhnes generate` and the studio. It predicts the next TX1 event (631 token types:",
         "waits, and note-on / note-off for the pulse 1, pulse 2, triangle and noise voices of the NES) and is",
-        "sampled with temperature 0.95 (the waits 0.7), top-k 32 and its song and voice caches, under lakhnes'",
+        "sampled with temperature 0.95 (the waits 0.7), top-k 32 and its song, voice and rhythm caches, under lakhnes'",
         "decoding rules.",
         "",
         "## Model details",
@@ -188,7 +188,25 @@ def card_markdown(meta: dict, name: str) -> str:
               "| split | PPL |", "|---|---|",
               f"| NES-MDB valid | {_ppl(card, 'valid')} |", f"| NES-MDB test | **{_ppl(card, 'test')}** |", ""]
     ev = card.get("eval", {})
-    if ev.get("test_song_cache") and ev["test_song_cache"].get("ppl_song_cache"):
+    if ev.get("test_song_cache") and ev["test_song_cache"].get("ppl_voice_cache"):
+        sc = {(split, k): f"{ev[split + '_song_cache'][k]:.3f}" for split in ("valid", "test")
+              for k in ("ppl_song_cache", "ppl_voice_cache")}
+        lines[-1:] = [f"| NES-MDB valid, with the song cache (fitted there) | {sc['valid', 'ppl_song_cache']} |",
+                      f"| NES-MDB test, with the song cache | {sc['test', 'ppl_song_cache']} |",
+                      f"| NES-MDB valid, with the song and voice caches (fitted there) | {sc['valid', 'ppl_voice_cache']} |",
+                      f"| NES-MDB test, with the song and voice caches | {sc['test', 'ppl_voice_cache']} |",
+                      f"| NES-MDB valid, with the three caches (fitted there) | {_ppl(card, 'valid_song_cache')} |",
+                      f"| NES-MDB test, with the three caches | **{_ppl(card, 'test_song_cache')}** |", ""]
+        lines += ["The song cache (`lakhnes.models.song_cache`, kept in `config.json`) mixes the network's prediction",
+                  "with what the song itself did after the same recent tokens (up to 256 of them); the voice cache",
+                  "(`lakhnes.models.voice_cache`) then moves each melodic voice's note-on probability toward where",
+                  "this song's melodies went after the same last 1-16 pitch intervals (in any voice, in any key); the",
+                  "rhythm cache (`lakhnes.models.rhythm_cache`) is the song cache over the song's rhythm (melodic",
+                  "pitches taken away), so a rhythm, a drum pattern or a tempo comes back under new notes. Each has",
+                  "a weight per kind of match fitted on the valid split (`lakhnes eval MODEL --split valid",
+                  "--fit-song-cache`). Generation uses them by default (`--no-rhythm-cache`, `--no-voice-cache`: without",
+                  "that one; `--no-song-cache`: the network alone, the first two rows).", ""]
+    elif ev.get("test_song_cache") and ev["test_song_cache"].get("ppl_song_cache"):
         sc = {split: f"{ev[split + '_song_cache']['ppl_song_cache']:.3f}" for split in ("valid", "test")}
         lines[-1:] = [f"| NES-MDB valid, with the song cache (fitted there) | {sc['valid']} |",
                       f"| NES-MDB test, with the song cache | {sc['test']} |",
@@ -257,7 +275,8 @@ def main() -> int:
             for split, f in zip(("valid", "test"), args.song_cache or (), strict=False):
                 r = json.loads(Path(f).read_text())
                 meta.setdefault("card", {}).setdefault("eval", {})[f"{split}_song_cache"] = {
-                    k: r[k] for k in ("ppl", "ppl_network", "ppl_song_cache", "nll", "targets", "mem_len") if k in r}
+                    k: r[k] for k in ("ppl", "ppl_network", "ppl_song_cache", "ppl_voice_cache", "nll", "targets",
+                                      "mem_len") if k in r}
             if args.songs_md:
                 meta.setdefault("card", {})["songs_md"] = Path(args.songs_md).read_text()
             if args.note:

@@ -56,6 +56,8 @@ def main() -> None:
             model.song_cache = None
         if "voice" in arm:
             model.voice_cache = np.array(json.load(open(arm.pop("voice"))))
+        if "rhythm" in arm:
+            model.rhythm_cache = np.load(arm.pop("rhythm"))
         kw = {"temperature": 0.95, "top_k": 32, "wait_temperature": WAIT_TEMPERATURE, **arm}
         rows = [measures(list(ids)) for first in range(0, n, 4)
                 for ids in sample_tokens(model, seconds=30, seed=first, num=4, **kw)]

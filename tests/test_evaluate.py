@@ -291,17 +291,53 @@ def test_cli_fits_the_song_cache_on_valid_only(prepared, tmp_path, capsys):
     assert main(["eval", str(run), "--data", str(prepared), "--split", "valid", "--results", "",
                  "--fit-song-cache", "--tgt-len", "32"]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    table, voices = cfg["song_cache"], cfg["voice_cache"]
+    table, voices, rhythm = cfg["song_cache"], cfg["voice_cache"], cfg["rhythm_cache"]
     assert table["fitted_on"] == "valid" and len(table["lambda"]) > 100
-    assert voices["tables"]["896"]["fitted_on"] == "valid"
+    assert voices["tables"]["896"]["fitted_on"] == "valid" and len(rhythm["tables"]["896"]["rho"]) > 100
     assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "r.json"),
                  "--tgt-len", "32"]) == 0
     assert "the network alone" in capsys.readouterr().out
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["song_cache"] is True and r["voice_cache"] is True and r["ppl"] != r["ppl_network"]
+    assert r["rhythm_cache"] is True
+    assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "v.json"),
+                 "--tgt-len", "32", "--no-rhythm-cache"]) == 0
+    assert json.loads((tmp_path / "v.json").read_text())["ppl"] == pytest.approx(r["ppl_voice_cache"])
     assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "s.json"),
-                 "--tgt-len", "32", "--no-voice-cache"]) == 0
+                 "--tgt-len", "32", "--no-voice-cache", "--no-rhythm-cache"]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["ppl"] == pytest.approx(r["ppl_song_cache"])
     assert main(["eval", str(run), "--data", str(prepared), "--results", "", "--json", str(tmp_path / "n.json"),
                  "--tgt-len", "32", "--no-song-cache"]) == 0
     assert json.loads((tmp_path / "n.json").read_text())["ppl"] == pytest.approx(r["ppl_network"])
+
+
+def test_rhythm_cache_in_perplexity():
+    """rho = 0 is the song and voice caches alone; fitted, the rhythm cache predicts a rhythm that
+    comes back under new pitches (which the song cache cannot)."""
+    from lakhnes.core.vocab import TOKEN_TO_ID, noteon_id
+    from lakhnes.models import rhythm_cache as rc
+    from lakhnes.models.song_cache import N_BUCKETS
+
+    m = _txl().eval()
+    rng = np.random.default_rng(5)
+    waits = [TOKEN_TO_ID[f"WT_{w}"] for w in (3000, 1500, 1500, 3000, 6000)]
+    song = [0]
+    for _ in range(12):
+        for w in waits:
+            song += [int(noteon_id("P1", int(rng.integers(40, 90)))), w]
+    t = np.array(song * 3)
+    lam = np.zeros(N_BUCKETS)
+    plain = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=lam, voice_cache=np.zeros(72))
+    zero = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=lam, voice_cache=np.zeros(72),
+                       rhythm_cache=np.zeros(rc.N_BUCKETS))
+    assert zero["nll"] == pytest.approx(plain["nll"], rel=1e-12) and zero["ppl_voice_cache"] == pytest.approx(plain["ppl"])
+    collect = []
+    evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, collect=collect)
+    a = {k: np.concatenate([c[k] for c in collect]) for k in collect[0]}
+    pf = np.where(a["fam"] >= 0, a["pmf"], 0.0)
+    from lakhnes.models.song_cache import fit_lambdas
+
+    rho = fit_lambdas(a["rb"], a["pm"], rc.mixed(a["pm"], pf, a["fam"], a["rb"], a["rc"], np.ones(rc.N_BUCKETS)))
+    timed = evaluate_lm(m, t, streams=2, tgt_len=16, mem_len=8, song_cache=lam, voice_cache=np.zeros(72),
+                        rhythm_cache=rho)
+    assert rho.max() > 0.5 and timed["ppl"] < plain["ppl"] / 1.5 and timed["rhythm_cache"] is True

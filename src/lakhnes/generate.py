@@ -117,7 +117,7 @@ def load_model(path, device="cpu", runtime: str = "torch"):
     """A model from a run folder, checkpoint folder or ``.safetensors`` file (no pickle), for
     ``runtime`` (see :func:`pick_runtime`): a torch module, or a
     :class:`lakhnes.models.txl_numpy.NumpyTXL` for numpy."""
-    from lakhnes.models import song_cache, voice_cache
+    from lakhnes.models import rhythm_cache, song_cache, voice_cache
 
     if runtime != "torch":
         runtime, device = pick_runtime(runtime, device, model_type(path))
@@ -132,6 +132,7 @@ def load_model(path, device="cpu", runtime: str = "torch"):
         model = _load(path, device=device or "cpu")
     mem = getattr(getattr(model, "config", None), "mem_len", None)  # the tables fitted nearest it
     model.song_cache, model.voice_cache = song_cache.read_lambdas(path, mem), voice_cache.read_mu(path, mem)
+    model.rhythm_cache = rhythm_cache.read_rho(path, mem)
     return model
 
 
@@ -177,8 +178,8 @@ def is_numpy(model) -> bool:
 
 
 def _stepper(model, prompt: np.ndarray, cache: bool = True):
-    """The stepper the decoding loop drives (numpy logits in both runtimes); with the model's song
-    and voice caches (``model.song_cache``, ``model.voice_cache``: their tables; None: off) mixed in."""
+    """The stepper the decoding loop drives (numpy logits in both runtimes), with the model's caches
+    (``model.song_cache``, ``.voice_cache``, ``.rhythm_cache``: tables; None: off) mixed in."""
     if is_numpy(model):
         from lakhnes.models.txl_numpy import NumpyStepper
 
@@ -187,9 +188,8 @@ def _stepper(model, prompt: np.ndarray, cache: bool = True):
         from lakhnes.models.txl_step import HostStepper
 
         inner = HostStepper(model, prompt, cache=cache)
-    from lakhnes.models.voice_cache import with_caches
-
-    caches = (getattr(model, k, None) for k in ("song_cache", "voice_cache", "cache_boost"))
+    from lakhnes.models.caches import with_caches
+    caches = (getattr(model, k, None) for k in ("song_cache", "voice_cache", "cache_boost", "rhythm_cache"))
     return with_caches(inner, prompt, *caches)
 
 

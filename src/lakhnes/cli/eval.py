@@ -29,9 +29,11 @@ def register(sub) -> None:
     p.add_argument("--no-song-cache", dest="song_cache", action="store_false",
                    help="score the network alone, without the model's song cache (if its config.json has one)")
     p.add_argument("--no-voice-cache", dest="voice_cache", action="store_false",
-                   help="score the network and the song cache, without the voice cache")
+                   help="score without the voice cache")
+    p.add_argument("--no-rhythm-cache", dest="rhythm_cache", action="store_false",
+                   help="score without the rhythm cache")
     p.add_argument("--fit-song-cache", action="store_true",
-                   help="fit the song and voice caches on this split (valid) at --mem-len and write them into the "
+                   help="fit the song, voice and rhythm caches on this split (valid) at --mem-len and write them into the "
                         "model's config.json first (one table per memory length; scoring uses the nearest)")
     p.add_argument("--save", metavar="RUN", help="for unigram/5gram: also save the trained model here")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -86,14 +88,16 @@ def run(args) -> int:
     try:
         res = evaluate(args.model, args.data, args.split, streams=args.streams, tgt_len=args.tgt_len,
                        mem_len=args.mem_len, save_ngram=args.save, partial=partial, device=args.device,
-                       song_cache=args.song_cache, fit_song_cache=args.fit_song_cache, voice_cache=args.voice_cache)
+                       song_cache=args.song_cache, fit_song_cache=args.fit_song_cache, voice_cache=args.voice_cache,
+                       rhythm_cache=args.rhythm_cache)
     except InvalidInputError as e:
         fail(str(e))
         return 1
     res["name"] = name
     print(f"{name} on {args.split}: {res['targets']} tokens scored, NLL {res['nll']:.4f} nats, "
           f"PPL {res['ppl']:.3f}  ({res['tokens_per_s']:.0f} tokens/s)"
-          + (f"; without the voice cache: PPL {res['ppl_song_cache']:.3f}" if res.get("voice_cache") else "")
+          + (f"; without the rhythm cache: PPL {res['ppl_voice_cache']:.3f}" if res.get("rhythm_cache") else "")
+          + (f"; the song cache alone: PPL {res['ppl_song_cache']:.3f}" if res.get("voice_cache") else "")
           + (f"; the network alone: PPL {res['ppl_network']:.3f}" if res.get("song_cache") else ""))
     if args.json:
         write_result(res, args.json)

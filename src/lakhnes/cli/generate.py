@@ -83,10 +83,12 @@ def register(sub) -> None:
     p.add_argument("--raw-level", action="store_true",
                    help="write WAV at the NES chip's own level (default: normalised to a peak of -1 dBFS)")
     p.add_argument("--no-song-cache", dest="song_cache", action="store_false",
-                   help="sample from the network alone: without the song and voice caches that make the song's own "
-                        "phrases come back (on by default for a model that has them)")
+                   help="sample from the network alone: without the song, voice and rhythm caches that make the "
+                        "song's own phrases come back (on by default for a model that has them)")
     p.add_argument("--no-voice-cache", dest="voice_cache", action="store_false",
                    help="without the voice cache that brings each voice's melodies back (also transposed)")
+    p.add_argument("--no-rhythm-cache", dest="rhythm_cache", action="store_false",
+                   help="without the rhythm cache that keeps the song's tempo, drum patterns and rhythms")
     p.add_argument("--cache-boost", type=float, default=None, metavar="FACTOR",
                    help="how strongly the song cache brings the song's own phrases back: its odds times FACTOR "
                         "(default 1: as fitted for perplexity; 2-3: more repetition, fewer pitches)")
@@ -259,6 +261,8 @@ def run(args) -> int:
             model.song_cache = None
         if not args.voice_cache:
             model.voice_cache = None
+        if not args.rhythm_cache:
+            model.rhythm_cache = None
         if args.cache_boost is not None:
             model.cache_boost = args.cache_boost
     except InvalidInputError as e:

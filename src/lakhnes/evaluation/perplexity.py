@@ -105,7 +105,7 @@ def _load_partial(path: Path, key: str, device):
 def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_len: int = TGT_LEN,
                 mem_len: int | None = MEM_LEN, progress: bool = False, partial: str | None = None,
                 partial_key: str = "", save_every: int = 100, log=None, song_cache=None,
-                voice_cache=None, collect: list | None = None) -> dict:
+                voice_cache=None, rhythm_cache=None, collect: list | None = None) -> dict:
     """Score a torch language model (the shared contract: ``forward(x, state)``) on ``tokens``.
 
     ``mem_len`` sets a Transformer-XL's memory length for this evaluation (ignored by models
@@ -115,6 +115,8 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     ``song_cache``: a λ table (:mod:`lakhnes.models.song_cache`): the model's probabilities are mixed
     with each stream's song cache (``ppl``; the network alone: ``ppl_network``). ``voice_cache``: a mu
     table (:mod:`lakhnes.models.voice_cache`, on top of the song cache; ``ppl_song_cache``: without it).
+    ``rhythm_cache``: a rho table (:mod:`lakhnes.models.rhythm_cache`, on top of both; ``ppl_voice_cache``:
+    the song and voice caches without it).
     ``collect``: a list that receives, per segment, a dict of the targets' arrays (for fitting)."""
     if tgt_len < 1:
         raise InvalidInputError(f"--tgt-len must be at least 1, not {tgt_len}")
@@ -132,24 +134,31 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     net_total = 0.0  # the network alone (equals total without a song cache)
     cached = song_cache is not None or collect is not None
     voiced = cached and (voice_cache is not None or collect is not None)
+    rhythmic = cached and (rhythm_cache is not None or collect is not None)
     if cached:
+        from lakhnes.models import rhythm_cache as rc
         from lakhnes.models import voice_cache as vc
 
-        scores = {k: np.zeros((streams, rows.shape[1] - 1), np.float64 if k in ("pc", "pcf", "cv") else np.int64)
-                  for k in ("b", "pc", "fam", "pcf", "vb", "cv")}
+        scores = {k: np.zeros((streams, rows.shape[1] - 1), np.float64 if k in ("pc", "pcf", "cv", "rc") else np.int64)
+                  for k in ("b", "pc", "fam", "pcf", "vb", "cv", "rb", "rc")}
         for s in range(streams):
             for k, v in vc.stream_scores(rows[s, : lengths[s]]).items():
                 scores[k][s, : len(v)] = v
+            if rhythmic:
+                rb, rp = rc.stream_scores(rows[s, : lengths[s]])
+                scores["rb"][s, : len(rb)], scores["rc"][s, : len(rp)] = rb, rp
         lam = np.zeros(int(scores["b"].max()) + 1) if song_cache is None else np.asarray(song_cache, np.float64)
         mu = np.zeros(vc.N_BUCKETS) if voice_cache is None else np.asarray(voice_cache, np.float64)
+        rho = np.zeros(rc.N_BUCKETS) if rhythm_cache is None else np.asarray(rhythm_cache, np.float64)
         families = [torch.from_numpy(vc.noteon_ids(vc.VOICES[v])).to(device) for v in vc.MELODIC]
-    song_total = 0.0  # the network and the song cache, without the voice cache
+    song_total = voice_total = 0.0  # the song cache alone; the song and voice caches
     state = model.init_state(streams, device)
     key = json.dumps([partial_key, n, streams, tgt_len, mem_len, None if song_cache is None else list(song_cache),
-                      None if voice_cache is None else list(voice_cache)])
+                      None if voice_cache is None else list(voice_cache),
+                      None if rhythm_cache is None else list(rhythm_cache)])
     saved = _load_partial(Path(partial), key, device) if partial else None
     if saved is not None and collect is None:
-        start, (total, net_total, song_total), targets, before, state = saved
+        start, (total, net_total, song_total, voice_total), targets, before, state = saved
         if log:
             log(f"resuming from segment {start} ({targets} targets already scored; {partial})")
     t0 = time.perf_counter()
@@ -159,7 +168,7 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
                            initial=start, total=len(steps), plain=True)  # plain lines into a log file
         for k, i in enumerate(bar, start):
             if partial and k > start and (k - start) % save_every == 0:
-                _save_partial(Path(partial), key, k, (total, net_total, song_total), targets,
+                _save_partial(Path(partial), key, k, (total, net_total, song_total, voice_total), targets,
                               before + time.perf_counter() - t0, state)
             j = min(i + tgt_len, rows.shape[1] - 1)
             logits, state = model(x_all[:, i:j], state)
@@ -175,11 +184,15 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
                 x = lam[t["b"]]
                 p1 = x * t["pc"] + (1 - x) * t["pm"]
                 song_total += float(-np.log(p1).sum())
-                if voiced:  # the network's mass on the target's melodic voice's note-ons
+                if voiced or rhythmic:  # the network's mass on the target's melodic voice's note-ons
                     fam_lp = torch.stack([torch.logsumexp(lp[..., f], -1) for f in families], -1).cpu().numpy()[m]
                     f = t["fam"]
                     t["pmf"] = np.where(f >= 0, np.exp(np.take_along_axis(fam_lp, np.maximum(f, 0)[:, None], 1)[:, 0]), 0)
-                    p1 = vc.mixed(p1, x * t["pcf"] + (1 - x) * t["pmf"], t["vb"], t["cv"], mu)
+                    pf = x * t["pcf"] + (1 - x) * t["pmf"]  # no cache moves it before the rhythm cache
+                    p1 = vc.mixed(p1, pf, t["vb"], t["cv"], mu)
+                    voice_total += float(-np.log(p1).sum())
+                    if rhythmic:
+                        p1 = rc.mixed(p1, pf, f, t["rb"], t["rc"], rho)
                 if collect is not None:
                     collect.append(t)
                 total += float(-np.log(p1).sum())
@@ -195,6 +208,8 @@ def evaluate_lm(model: torch.nn.Module, tokens, *, streams: int = STREAMS, tgt_l
     extra = {} if song_cache is None else {"song_cache": True, "ppl_network": math.exp(net_total / targets)}
     if song_cache is not None and voice_cache is not None:
         extra.update(voice_cache=True, ppl_song_cache=math.exp(song_total / targets))
+    if song_cache is not None and rhythm_cache is not None:
+        extra.update(rhythm_cache=True, ppl_voice_cache=math.exp(voice_total / targets))
     return _result(total, targets, n, streams, before + time.perf_counter() - t0, tgt_len=tgt_len,
                    mem_len=int(mem_len if (uses_mem and mem_len is not None) else (old_mem or 0)), **extra)
 
@@ -240,15 +255,17 @@ def run_metadata(model_path, data_dir) -> dict:
 def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = STREAMS,
              tgt_len: int = TGT_LEN, mem_len: int = MEM_LEN, save_ngram: str | None = None,
              partial: str | None = None, progress: bool = True, log=print, device: str | None = None,
-             song_cache: bool = True, fit_song_cache: bool = False, voice_cache: bool = True) -> dict:
+             song_cache: bool = True, fit_song_cache: bool = False, voice_cache: bool = True,
+             rhythm_cache: bool = True) -> dict:
     """Evaluate a model path (run dir, checkpoint dir, sharded model folder, .safetensors, saved
     n-gram, shipped model name) or a named n-gram (``unigram``, ``5gram``: trained on
     ``data_dir``'s train split first). ``partial``: file where a neural model's evaluation saves
     its progress (resumable). ``device``: where a neural model runs (default: cuda when available,
     else cpu), in float32. ``song_cache``: a Transformer-XL whose ``config.json`` has a song cache is
-    scored with it and with its voice cache when it has one (``voice_cache`` False: the song cache
-    alone; ``song_cache`` False: the network alone). ``fit_song_cache``: fit both caches' tables on
-    this split (valid, never test) and write them into the model's ``config.json`` first."""
+    scored with it and with its voice and rhythm caches when it has them (``voice_cache`` /
+    ``rhythm_cache`` False: without that one; ``song_cache`` False: the network alone).
+    ``fit_song_cache``: fit the three caches' tables on this split (valid, never test) and write them
+    into the model's ``config.json`` first."""
     tokens = np.asarray(load_split(data_dir, split).tokens)
     if len(tokens) < 2 * max(streams, 1):
         raise InvalidInputError(f"{split} split: {len(tokens)} tokens are too few for {streams} streams",
@@ -279,7 +296,7 @@ def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = S
                     **run_metadata(model_spec, data_dir))
         log(protocol_text(len(tokens), streams))
         key = f"{info.get('checkpoint')}|{Path(data_dir).resolve()}|{split}"
-        lam = mu = None
+        lam = mu = rho = None
         if info["model_type"] == "transformer_xl":
             from lakhnes.models.song_cache import read_lambdas
 
@@ -288,21 +305,25 @@ def evaluate(model_spec: str, data_dir, split: str = "test", *, streams: int = S
                                       mem_len=mem_len, progress=progress, log=log)
                 return {**info, **res}
             if song_cache:
+                from lakhnes.models.rhythm_cache import read_rho
                 from lakhnes.models.voice_cache import read_mu
 
                 lam = read_lambdas(model_spec, mem_len=mem_len)
                 mu = read_mu(model_spec, mem_len=mem_len) if voice_cache and lam is not None else None
+                rho = read_rho(model_spec, mem_len=mem_len) if rhythm_cache and lam is not None else None
         elif fit_song_cache:
             raise InvalidInputError("only a Transformer-XL takes a song cache", model_spec)
         res = evaluate_lm(model, tokens, streams=streams, tgt_len=tgt_len, mem_len=mem_len, progress=progress,
-                          partial=partial, partial_key=key, log=log, song_cache=lam, voice_cache=mu)
+                          partial=partial, partial_key=key, log=log, song_cache=lam, voice_cache=mu,
+                          rhythm_cache=rho)
     return {**info, **res}
 
 
 def _fit_song_cache(model, model_spec, tokens, split, *, log, **kw) -> dict:
-    """Fit the song cache's λ table, then the voice cache's mu table on top of it, on ``tokens`` (the
-    valid split) and write both into the ``config.json`` of ``model_spec``; returns the evaluation on
-    ``tokens`` with them (in-sample)."""
+    """Fit the song cache's λ table, then the voice cache's mu and the rhythm cache's rho on top of it,
+    on ``tokens`` (the valid split) and write them into the ``config.json`` of ``model_spec``; returns
+    the evaluation on ``tokens`` with them (in-sample)."""
+    from lakhnes.models import rhythm_cache as rc
     from lakhnes.models import voice_cache as vc
     from lakhnes.models.files import read_config
     from lakhnes.models.song_cache import fit_lambdas, merge_table
@@ -317,16 +338,20 @@ def _fit_song_cache(model, model_spec, tokens, split, *, log, **kw) -> dict:
     x = lam[t["b"]]
     p1, p1f = x * t["pc"] + (1 - x) * t["pm"], x * t["pcf"] + (1 - x) * t["pmf"]
     mu = fit_lambdas(t["vb"], p1, p1f * t["cv"])[: vc.N_BUCKETS]
-    nll = float(-np.log(vc.mixed(p1, p1f, t["vb"], t["cv"], mu)).mean())
+    p2 = vc.mixed(p1, p1f, t["vb"], t["cv"], mu)
+    rho = fit_lambdas(t["rb"], p2, rc.mixed(p2, p1f, t["fam"], t["rb"], t["rc"], np.ones(rc.N_BUCKETS)))
+    nll = float(-np.log(rc.mixed(p2, p1f, t["fam"], t["rb"], t["rc"], rho)).mean())
     res.update(nll=nll, ppl=math.exp(nll), bits_per_token=nll / math.log(2), song_cache=True, voice_cache=True,
-               ppl_network=res["ppl"], ppl_song_cache=math.exp(float(-np.log(p1).mean())), song_cache_fitted_here=True)
+               rhythm_cache=True, ppl_network=res["ppl"], ppl_song_cache=math.exp(float(-np.log(p1).mean())),
+               ppl_voice_cache=math.exp(float(-np.log(p2).mean())), song_cache_fitted_here=True)
     ckpt, meta = read_config(model_spec)
     about = {"fitted_on": split, "targets": int(len(t["b"]))}
     meta["song_cache"] = merge_table(meta.get("song_cache"), lam, kw["mem_len"], **about)
     meta["voice_cache"] = vc.merge_tables(meta.get("voice_cache"), mu, kw["mem_len"], **about)
+    meta["rhythm_cache"] = rc.merge_tables(meta.get("rhythm_cache"), rho, kw["mem_len"], **about)
     with atomic_path(ckpt / "config.json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2) + "\n")
-    log(f"song and voice caches fitted on {split} ({len(t['b'])} targets) and written into {ckpt / 'config.json'}")
+    log(f"song, voice and rhythm caches fitted on {split} ({len(t['b'])} targets) and written into {ckpt / 'config.json'}")
     return res
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from lakhnes.core.vocab import IS_NOTEON, PITCH_OF, PITCH_RANGE, START, VOICE_OF, VOICES, noteon_ids
-from lakhnes.models.song_cache import SongHistory, check_table, nearest_memory
+from lakhnes.models import caches
+from lakhnes.models.song_cache import SongHistory
 
 #: interval-context lengths matched, shortest first
 ORDERS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -184,46 +185,12 @@ def mixed(p1: np.ndarray, p1f: np.ndarray, vb: np.ndarray, cv: np.ndarray, mu) -
     return (1 - m) * p1 + m * p1f * cv
 
 
-def table_json(mu, **about) -> dict:
-    """A ``voice_cache`` table of a model's ``config.json``."""
-    return {"mu": [round(float(x), 6) for x in mu], **about}
-
-
 def merge_tables(old: dict | None, mu, mem_len: int, **about) -> dict:
     """The ``voice_cache`` entry after a fit at ``mem_len``: one table per memory length."""
-    tables = dict((old or {}).get("tables") or {}) if (old or {}).get("orders") == list(ORDERS) else {}
-    tables[str(int(mem_len))] = table_json(mu, **about)
-    return {"orders": list(ORDERS), "tables": dict(sorted(tables.items(), key=lambda kv: int(kv[0])))}
+    return caches.merge_tables(old, "mu", mu, ORDERS, mem_len, **about)
 
 
 def read_mu(path, mem_len: int | None = None) -> np.ndarray | None:
     """The mu table in the ``config.json`` of the model at ``path`` (key ``voice_cache``) fitted nearest
     ``mem_len`` (None: the longest memory fitted), or None when the model has none."""
-    from lakhnes.errors import InvalidInputError
-    from lakhnes.models.files import read_config
-
-    ckpt, meta = read_config(path)
-    vc = meta.get("voice_cache")
-    if vc is None:
-        return None
-    try:
-        if tuple(vc["orders"]) != ORDERS:
-            raise ValueError(f"orders {vc['orders']} are not this version's {list(ORDERS)}")
-        tables = {int(m): t["mu"] for m, t in vc["tables"].items()}
-        near = nearest_memory(tables, max(tables) if mem_len is None else mem_len)
-        mu = check_table(tables[near], N_BUCKETS, "mu")
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise InvalidInputError(f"bad voice_cache in config.json ({e})", str(ckpt)) from None
-    return mu
-
-
-def with_caches(inner, prompt, lam, mu, boost: float | None = None):
-    """The stepper ``inner`` with the song cache (λ table ``lam``, its odds x ``boost``, default
-    :data:`lakhnes.models.song_cache.CACHE_BOOST`) and then the voice cache (``mu``) mixed in; a
-    cache whose table is None is off (the voice cache needs the song cache)."""
-    from lakhnes.models.song_cache import CACHE_BOOST, CachedStepper, boosted
-
-    if lam is None:
-        return inner
-    inner = CachedStepper(inner, boosted(lam, CACHE_BOOST if boost is None else boost), prompt)
-    return inner if mu is None else VoiceCachedStepper(inner, mu, prompt)
+    return caches.read_table(path, "voice_cache", "mu", ORDERS, N_BUCKETS, mem_len)
