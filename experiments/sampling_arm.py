@@ -7,7 +7,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--voice-cache MU.json|off``: the voice cache (:mod:`lakhnes.models.voice_cache`) with that mu
   table (a JSON list), or off;
 - ``--rhythm-boost R``: the rhythm cache's odds (:mod:`lakhnes.models.rhythm_cache`) multiplied by R
-  (0: the rhythm cache off);
+  (``lakhnes generate --rhythm-boost``; 0: the rhythm cache off);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--voice-cache", default=None, help="a JSON list of mu values, or off")
-    ap.add_argument("--rhythm-boost", type=float, default=1.0)
+    ap.add_argument("--rhythm-boost", type=float, default=None, help="default: lakhnes generate's")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.floor:  # the general path reshapes through _rescale_waits (the one-row fast path does not)
@@ -52,10 +52,9 @@ def main() -> None:
         import json
 
         model.voice_cache = None if a.voice_cache == "off" else json.loads(Path(a.voice_cache).read_text())
-    if getattr(model, "rhythm_cache", None) is not None:
-        from lakhnes.models.song_cache import boosted
-
-        model.rhythm_cache = boosted(model.rhythm_cache, a.rhythm_boost) if a.rhythm_boost > 0 else None
+    if a.rhythm_boost == 0:
+        model.rhythm_cache = None
+    model.rhythm_boost = a.rhythm_boost
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     for first in range(0, a.num, 8):

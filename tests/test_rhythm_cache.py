@@ -127,12 +127,17 @@ def test_generation_uses_the_rhythm_cache_and_can_turn_it_off(tmp_path):
 
     model = _model_with_table(tmp_path, np.r_[0.0, np.full(N_BUCKETS - 1, 0.9)])
     m = load_model(model, runtime="numpy")
-    assert isinstance(_stepper(m, np.zeros((1, 1), np.int64)), rc.RhythmCachedStepper)
+    s = _stepper(m, np.zeros((1, 1), np.int64))
+    assert isinstance(s, rc.RhythmCachedStepper)
+    assert s.rho[1] == pytest.approx(0.9 * rc.RHYTHM_BOOST / (0.1 + 0.9 * rc.RHYTHM_BOOST))  # boosted for sampling
+    m.rhythm_boost = 1.0
+    assert _stepper(m, np.zeros((1, 1), np.int64)).rho[1] == pytest.approx(0.9)
     m.song_cache = None  # the rhythm cache sits on the song cache: off with it
     assert not isinstance(_stepper(m, np.zeros((1, 1), np.int64)), rc.RhythmCachedStepper)
     outs = []
-    for extra in ([], ["--no-rhythm-cache"]):
+    for extra in ([], ["--no-rhythm-cache"], ["--rhythm-boost", "1"]):
         out = tmp_path / f"r{len(extra)}.tx1.txt"
         assert main(["generate", "-m", str(model), "--tokens", "600", "--seed", "3", "-q", "-o", str(out), *extra]) == 0
         outs.append(out.read_text())
-    assert outs[0] != outs[1] and all(o.count("NOTEON") > 20 for o in outs)
+    assert len(set(outs)) == 3 and all(o.count("NOTEON") > 20 for o in outs)
+    assert main(["generate", "-m", str(model), "--tokens", "10", "--rhythm-boost", "0", "-o", str(out)]) == 2

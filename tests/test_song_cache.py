@@ -186,8 +186,8 @@ def test_generation_boosts_the_cache_odds(tmp_path):
     assert np.allclose(odds, 3 * lam / (1 - lam))
     model = load_default_model(runtime="numpy")
     prompt = np.zeros((1, 1), dtype=np.int64)
-    assert np.allclose(_stepper(model, prompt).inner.cache.lam, boosted(model.song_cache, CACHE_BOOST))
-    model.voice_cache = None  # the song cache's own stepper
+    assert np.allclose(_stepper(model, prompt).inner.inner.cache.lam, boosted(model.song_cache, CACHE_BOOST))
+    model.voice_cache = model.rhythm_cache = None  # the song cache's own stepper
     model.cache_boost = 1
     assert np.array_equal(_stepper(model, prompt).cache.lam, model.song_cache)
     outs = []

@@ -189,8 +189,8 @@ def _stepper(model, prompt: np.ndarray, cache: bool = True):
 
         inner = HostStepper(model, prompt, cache=cache)
     from lakhnes.models.caches import with_caches
-    caches = (getattr(model, k, None) for k in ("song_cache", "voice_cache", "cache_boost", "rhythm_cache"))
-    return with_caches(inner, prompt, *caches)
+    keys = ("song_cache", "voice_cache", "cache_boost", "rhythm_cache", "rhythm_boost")
+    return with_caches(inner, prompt, *(getattr(model, k, None) for k in keys))
 
 
 def _run(model, prompt: np.ndarray, rules, *, temperature, top_k, top_p, seed, progress: Progress,

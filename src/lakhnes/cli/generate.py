@@ -89,6 +89,8 @@ def register(sub) -> None:
                    help="without the voice cache that brings each voice's melodies back (also transposed)")
     p.add_argument("--no-rhythm-cache", dest="rhythm_cache", action="store_false",
                    help="without the rhythm cache that keeps the song's tempo, drum patterns and rhythms")
+    p.add_argument("--rhythm-boost", type=float, default=None, metavar="FACTOR",
+                   help="how strongly the rhythm cache keeps the song's rhythms: its odds times FACTOR (default 2)")
     p.add_argument("--cache-boost", type=float, default=None, metavar="FACTOR",
                    help="how strongly the song cache brings the song's own phrases back: its odds times FACTOR "
                         "(default 1: as fitted for perplexity; 2-3: more repetition, fewer pitches)")
@@ -136,8 +138,9 @@ def _check(args) -> str | None:
             return f"{o}: unknown output format (use {', '.join(OUT_SUFFIXES)})"
     if not 1 <= args.num <= MAX_NUM:
         return f"--num {args.num} is outside 1-{MAX_NUM}"
-    if args.cache_boost is not None and not 0 < args.cache_boost <= 1000:
-        return f"--cache-boost {args.cache_boost:g} is outside (0, 1000]"
+    for flag, v in (("--cache-boost", args.cache_boost), ("--rhythm-boost", args.rhythm_boost)):
+        if v is not None and not 0 < v <= 1000:
+            return f"{flag} {v:g} is outside (0, 1000]"
     only_new = not (args.prime or args.rhythm or args.keep) or args.only_new  # no prime in the song
     if args.tokens is not None and args.tokens < (MIN_TOKENS if only_new else 1):
         return f"--tokens {args.tokens}: ask for at least {MIN_TOKENS if only_new else 1} (a shorter song may " \
@@ -265,6 +268,8 @@ def run(args) -> int:
             model.rhythm_cache = None
         if args.cache_boost is not None:
             model.cache_boost = args.cache_boost
+        if args.rhythm_boost is not None:
+            model.rhythm_boost = args.rhythm_boost
     except InvalidInputError as e:
         fail(str(e))
         return 1

@@ -43,11 +43,13 @@ def merge_tables(old: dict | None, name: str, values, orders, mem_len: int, **ab
     return {"orders": list(orders), "tables": dict(sorted(tables.items(), key=lambda kv: int(kv[0])))}
 
 
-def with_caches(inner, prompt, lam, mu=None, boost: float | None = None, rho=None):
+def with_caches(inner, prompt, lam, mu=None, boost: float | None = None, rho=None,
+                rhythm_boost: float | None = None):
     """The stepper ``inner`` with the song cache (λ table ``lam``, its odds x ``boost``, default
     :data:`lakhnes.models.song_cache.CACHE_BOOST`), then the voice cache (``mu``), then the rhythm
-    cache (``rho``) mixed in; a cache whose table is None is off (the others need the song cache)."""
-    from lakhnes.models.rhythm_cache import RhythmCachedStepper
+    cache (``rho``, its odds x ``rhythm_boost``, default :data:`lakhnes.models.rhythm_cache.RHYTHM_BOOST`)
+    mixed in; a cache whose table is None is off (the others need the song cache)."""
+    from lakhnes.models.rhythm_cache import RHYTHM_BOOST, RhythmCachedStepper
     from lakhnes.models.song_cache import CACHE_BOOST, CachedStepper, boosted
     from lakhnes.models.voice_cache import VoiceCachedStepper
 
@@ -56,4 +58,6 @@ def with_caches(inner, prompt, lam, mu=None, boost: float | None = None, rho=Non
     inner = CachedStepper(inner, boosted(lam, CACHE_BOOST if boost is None else boost), prompt)
     if mu is not None:
         inner = VoiceCachedStepper(inner, mu, prompt)
-    return inner if rho is None else RhythmCachedStepper(inner, rho, prompt)
+    if rho is None:
+        return inner
+    return RhythmCachedStepper(inner, boosted(rho, RHYTHM_BOOST if rhythm_boost is None else rhythm_boost), prompt)
