@@ -24,8 +24,8 @@ from lakhnes.models import caches
 from lakhnes.models.song_cache import N_BUCKETS, ORDERS, SongHistory
 from lakhnes.models.song_cache import stream_scores as song_scores
 
-__all__ = ["N_BUCKETS", "ORDERS", "RHYTHM_BOOST", "RHYTHM_OF", "RhythmCachedStepper", "RhythmHistory", "merge_tables", "mix", "mixed",
-           "read_rho", "stream_scores"]
+__all__ = ["N_BUCKETS", "ORDERS", "RHYTHM_BOOST", "RHYTHM_OF", "RhythmCachedStepper", "RhythmHistory",
+           "merge_tables", "mix", "mixed", "read_rho", "stream_scores"]
 
 #: generation only: the rhythm cache's odds rho / (1 - rho) multiplied by this (``--rhythm-boost``; the
 #: table is fitted for perplexity). 2: the realism benchmark's choice over 100 songs (BENCHMARKS.md,
@@ -37,7 +37,7 @@ _SPANS = [(int(noteon_ids(v)[0]), int(noteon_ids(v)[-1]) + 1) for v in VOICES[:3
 RHYTHM_OF = np.arange(VOCAB_SIZE)
 for _lo, _hi in _SPANS:
     RHYTHM_OF[_lo:_hi] = _lo
-#: the melodic family (0-2) a rhythm token stands for, else -1
+#: the melodic family (0-2) each melodic rhythm token stands for
 _FAMILY = {lo: f for f, (lo, _) in enumerate(_SPANS)}
 
 
@@ -65,7 +65,7 @@ def mix(row: np.ndarray, d: dict, rho: float) -> np.ndarray:
         else:  # the voice's note-ons keep their ratios: (1 - rho) p + rho c p / P(F)
             lo, hi = _SPANS[f]
             mass = p[lo:hi].sum()  # (1 - rho) P(F)
-            if mass > 0:  # else the model gives the voice no note: the cache cannot place one
+            if mass > 0:  # else no note of the voice is possible: that share is dropped (sampling normalizes)
                 p[lo:hi] *= 1 + rho * n / total / mass
     with np.errstate(divide="ignore"):  # an id nothing gives probability stays at -inf
         np.log(p, out=row)
