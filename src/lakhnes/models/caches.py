@@ -43,6 +43,34 @@ def merge_tables(old: dict | None, name: str, values, orders, mem_len: int, **ab
     return {"orders": list(orders), "tables": dict(sorted(tables.items(), key=lambda kv: int(kv[0])))}
 
 
+class HistoryStepper:
+    """A stepper (``logits`` after the prompt [B, T], ``step(ids)``) wrapping ``inner``, whose logits
+    each stream's history (a ``history()``, fed every id) re-weights with ``table`` (``name``: its
+    values' name, ``n`` of them) in ``_mix`` (the decoding loop drives it like the model's own)."""
+
+    history: type
+    kind, name, n = "cache", "table", 0
+
+    def __init__(self, inner, table, prompt):
+        self.inner = inner
+        self.table = np.asarray(table, dtype=np.float64)
+        if self.table.shape != (self.n,):
+            raise ValueError(f"a {self.kind} needs {self.n} {self.name} values, not {self.table.shape}")
+        self.hist = [self.history() for _ in range(len(prompt))]
+        for h, row in zip(self.hist, np.asarray(prompt, dtype=np.int64).tolist(), strict=True):
+            for y in row:
+                h.push(y)
+        self.logits = self._mix(inner.logits)
+
+    def step(self, ids) -> np.ndarray:
+        for h, y in zip(self.hist, np.asarray(ids).reshape(-1).tolist(), strict=True):
+            h.push(y)
+        return self._mix(self.inner.step(ids))
+
+    def _mix(self, logits) -> np.ndarray:
+        raise NotImplementedError
+
+
 def with_caches(inner, prompt, lam, mu=None, boost: float | None = None, rho=None,
                 rhythm_boost: float | None = None):
     """The stepper ``inner`` with the song cache (λ table ``lam``, its odds x ``boost``, default

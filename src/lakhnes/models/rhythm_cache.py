@@ -72,25 +72,11 @@ def mix(row: np.ndarray, d: dict, rho: float) -> np.ndarray:
     return row
 
 
-class RhythmCachedStepper:
-    """A stepper (``logits`` after the prompt [B, T], ``step(ids)``) whose logits are mixed with each
-    stream's rhythm cache (the decoding loop drives it like the model's own)."""
+class RhythmCachedStepper(caches.HistoryStepper):
+    """A stepper whose logits are mixed with each stream's rhythm cache (table: ``rho``)."""
 
-    def __init__(self, inner, rho, prompt):
-        self.inner = inner
-        self.rho = np.asarray(rho, dtype=np.float64)
-        if self.rho.shape != (N_BUCKETS,):
-            raise ValueError(f"a rhythm cache needs {N_BUCKETS} rho values, not {self.rho.shape}")
-        self.hist = [RhythmHistory() for _ in range(len(prompt))]
-        for h, row in zip(self.hist, np.asarray(prompt, dtype=np.int64).tolist(), strict=True):
-            for y in row:
-                h.push(y)
-        self.logits = self._mix(inner.logits)
-
-    def step(self, ids) -> np.ndarray:
-        for h, y in zip(self.hist, np.asarray(ids).reshape(-1).tolist(), strict=True):
-            h.push(y)
-        return self._mix(self.inner.step(ids))
+    history, kind, name, n = RhythmHistory, "rhythm cache", "rho", N_BUCKETS
+    rho = property(lambda self: self.table)
 
     def _mix(self, logits) -> np.ndarray:
         x = np.array(logits, dtype=np.float64)

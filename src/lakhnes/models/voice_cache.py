@@ -117,25 +117,11 @@ def mix(row: np.ndarray, hist: VoiceHistory, mu: np.ndarray) -> np.ndarray:
     return row
 
 
-class VoiceCachedStepper:
-    """A stepper (``logits`` after the prompt [B, T], ``step(ids)``) whose logits are re-weighted by
-    each stream's voice cache (the decoding loop drives it like the model's own)."""
+class VoiceCachedStepper(caches.HistoryStepper):
+    """A stepper whose logits are re-weighted by each stream's voice cache (table: ``mu``)."""
 
-    def __init__(self, inner, mu, prompt):
-        self.inner = inner
-        self.mu = np.asarray(mu, dtype=np.float64)
-        if self.mu.shape != (N_BUCKETS,):
-            raise ValueError(f"a voice cache needs {N_BUCKETS} mu values, not {self.mu.shape}")
-        self.hist = [VoiceHistory() for _ in range(len(prompt))]
-        for h, row in zip(self.hist, np.asarray(prompt, dtype=np.int64).tolist(), strict=True):
-            for y in row:
-                h.push(y)
-        self.logits = self._mix(inner.logits)
-
-    def step(self, ids) -> np.ndarray:
-        for h, y in zip(self.hist, np.asarray(ids).reshape(-1).tolist(), strict=True):
-            h.push(y)
-        return self._mix(self.inner.step(ids))
+    history, kind, name, n = VoiceHistory, "voice cache", "mu", N_BUCKETS
+    mu = property(lambda self: self.table)
 
     def _mix(self, logits) -> np.ndarray:
         x = np.array(logits, dtype=np.float64)
