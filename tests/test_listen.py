@@ -64,13 +64,14 @@ def test_random_model_matches_the_decoders_constraint_masks():
 
     ids = C.random_ids(3.0, np.random.default_rng(5))
     con = Constraint(1, limit=10**9)
-    sounding, last, pitch = np.zeros(4, dtype=bool), -1, [-1] * 4
+    sounding, last, pitch, waited = np.zeros(4, dtype=bool), -1, [-1] * 4, False
     for i in ids.tolist():
         mine = np.zeros(V.VOCAB_SIZE, dtype=bool)
-        mine[C.allowed_ids(sounding, last, pitch)] = True
+        mine[C.allowed_ids(sounding, last, pitch, waited)] = True
         assert np.array_equal(con.mask()[0], mine)
         assert mine[i]
         con.update(torch.tensor([i]))
+        waited = bool(V.IS_WAIT[i]) and int(V.WAIT_OF[i]) < V.MAX_WAIT
         if V.IS_WAIT[i]:
             last = -1
         else:

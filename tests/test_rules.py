@@ -488,3 +488,27 @@ def test_rhythm_still_followed_with_the_mask(repeat, song):
         assert np.array_equal(ev[same], ref[same])
         on = ~same
         assert np.array_equal(V.VOICE_OF[ev[on]], V.VOICE_OF[ref[on]]) and np.all(V.IS_NOTEON[ev[on]])
+
+
+def test_no_wait_after_a_short_wait():
+    """Real TX1 never has two waits in a row unless the first is the longest (WT_100000): after a
+    shorter wait a voice must speak (or nothing can: then a wait may)."""
+    on60, w = V.TOKEN_TO_ID["P1_NOTEON_60"], V.TOKEN_TO_ID["WT_740"]
+    waits = V.IS_WAIT
+    for rules in ([], C.default_rules()):
+        con = Constraint(1, limit=10**9, rules=rules)
+        con.mask_np()
+        con.update(torch.tensor([on60]))
+        assert con.mask_np()[0][waits].any()
+        con.update(torch.tensor([w]))
+        m = con.mask_np()[0]
+        assert not m[waits].any() and m[V.VOICE_OFF["P1"]]
+    longest = V.TOKEN_TO_ID[f"WT_{V.MAX_WAIT}"]  # a gap past the longest wait goes on as a second wait
+    s = Stream.after([on60])
+    s.update(w)
+    assert s.waited
+    s.update(V.VOICE_OFF["P1"])
+    assert not s.waited
+    s.update(longest)
+    assert not s.waited
+    assert not Stream.after([on60, w]).waited  # a prime may end inside a wait

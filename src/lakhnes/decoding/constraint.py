@@ -149,6 +149,8 @@ class Masker:
             land = longest_wait(min(room, V.MAX_WAIT))
             self.room[b], self.land[b], self.waits[b] = room, land, False
             return self._row(0, 0, False), land, land
+        if s.waited and on | off and kept is None:  # real TX1 never has a wait after a shorter wait than
+            wait = False  # the longest (kept events may split one: their timing is the user's)
         land = longest_wait(min(room, V.MAX_WAIT))
         self.room[b], self.land[b], self.waits[b] = room, land, wait
         return self._row(on, off, wait), kept_tok, land

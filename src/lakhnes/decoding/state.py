@@ -40,13 +40,13 @@ class Stream:
     ``since`` (when it fell silent), ``played``, ``sub_run`` (how many notes shorter than 1 ms it just
     played in a row), ``ended`` and ``subs`` (how many of its notes ended since decoding began, and
     how many of those were shorter than 1 ms) and ``oldest``: the earliest of its last ``ring``
-    onsets."""
+    onsets; ``waited``: the last token was a wait shorter than the longest (another wait may not follow)."""
 
-    __slots__ = ("t", "last", "sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ring",
+    __slots__ = ("t", "last", "waited", "sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ring",
                  "ptr", "oldest")
 
     def __init__(self, ring: int = 1):
-        self.t, self.last = 0, -1
+        self.t, self.last, self.waited = 0, -1, False
         self.sounding, self.played, self.pitch = [False] * 4, [False] * 4, [-1] * 4
         self.onset, self.since = [NEVER] * 4, [NEVER] * 4
         self.sub_run, self.ptr, self.oldest = [0] * 4, [0] * 4, [NEVER] * 4
@@ -61,11 +61,12 @@ class Stream:
         s.t = -int(V.WAIT_OF[ids].sum())
         for i in ids.tolist():
             s.update(i)
+        s.waited = False  # the prime may be cut inside a wait: the song goes on from there
         return s
 
     def copy(self) -> Stream:
         c = Stream.__new__(Stream)
-        c.t, c.last = self.t, self.last
+        c.t, c.last, c.waited = self.t, self.last, self.waited
         for k in ("sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
             setattr(c, k, list(getattr(self, k)))
         c.ring = [list(r) for r in self.ring]
@@ -75,8 +76,9 @@ class Stream:
         w = _WAIT_OF[tok]
         if w:
             self.t += w
-            self.last = -1
+            self.last, self.waited = -1, w < V.MAX_WAIT
             return
+        self.waited = False
         v = _VOICE_OF[tok]
         if v < 0:
             return

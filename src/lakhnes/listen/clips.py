@@ -52,12 +52,13 @@ _CLASS[V.IS_NOTEOFF] = 4 + V.VOICE_OF[V.IS_NOTEOFF]
 _VOICES = np.arange(4)
 
 
-def allowed_ids(sounding: np.ndarray, last: int, pitch=None) -> np.ndarray:
+def allowed_ids(sounding: np.ndarray, last: int, pitch=None, waited: bool = False) -> np.ndarray:
     """The ids valid TX1 may take next, given which voices sound, the last voice that spoke at this
-    instant (-1 after a wait) and (``pitch``) the NOTEON id each voice sounds: the validity masks of
+    instant (-1 after a wait), (``pitch``) the NOTEON id each voice sounds and (``waited``) whether the
+    last token was a wait shorter than the longest: the validity masks of
     :class:`lakhnes.decoding.constraint.Masker` (with no rules)."""
     order = _VOICES > last
-    table = np.concatenate([order, order & sounding, [True, False]])
+    table = np.concatenate([order, order & sounding, [not (waited and order.any()), False]])
     ok = table[_CLASS]
     if pitch is not None:
         ok[[p for p, on in zip(pitch, sounding, strict=True) if on and p >= 0]] = False  # no same-pitch re-attack
@@ -69,11 +70,12 @@ def random_ids(seconds: float, rng: np.random.Generator) -> np.ndarray:
     the waits reach ``seconds``."""
     limit = int(round(seconds * SAMPLE_RATE))
     sounding, pitch = np.zeros(4, dtype=bool), [-1] * 4
-    last, elapsed, out = -1, 0, []
+    last, elapsed, out, waited = -1, 0, [], False
     while elapsed < limit:
-        ok = allowed_ids(sounding, last, pitch)
+        ok = allowed_ids(sounding, last, pitch, waited)
         i = int(ok[rng.integers(len(ok))])
         out.append(i)
+        waited = bool(V.IS_WAIT[i]) and int(V.WAIT_OF[i]) < V.MAX_WAIT
         if V.IS_WAIT[i]:
             elapsed += int(V.WAIT_OF[i])
             last = -1
