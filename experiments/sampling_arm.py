@@ -8,6 +8,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
   table (a JSON list), or off;
 - ``--rhythm-boost R``: the rhythm cache's odds (:mod:`lakhnes.models.rhythm_cache`) multiplied by R
   (``lakhnes generate --rhythm-boost``; 0: the rhythm cache off);
+- ``--class-temp T``: each kind of event at the network's own odds at T (:mod:`class_calibrated`);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
@@ -38,8 +39,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--voice-cache", default=None, help="a JSON list of mu values, or off")
     ap.add_argument("--rhythm-boost", type=float, default=None, help="default: lakhnes generate's")
+    ap.add_argument("--class-temp", type=float, default=None,
+                    help="class-calibrated sampling (experiments/class_calibrated.py) at this temperature")
+    ap.add_argument("--command-seeds", action="store_true",
+                    help="batch c of 8 songs uses seed + c, as bench_realism.py --gen-batch 8 (default: seed + 8c)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.class_temp is not None:
+        from class_calibrated import install
+
+        install(a.class_temp)
     if a.floor:  # the general path reshapes through _rescale_waits (the one-row fast path does not)
         S._rescale_waits = partial(S._rescale_waits, waits=IS_WAIT & (WAIT_OF >= a.floor))
         S._pick_row = lambda *args: None
@@ -59,7 +68,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for first in range(0, a.num, 8):
         n = min(8, a.num - first)
-        songs = sample(model, seconds=a.seconds, seed=a.seed + first, num=n, temperature=a.temperature,
+        songs = sample(model, seconds=a.seconds, seed=a.seed + (first // 8 if a.command_seeds else first), num=n, temperature=a.temperature,
                        top_k=a.top_k or None, wait_temperature=a.wait_temperature)
         for k, song in enumerate(songs):
             write_midi(song, out / f"song_{first + k + 1:03d}.mid")

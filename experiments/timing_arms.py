@@ -1,6 +1,7 @@
 """Quick timing arms: N songs of 30 s from the shipped model with the sampling changed as a JSON object
-says (keys of ``sample_tokens``: temperature, top_k, wait_temperature; ``no_cache``: song cache off;
-``voice``: a mu table file), and per song the noise voice's note-ons a second, the distinct
+says (keys of ``sample_tokens``: temperature, top_k, wait_temperature; ``no_cache``: song cache off,
+so the network alone; ``no_rhythm_cache``; ``rhythm_boost``; ``voice``: a mu table file; ``class_temp``:
+:mod:`class_calibrated` sampling), and per song the noise voice's note-ons a second, the distinct
 inter-onset intervals (whole 60 Hz frames, the 4 voices pooled) and the melodic notes a second.
 
     python experiments/timing_arms.py '{"temperature": 1.0, "top_k": null}' 12
@@ -51,9 +52,17 @@ def main() -> None:
         from lakhnes.generate import load_default_model, sample_tokens
 
         arm, n = json.loads(sys.argv[1]), int(sys.argv[2])
+        if "class_temp" in arm:
+            from class_calibrated import install
+
+            install(arm.pop("class_temp"))
         model = load_default_model(runtime="numpy")
         if arm.pop("no_cache", False):
             model.song_cache = None
+        if arm.pop("no_rhythm_cache", False):
+            model.rhythm_cache = None
+        if "rhythm_boost" in arm:
+            model.rhythm_boost = arm.pop("rhythm_boost")
         if "voice" in arm:
             model.voice_cache = np.array(json.load(open(arm.pop("voice"))))
         if "rhythm" in arm:
@@ -62,8 +71,9 @@ def main() -> None:
         rows = [measures(list(ids)) for first in range(0, n, 4)
                 for ids in sample_tokens(model, seconds=30, seed=first, num=4, **kw)]
     r = np.array(rows)
-    print(f"{sys.argv[1]}: noise/s median {np.median(r[:, 0]):.2f} mean {r[:, 0].mean():.2f} | distinct IOIs "
-          f"median {np.median(r[:, 1]):.1f} | melodic notes/s {np.median(r[:, 2]):.2f} ({len(r)} songs)", flush=True)
+    print(f"{sys.argv[1]}: noise/s median {np.median(r[:, 0]):.2f} mean {r[:, 0].mean():.2f} (songs at >= 20: "
+          f"{(r[:, 0] >= 20).mean():.2f}) | distinct IOIs median {np.median(r[:, 1]):.1f} mean {r[:, 1].mean():.1f} | "
+          f"melodic notes/s {np.median(r[:, 2]):.2f} ({len(r)} songs)", flush=True)
 
 
 if __name__ == "__main__":
