@@ -9,6 +9,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--rhythm-boost R``: the rhythm cache's odds (:mod:`lakhnes.models.rhythm_cache`) multiplied by R
   (``lakhnes generate --rhythm-boost``; 0: the rhythm cache off);
 - ``--class-temp T``: each kind of event at the network's own odds at T (:mod:`class_calibrated`);
+- ``--opening K [--opening-waits W]``: the song's first K steps at the network's own odds (:mod:`opening`);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
@@ -43,8 +44,16 @@ def main() -> None:
                     help="class-calibrated sampling (experiments/class_calibrated.py) at this temperature")
     ap.add_argument("--command-seeds", action="store_true",
                     help="batch c of 8 songs uses seed + c, as bench_realism.py --gen-batch 8 (default: seed + 8c)")
+    ap.add_argument("--opening", type=int, default=None, help="the first K steps at the network's own odds "
+                    "(experiments/opening.py)")
+    ap.add_argument("--opening-waits", default=None, help="with --opening: a wait temperature, or 'shaped'")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.opening is not None:
+        import opening
+
+        ow = a.opening_waits
+        opening.install(a.opening, None if ow is None else ow if ow == "shaped" else float(ow))
     if a.class_temp is not None:
         from class_calibrated import install
 

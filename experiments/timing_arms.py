@@ -1,7 +1,7 @@
 """Quick timing arms: N songs of 30 s from the shipped model with the sampling changed as a JSON object
 says (keys of ``sample_tokens``: temperature, top_k, wait_temperature; ``no_cache``: song cache off,
 so the network alone; ``no_rhythm_cache``; ``rhythm_boost``; ``voice``: a mu table file; ``class_temp``:
-:mod:`class_calibrated` sampling), and per song the noise voice's note-ons a second, the distinct
+:mod:`class_calibrated` sampling; ``opening`` and ``opening_waits``: :mod:`opening`), and per song the noise voice's note-ons a second, the distinct
 inter-onset intervals (whole 60 Hz frames, the 4 voices pooled) and the melodic notes a second.
 
     python experiments/timing_arms.py '{"temperature": 1.0, "top_k": null}' 12
@@ -20,9 +20,9 @@ from lakhnes.core import vocab as V
 FRAME, RATE = 735, 44100
 
 
-def measures(ids, limit_s: float = 30.0) -> tuple[float, int, float]:
-    """(noise note-ons a second, distinct IOIs in frames, melodic note-ons a second) of the first
-    ``limit_s`` seconds of a token sequence."""
+def measures(ids, limit_s: float = 30.0) -> tuple[float, int, float, float]:
+    """(noise note-ons a second, distinct IOIs in frames, melodic note-ons a second, share of IOIs within
+    0.1 frame of a whole number of frames) of the first ``limit_s`` seconds of a token sequence."""
     t, onsets = 0, {v: [] for v in range(4)}
     for i in ids:
         if V.IS_WAIT[i]:
@@ -36,7 +36,9 @@ def measures(ids, limit_s: float = 30.0) -> tuple[float, int, float]:
     for times in onsets.values():
         d = np.diff(times) / FRAME
         iois |= set(np.round(d[d > 0.5]).astype(int).tolist())
-    return len(onsets[3]) / secs, len(iois), sum(len(onsets[v]) for v in (0, 1, 2)) / secs
+    d = np.concatenate([np.diff(times) for times in onsets.values()]) / FRAME
+    grid = float(((np.abs(d - np.round(d)) <= 0.1) & (np.round(d) >= 1)).mean()) if len(d) else 0.0
+    return len(onsets[3]) / secs, len(iois), sum(len(onsets[v]) for v in (0, 1, 2)) / secs, grid
 
 
 def main() -> None:
@@ -56,6 +58,10 @@ def main() -> None:
             from class_calibrated import install
 
             install(arm.pop("class_temp"))
+        if "opening" in arm:
+            import opening
+
+            opening.install(arm.pop("opening"), arm.pop("opening_waits", None))
         model = load_default_model(runtime="numpy")
         if arm.pop("no_cache", False):
             model.song_cache = None
@@ -73,7 +79,7 @@ def main() -> None:
     r = np.array(rows)
     print(f"{sys.argv[1]}: noise/s median {np.median(r[:, 0]):.2f} mean {r[:, 0].mean():.2f} (songs at >= 20: "
           f"{(r[:, 0] >= 20).mean():.2f}) | distinct IOIs median {np.median(r[:, 1]):.1f} mean {r[:, 1].mean():.1f} | "
-          f"melodic notes/s {np.median(r[:, 2]):.2f} ({len(r)} songs)", flush=True)
+          f"melodic notes/s {np.median(r[:, 2]):.2f} | frame grid {r[:, 3].mean():.3f} ({len(r)} songs)", flush=True)
 
 
 if __name__ == "__main__":
