@@ -45,8 +45,9 @@ def _shaped(self, logits, allowed) -> np.ndarray:
     return out
 
 
-def install(k: int, waits=None) -> None:
-    """Sample the first ``k`` steps of every :class:`~lakhnes.decoding.sampler.Sampler` as ``waits`` says."""
+def install(k: int, waits=None, top_k: int | None = None) -> None:
+    """Sample the first ``k`` steps of every :class:`~lakhnes.decoding.sampler.Sampler` as ``waits`` says
+    (``top_k``: keep that top-k in the opening too)."""
     orig = S.Sampler.__call__
 
     def call(self, logits, allowed):
@@ -55,6 +56,6 @@ def install(k: int, waits=None) -> None:
             return orig(self, logits, allowed)
         if waits == "shaped":
             return _shaped(self, logits, allowed)
-        return S.pick(logits, allowed, temperature=1.0, top_k=None, rng=self.rng, wait_temperature=waits)
+        return S.pick(logits, allowed, temperature=1.0, top_k=top_k, rng=self.rng, wait_temperature=waits)
 
     S.Sampler.__call__ = call

@@ -61,7 +61,7 @@ def main() -> None:
         if "opening" in arm:
             import opening
 
-            opening.install(arm.pop("opening"), arm.pop("opening_waits", None))
+            opening.install(arm.pop("opening"), arm.pop("opening_waits", None), arm.pop("opening_top_k", None))
         model = load_default_model(runtime="numpy")
         if arm.pop("no_cache", False):
             model.song_cache = None
