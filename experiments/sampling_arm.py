@@ -27,6 +27,15 @@ from lakhnes.core.vocab import IS_WAIT, WAIT_OF
 from lakhnes.decoding import sampler as S
 
 
+def _opening_waits(text: str) -> float | str:
+    """``--opening-waits``: 'shaped' or a wait temperature > 0."""
+    if text == "shaped":
+        return text
+    if not float(text) > 0:
+        raise ValueError(text)
+    return float(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-m", "--model", default=None, help="model folder (default: the shipped model)")
@@ -46,14 +55,14 @@ def main() -> None:
                     help="batch c of 8 songs uses seed + c, as bench_realism.py --gen-batch 8 (default: seed + 8c)")
     ap.add_argument("--opening", type=int, default=None, help="the first K steps at the network's own odds "
                     "(experiments/opening.py)")
-    ap.add_argument("--opening-waits", default=None, help="with --opening: a wait temperature, or 'shaped'")
+    ap.add_argument("--opening-waits", type=_opening_waits, default=None,
+                    help="with --opening: a wait temperature, or 'shaped'")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.opening is not None:
         import opening
 
-        ow = a.opening_waits
-        opening.install(a.opening, None if ow is None else ow if ow == "shaped" else float(ow))
+        opening.install(a.opening, a.opening_waits)
     if a.class_temp is not None:
         from class_calibrated import install
 
