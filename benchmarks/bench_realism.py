@@ -25,7 +25,9 @@ at 44.1 kHz, one 60 Hz frame = 735 samples):
 2. repetition: share of melodic notes inside a transposition-invariant 8- (and 4-) interval
    pattern with >= 4 distinct pitches that occurs at least twice, non-overlapping, in the song;
 3. standing still: longest run of one melodic voice on one pitch (s); buzz: most notes/s of one
-   melodic voice on one pitch in a 2-s window;
+   melodic voice on one pitch in a 2-s window; cycling: a melodic voice going round a cycle of 2-4
+   notes (each note the pitch 2, 3 or 4 notes before; two pitches or more: a trill, a short riff),
+   its longest stretch (s) and the share of melodic notes in such stretches of 8 notes or more;
 4. pulse (inter-onset intervals within each of the 4 voices): share within 0.1 frame of a
    whole number (>= 1) of frames, distinct IOIs (whole frames), share covered by the 3 commonest;
 5. originality against the train split: share of melodic notes inside a 13-note window
@@ -377,6 +379,26 @@ def repetition_share(seqs: list[np.ndarray], k: int) -> float:
     return _div(sum(int(m.sum()) for m in marks), total)
 
 
+def cycling(mel, periods=(2, 3, 4), min_notes: int = 8) -> tuple[float, float]:
+    """(longest stretch in seconds, share of the notes in stretches of ``min_notes`` or more) in which a
+    melodic voice goes round a cycle: each note the pitch ``P`` notes before, for a P of ``periods``,
+    two pitches or more."""
+    longest, total = 0.0, sum(len(x[2]) for x in mel)
+    marks = [np.zeros(len(x[2]), bool) for x in mel]
+    for (s, e, p), m in zip(mel, marks, strict=True):
+        for q in periods:
+            if len(p) <= q:
+                continue
+            d = np.diff(np.concatenate([[0], (p[q:] == p[:-q]).astype(np.int8), [0]]))
+            for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
+                if len(np.unique(p[a : b + q])) < 2:
+                    continue
+                longest = max(longest, float(e[b + q - 1] - s[a]) / SR)
+                if b - a + q >= min_notes:
+                    m[a : b + q] = True
+    return longest, _div(sum(int(m.sum()) for m in marks), total)
+
+
 def window_hashes(p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """64-bit hashes of the k-interval windows (>= 4 distinct pitches) of a pitch sequence, and their
     starts."""
@@ -522,6 +544,7 @@ def song_features(song: Song, index: TrainIndex | None = None) -> dict:
             buzz = max(buzz, float(n.max()) / 2.0)
     f["still_max_s"] = still
     f["buzz_per_s"] = buzz
+    f["cycle_max_s"], f["cycle_share"] = cycling(mel)
     # 4. pulse
     if len(ioi):
         r = np.round(ioi_f)
@@ -565,6 +588,8 @@ FAMILIES = [
     ("2 repetition", "rep4", "repetition share, 4 intervals"),
     ("3 standing still", "still_max_s", "standing still (s)"),
     ("3 standing still", "buzz_per_s", "buzz (notes/s one pitch, 2 s)"),
+    ("3 standing still", "cycle_max_s", "cycling, longest (s)"),
+    ("3 standing still", "cycle_share", "cycling share (cycles of 8+ notes)"),
     ("4 pulse", "grid_share", "IOI on the frame grid"),
     ("4 pulse", "distinct_iois", "distinct IOIs (frames)"),
     ("4 pulse", "top3_ioi", "top-3 IOI coverage"),
@@ -801,6 +826,8 @@ HEADLINE = [
     ("rep4", "mean", "repetition share, 4 intervals"),
     ("still_max_s", "median", "standing still, median (s)"),
     ("buzz_per_s", "median", "buzz, median (notes/s)"),
+    ("cycle_max_s", "median", "cycling, longest, median (s)"),
+    ("cycle_share", "mean", "cycling share (cycles of 8+ notes)"),
     ("grid_share", "mean", "IOI frame-grid share"),
     ("distinct_iois", "mean", "distinct IOIs per song"),
     ("top3_ioi", "mean", "top-3 IOI coverage"),

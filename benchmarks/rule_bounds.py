@@ -8,7 +8,8 @@ longest note, the most note starts in any 1-second window, the longest run of co
 shorter than 1 ms and the share of such notes. Prints the percentiles of each over all voice parts
 (melodic voices and noise apart and together), the share of voice parts each rule's default lets through, and the
 survival curves of note lengths and of rests between notes (``decoding.rules.NOTE_SURVIVAL``,
-``REST_SURVIVAL``: the share of notes / rests longer than each age).
+``REST_SURVIVAL``: the share of notes / rests longer than each age) and of melodic cycles
+(``CYCLE_SURVIVAL``: per period P of 1-4 notes, the share of cycles spanning at least each number of notes).
 Default source: ``../shared/data/nesmdb_midi.tar.gz`` (read straight from the archive).
 """
 
@@ -45,6 +46,18 @@ def songs(source: Path, split: str):
                 yield Path(m.name).name, tar.extractfile(m).read()
 
 
+def cycle_lengths(pitches: np.ndarray, period: int) -> list[int]:
+    """The notes spanned by each cycle of ``period`` in a voice's pitch sequence: each maximal stretch in
+    which every note repeats the pitch ``period`` notes before (``period`` + 1 notes or more; two
+    pitches or more where ``period`` > 1), as :class:`lakhnes.decoding.rules.Cycles` counts them."""
+    p = np.asarray(pitches, dtype=np.int64)
+    if len(p) <= period:
+        return []
+    d = np.diff(np.concatenate([[0], (p[period:] == p[:-period]).astype(np.int8), [0]]))
+    return [int(b - a + period) for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True)
+            if period == 1 or len(np.unique(p[a : b + period])) >= 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("source", nargs="?", default=str(DEFAULT), help="NES-MDB MIDI folder or .tar.gz")
@@ -53,6 +66,7 @@ def main() -> None:
     a = ap.parse_args()
     rows, n_songs, failed = [], 0, 0
     lengths = {"note": {"mel": [], "NO": []}, "rest": {"mel": [], "NO": []}}
+    cycles: dict[int, list[int]] = {q: [] for q in C.CYCLE_SURVIVAL}
     for name, data in songs(Path(a.source), a.split):
         try:
             score = read_midi(data, name=name)
@@ -69,6 +83,9 @@ def main() -> None:
             group = "NO" if v == "NO" else "mel"
             lengths["note"][group].append((n["end"] - n["start"]) / SAMPLE_RATE)
             lengths["rest"][group].append(gaps[gaps > 0] / SAMPLE_RATE)
+            if v != "NO":
+                for q in cycles:
+                    cycles[q] += cycle_lengths(n["pitch"], q)
     print(f"{a.split}: {n_songs} songs ({failed} unreadable), {len(rows)} voice parts")
     out = {"split": a.split, "songs": n_songs, "voice_parts": len(rows), "figures": {}}
     print("| figure | voices | " + " | ".join(f"p{q:g}" for q in PERCENTILES) + " |")
@@ -103,6 +120,13 @@ def main() -> None:
             surv = [round(float((x > age).mean()), 5) for age in C.SURVIVAL_AGES]
             out[f"survival/{kind}/{group}"] = surv
             print(f"{kind} {group} ({len(x)}, median {np.median(x):.3f} s): {surv}")
+    print("\ncycles: share of melodic cycles of each period spanning at least each number of notes")
+    print("notes:", list(C.CYCLE_LENGTHS))
+    for q, x in cycles.items():
+        x = np.asarray(x)
+        surv = [round(float((x >= n).mean()), 5) for n in C.CYCLE_LENGTHS]
+        out[f"cycles/{q}"] = surv
+        print(f"period {q} ({len(x)} cycles, median {np.median(x):g} notes): {surv}")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
 

@@ -23,7 +23,7 @@ FAMILIES = {
     "note lengths": lambda n: n.startswith("note_len"),
     "voices (density, occupancy, noise, triangle)": lambda n: n.startswith(
         ("density", "occupancy", "voices_", "noise_", "tri_")),
-    "standing still, buzz": lambda n: n in ("still_max_s", "buzz_per_s"),
+    "standing still, buzz, cycling": lambda n: n in ("still_max_s", "buzz_per_s", "cycle_max_s", "cycle_share"),
     "repetition": lambda n: n.startswith("rep"),
     "re-attacks": lambda n: n.startswith("reattack"),
 }

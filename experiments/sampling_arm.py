@@ -10,6 +10,17 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
   (``lakhnes generate --rhythm-boost``; 0: the rhythm cache off);
 - ``--class-temp T``: each kind of event at the network's own odds at T (:mod:`class_calibrated`);
 - ``--opening K [--opening-waits W]``: the song's first K steps at the network's own odds (:mod:`opening`);
+- ``--activity S``: the real-length prior (:class:`lakhnes.decoding.rules.Activity`) at strength S
+  (0: off);
+- ``--lattice TOL``: events on the NES frame lattice (:mod:`frame_lattice`);
+- ``--cycles S``: the real-cycle-length prior (:class:`lakhnes.decoding.rules.Cycles`) at strength S
+  (0: off);
+- ``--allow-reattack``: same-pitch re-attacks not masked (a probe: where their probability went);
+- ``--no-caches``: the network alone;
+- ``--voice-boost F``: the voice cache's odds mu / (1 - mu) multiplied by F (more of the song's own
+  melodic turns);
+- ``--mem-len M``: the network's memory while generating (the shipped config's: 512);
+- ``--max-rest X|none``: the longest rest of a voice (``lakhnes generate --max-rest``);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
@@ -25,6 +36,7 @@ from pathlib import Path
 
 from lakhnes.core.vocab import IS_WAIT, WAIT_OF
 from lakhnes.decoding import sampler as S
+from lakhnes.decoding.rules import MAX_REST_S
 
 
 def _opening_waits(text: str) -> float | str:
@@ -57,8 +69,32 @@ def main() -> None:
                     "(experiments/opening.py)")
     ap.add_argument("--opening-waits", type=_opening_waits, default=None,
                     help="with --opening: a wait temperature, or 'shaped'")
+    ap.add_argument("--activity", type=float, default=None, help="the Activity prior's strength (0: off)")
+    ap.add_argument("--max-rest", type=lambda x: None if x == "none" else float(x), default=MAX_REST_S)
+    ap.add_argument("--lattice", type=float, default=None, help="frame-lattice timing (experiments/frame_lattice.py), tolerance in samples")
+    ap.add_argument("--cycles", type=float, default=None, help="the Cycles prior's strength (0: off)")
+    ap.add_argument("--allow-reattack", action="store_true", help="same-pitch re-attacks not masked (a probe)")
+    ap.add_argument("--no-caches", action="store_true", help="the network alone (song, voice and rhythm caches off)")
+    ap.add_argument("--voice-boost", type=float, default=1.0)
+    ap.add_argument("--mem-len", type=int, default=None, help="generation memory (default: the config's)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.lattice is not None:
+        import frame_lattice
+
+        frame_lattice.install(a.lattice)
+    if a.cycles is not None:
+        from lakhnes.decoding import rules
+
+        rules.Cycles.__init__.__defaults__ = (a.cycles,)
+    if a.allow_reattack:
+        from lakhnes.decoding import rules
+
+        rules.NoReattack.forbid = lambda self, s: []
+    if a.activity is not None:
+        from lakhnes.decoding import rules
+
+        rules.Activity.__init__.__defaults__ = (rules.VOICES, a.activity)
     if a.opening is not None:
         import opening
 
@@ -75,6 +111,14 @@ def main() -> None:
 
     model = load_default_model(runtime="numpy") if a.model is None else load_model(a.model, runtime="numpy")
     model.cache_boost = a.cache_boost
+    if a.no_caches:
+        model.song_cache = model.voice_cache = model.rhythm_cache = None
+    if a.voice_boost != 1 and model.voice_cache is not None:
+        from lakhnes.models.song_cache import boosted
+
+        model.voice_cache = boosted(model.voice_cache, a.voice_boost)
+    if a.mem_len is not None:
+        model.config.mem_len = a.mem_len
     if a.voice_cache:
         import json
 
@@ -87,7 +131,7 @@ def main() -> None:
     for first in range(0, a.num, 8):
         n = min(8, a.num - first)
         songs = sample(model, seconds=a.seconds, seed=a.seed + (first // 8 if a.command_seeds else first), num=n, temperature=a.temperature,
-                       top_k=a.top_k or None, wait_temperature=a.wait_temperature)
+                       top_k=a.top_k or None, wait_temperature=a.wait_temperature, max_rest=a.max_rest)
         for k, song in enumerate(songs):
             write_midi(song, out / f"song_{first + k + 1:03d}.mid")
         print(f"{first + n}/{a.num}", flush=True)

@@ -80,6 +80,16 @@ def test_standing_still_and_buzz():
     assert f["still_max_s"] == pytest.approx((39 * 5513 + 100) / SR)
 
 
+def test_cycling():
+    trill = seq_notes([60, 62] * 6)  # 12 notes alternating: 0 .. 2.875 s
+    riff = seq_notes([50, 53, 57, 50, 53, 57, 50, 55], t0=4 * SR)  # a 3-note cycle of 7 notes, then another
+    f = br.song_features(song({"p1": trill, "tr": riff}, length=8 * SR))["scalars"]
+    assert f["cycle_max_s"] == pytest.approx((11 * (SR // 4) + SR // 8) / SR)
+    assert f["cycle_share"] == pytest.approx(12 / 20)  # the riff's 7 notes are under 8: not counted
+    f = br.song_features(song({"p1": seq_notes([60] * 12)}, length=4 * SR))["scalars"]
+    assert f["cycle_max_s"] == 0 and f["cycle_share"] == 0  # one pitch: standing still, not cycling
+
+
 def test_reattack_share():
     legato_same = [(0, 100, 60), (100, 200, 60), (200, 300, 62), (400, 500, 62)]
     f = br.song_features(song({"p1": legato_same}))["scalars"]

@@ -512,3 +512,73 @@ def test_no_wait_after_a_short_wait():
     s.update(longest)
     assert not s.waited
     assert not Stream.after([on60, w]).waited  # a prime may end inside a wait
+
+
+# ------------------------------------------------------------------ cycles (trills, struck pitches)
+
+
+def _notes(s: Stream, pitches, voice="P1", wait=V.WAIT_BASE + 99):
+    for p in pitches:
+        s.update(int(V.noteon_id(voice, p)))
+        s.update(wait)
+
+
+def test_stream_counts_cycles_and_cycles_tilt_against_long_ones():
+    s = Stream()
+    _notes(s, [60, 62, 60, 62, 60, 62])
+    assert s.cycle[0] == [0, 4, 0, 2]  # period 2: four notes in a row repeated the one two before
+    assert s.recent[0] == [int(V.noteon_id("P1", p)) for p in (62, 60, 62, 60, 62)][-4:]
+    pen = C.Cycles(1.0).penalties(s)
+    # going on with 60 would make the trill 7 notes: 5.0 % of real period-2 cycles are that long
+    assert set(pen) == {int(V.noteon_id("P1", 60))} and -2.5 < pen[int(V.noteon_id("P1", 60))] < -2.1
+    assert C.Cycles(0.5).penalties(s)[int(V.noteon_id("P1", 60))] == pytest.approx(pen[int(V.noteon_id("P1", 60))] / 2)
+    assert C.Cycles(0.0).penalties(s) is None
+    t = Stream()
+    _notes(t, [60, 62, 64])  # no cycle yet
+    _notes(t, [40, 40, 40], voice="TR")  # one pitch struck three times (a note-off between)
+    pen = C.Cycles(1.0).penalties(t)
+    assert list(pen) == [int(V.noteon_id("TR", 40))] and -1.5 < pen[int(V.noteon_id("TR", 40))] < -1.2  # S_1(4): 12.7 %
+    u = Stream()
+    _notes(u, [5, 5, 5, 5, 5, 5], voice="NO")
+    assert C.Cycles().penalties(u) is None  # the noise voice's patterns are its own
+
+
+class _Trill:
+    """A model that favours P1 playing 60 and 62 and waiting, nothing else."""
+
+    def __init__(self, b):
+        self.logits = self._row(b)
+
+    @staticmethod
+    def _row(b):
+        x = np.full((b, V.VOCAB_SIZE), -4.0)
+        x[:, [int(V.noteon_id("P1", 60)), int(V.noteon_id("P1", 62))]] = 4.0
+        x[:, V.WAIT_BASE + 99] = 4.0
+        return x
+
+    def step(self, ids):
+        return self._row(len(ids))
+
+
+def _longest_trill(ids) -> int:
+    """The most P1 notes in a row that alternate between two pitches."""
+    p = [int(V.PITCH_OF[i]) for i in ids if V.IS_NOTEON[i] and V.VOICE_OF[i] == 0]
+    best = run = 0
+    for i in range(2, len(p)):
+        run = run + 1 if p[i] == p[i - 2] != p[i - 1] else 0
+        best = max(best, run + 2 if run else 0)
+    return best
+
+
+def test_cycles_end_trills_the_model_would_play_on():
+    from lakhnes.decoding.loop import run
+    from lakhnes.decoding.sampler import Sampler
+
+    def song(rules):
+        con = Constraint(4, limit=20 * SR, rules=rules)
+        return run(_Trill(4), con, Sampler(temperature=1.0, top_k=None, seed=0))
+
+    plain = [_longest_trill(x) for x in song([])]
+    tilted = [_longest_trill(x) for x in song([C.Cycles()])]
+    assert min(plain) > 80  # without the prior: trills of 86-139 notes
+    assert max(tilted) < 48  # real period-2 cycles of 48 notes or more: 0.08 %

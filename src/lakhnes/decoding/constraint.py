@@ -29,6 +29,7 @@ class Masker:
         rules = list(rules)
         self.banning = [r for r in rules if type(r).bans is not Rule.bans]
         self.biasing = [r for r in rules if type(r).bias is not Rule.bias]
+        self.penalizing = [r for r in rules if type(r).penalties is not Rule.penalties]
         self.timing = [r for r in rules if type(r).deadlines is not Rule.deadlines]
         start_ok = 0b1111
         for r in rules:
@@ -40,6 +41,7 @@ class Masker:
         self._offsets: dict = {}  # offset rows by the rules' biases (see offsets)
         B = len(state.streams)
         self.bias: list = [None] * B
+        self.pen: list = [None] * B  # the rules' offsets of single ids ({id: offset} or None)
         self.room, self.land, self.waits = [FAR] * B, [0] * B, [False] * B
         self.m = np.zeros((B, V.VOCAB_SIZE), dtype=bool)
         self.reattack = NoReattack()  # validity, whatever the rules
@@ -92,7 +94,7 @@ class Masker:
         st, kept = self.state, self.kept
         s = st.streams[b]
         if st.done[b]:
-            self.bias[b], self.waits[b] = None, False
+            self.bias[b], self.pen[b], self.waits[b] = None, None, False
             return self._row(0, 0, False), V.WAIT_BASE, V.WAIT_BASE
         t, free = s.t, self.free
         no_on = no_off = 0
@@ -123,6 +125,7 @@ class Masker:
         if bias is not None and free != 0b1111:
             bias = [x if free >> v & 1 else 0.0 for v, x in enumerate(bias)]
         self.bias[b] = bias
+        self.pen[b] = _penalties(self.penalizing, s, free) if self.penalizing else None
         kept_tok = -1
         if kept is not None:
             k = kept.next[b]
@@ -156,6 +159,23 @@ class Masker:
         return self._row(on, off, wait), kept_tok, land
 
 
+def _penalties(rules, s, free: int):
+    """The ``rules``' offsets of single ids for stream ``s`` ({id: offset}, the lowest where two give
+    one; None: none), for the ids of the ``free`` voices (bits) only."""
+    pen = None
+    for rule in rules:
+        x = rule.penalties(s)
+        if x:
+            if pen is None:
+                pen = x
+            else:
+                for i, o in x.items():
+                    pen[i] = min(o, pen.get(i, 0.0))
+    if pen is not None and free != 0b1111:
+        pen = {i: o for i, o in pen.items() if free >> int(_EVENT_VOICE[i]) & 1} or None
+    return pen
+
+
 _max, _sum = np.maximum.reduce, np.add.reduce
 
 
@@ -167,11 +187,13 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
     voices' events, which the model may not emit. And the rules' biases are added
     (:class:`lakhnes.decoding.rules.Activity`): with ``top_k``, only to the ids among the model's
     own ``top_k`` likeliest allowed ones (a push towards a voice never brings in pitches the model
-    itself would not have considered). The caller's logits stay as they are."""
-    kept, waits, room, bias = masker.kept_ids, masker.waits, masker.room, masker.bias
+    itself would not have considered), and their offsets of single ids
+    (:class:`lakhnes.decoding.rules.Cycles`). The caller's logits stay as they are."""
+    kept, waits, room, bias, pen = masker.kept_ids, masker.waits, masker.room, masker.bias, masker.pen
     give = [b for b in range(len(waits)) if waits[b] and (kept or room[b] < V.MAX_WAIT)]
     tilt = [b for b in range(len(waits)) if bias[b] is not None]
-    if not give and not tilt:
+    single = [b for b in range(len(waits)) if pen[b] is not None]
+    if not give and not tilt and not single:
         return logits
     x = np.array(logits.detach().float().cpu().numpy() if hasattr(logits, "detach") else logits,
                  dtype=np.float32)  # a copy (a torch tensor is read as numpy)
@@ -184,6 +206,9 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
                 ok.sort()  # the k-th largest (faster than np.partition)
                 add[row < ok[-top_k]] = 0.0
         row += add
+    for b in single:
+        for i, o in pen[b].items():
+            x[b, i] += o
     for b in give:
         land = masker.land[b]
         parts = [x[b, land + 1 : _WAIT_END]] + [x[b, k] for k in kept]

@@ -14,6 +14,9 @@ from lakhnes.core.score import SAMPLE_RATE, VOICES
 #: a note shorter than this many samples is "sub-millisecond" (1 ms = 44.1 samples)
 SUB_MS = SAMPLE_RATE / 1000
 
+#: the longest period (in notes) of the cycles a :class:`Stream` counts (trills, repeated notes, short riffs)
+CYCLE_MAX = 4
+
 NEVER = -(1 << 40)  # a time long before any song
 FAR = 1 << 60  # no deadline
 
@@ -40,10 +43,12 @@ class Stream:
     ``since`` (when it fell silent), ``played``, ``sub_run`` (how many notes shorter than 1 ms it just
     played in a row), ``ended`` and ``subs`` (how many of its notes ended since decoding began, and
     how many of those were shorter than 1 ms) and ``oldest``: the earliest of its last ``ring``
-    onsets; ``waited``: the last token was a wait shorter than the longest (another wait may not follow)."""
+    onsets; ``waited``: the last token was a wait shorter than the longest (another wait may not follow);
+    ``recent``: its last :data:`CYCLE_MAX` NOTEON ids (latest last) and ``cycle``: for each period P of
+    1 .. :data:`CYCLE_MAX` notes, how many of its note-ons in a row repeated the one P notes before."""
 
     __slots__ = ("t", "last", "waited", "sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ring",
-                 "ptr", "oldest")
+                 "ptr", "oldest", "recent", "cycle")
 
     def __init__(self, ring: int = 1):
         self.t, self.last, self.waited = 0, -1, False
@@ -52,6 +57,8 @@ class Stream:
         self.sub_run, self.ptr, self.oldest = [0] * 4, [0] * 4, [NEVER] * 4
         self.ended, self.subs = [0] * 4, [0] * 4
         self.ring = [[NEVER] * max(1, int(ring)) for _ in range(4)]
+        self.recent = [[] for _ in range(4)]
+        self.cycle = [[0] * CYCLE_MAX for _ in range(4)]
 
     @classmethod
     def after(cls, prefix, ring: int = 1) -> Stream:
@@ -70,6 +77,8 @@ class Stream:
         for k in ("sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
             setattr(c, k, list(getattr(self, k)))
         c.ring = [list(r) for r in self.ring]
+        c.recent = [list(r) for r in self.recent]
+        c.cycle = [list(r) for r in self.cycle]
         return c
 
     def update(self, tok: int) -> None:
@@ -97,6 +106,13 @@ class Stream:
             ring[k] = now
             k = (k + 1) % len(ring)
             self.ptr[v], self.oldest[v] = k, ring[k]
+            recent, cycle = self.recent[v], self.cycle[v]
+            n = len(recent)
+            for q in range(CYCLE_MAX):  # period q + 1
+                cycle[q] = cycle[q] + 1 if q < n and recent[n - 1 - q] == tok else 0
+            recent.append(tok)
+            if n >= CYCLE_MAX:
+                del recent[0]
         else:
             self.sounding[v] = False
             self.since[v] = now
