@@ -935,7 +935,7 @@ PNG_FEATURES = [
     ("pitch_count", "pitch count"),
     ("tri_range", "triangle pitch range"),
     ("noise_types", "noise types used"),
-    ("reattack_share", "same-pitch re-attack share"),
+    ("cycle_share", "cycling share (2-4-note cycles)"),
 ]
 
 
