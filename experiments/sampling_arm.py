@@ -20,6 +20,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--voice-boost F``: the voice cache's odds mu / (1 - mu) multiplied by F (more of the song's own
   melodic turns);
 - ``--mem-len M``: the network's memory while generating (the shipped config's: 512);
+- ``--activity-notes-only``: that prior on held notes only (no push on resting voices);
 - ``--max-rest X|none``: the longest rest of a voice (``lakhnes generate --max-rest``);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
@@ -70,6 +71,7 @@ def main() -> None:
     ap.add_argument("--opening-waits", type=_opening_waits, default=None,
                     help="with --opening: a wait temperature, or 'shaped'")
     ap.add_argument("--activity", type=float, default=None, help="the Activity prior's strength (0: off)")
+    ap.add_argument("--activity-notes-only", action="store_true", help="the Activity prior on held notes only, not on rests")
     ap.add_argument("--max-rest", type=lambda x: None if x == "none" else float(x), default=MAX_REST_S)
     ap.add_argument("--lattice", type=float, default=None, help="frame-lattice timing (experiments/frame_lattice.py), tolerance in samples")
     ap.add_argument("--cycles", type=float, default=None, help="the Cycles prior's strength (0: off)")
@@ -95,6 +97,11 @@ def main() -> None:
         from lakhnes.decoding import rules
 
         rules.Activity.__init__.__defaults__ = (rules.VOICES, a.activity)
+    if a.activity_notes_only:
+        from lakhnes.decoding import rules
+
+        init = rules.Activity.__init__
+        rules.Activity.__init__ = lambda self, named=(), strength=rules.ACTIVITY: init(self, (), strength)
     if a.opening is not None:
         import opening
 
