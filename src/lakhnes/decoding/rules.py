@@ -307,8 +307,8 @@ def _tilt(survival, strength: float):
 def default_rules(named=VOICES, *, max_rest: float | None = MAX_REST_S, allowed=VOICES,
                   entry: float = ENTRY_S) -> list[Rule]:
     """The rules every mode samples under by default: :class:`Ensemble` (``named`` voices enter
-    and keep playing; voices outside ``allowed`` stay silent), :class:`MaxHold`,
-    :class:`NoteRate`, :class:`SubMsRun`."""
+    and keep playing; voices outside ``allowed`` stay silent), :class:`Activity`, :class:`Cycles`,
+    :class:`MaxHold`, :class:`NoteRate`, :class:`SubMsRun`."""
     return [Ensemble(named, entry=entry, max_rest=max_rest, allowed=allowed), Activity(named), Cycles(), MaxHold(),
             NoteRate(), SubMsRun()]
 
