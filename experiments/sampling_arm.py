@@ -36,6 +36,7 @@ from functools import partial
 from pathlib import Path
 
 from lakhnes.core.vocab import IS_WAIT, WAIT_OF
+from lakhnes.decoding import rules
 from lakhnes.decoding import sampler as S
 from lakhnes.decoding.rules import MAX_REST_S
 
@@ -86,22 +87,13 @@ def main() -> None:
 
         frame_lattice.install(a.lattice)
     if a.cycles is not None:
-        from lakhnes.decoding import rules
-
         rules.Cycles.__init__.__defaults__ = (a.cycles,)
     if a.allow_reattack:
-        from lakhnes.decoding import rules
-
         rules.NoReattack.forbid = lambda self, s: []
-    if a.activity is not None:
-        from lakhnes.decoding import rules
-
-        rules.Activity.__init__.__defaults__ = (rules.VOICES, a.activity)
-    if a.activity_notes_only:
-        from lakhnes.decoding import rules
-
-        init = rules.Activity.__init__
-        rules.Activity.__init__ = lambda self, named=(), strength=rules.ACTIVITY: init(self, (), strength)
+    if a.activity is not None or a.activity_notes_only:  # default_rules passes only the named voices
+        init, strength = rules.Activity.__init__, rules.ACTIVITY if a.activity is None else a.activity
+        rules.Activity.__init__ = lambda self, named=rules.VOICES, _=None: init(
+            self, () if a.activity_notes_only else named, strength)  # named (): no push on resting voices
     if a.opening is not None:
         import opening
 
