@@ -15,8 +15,8 @@ import numpy as np
 
 from lakhnes.core import vocab as V
 from lakhnes.decoding import constraint as C
+from lakhnes.formats.apu_driver import FRAME  # samples per NTSC frame (29,780.5 CPU cycles)
 
-FRAME = 44100 * 29780.5 / 1789772.7272  # samples per NTSC frame (the CPU's 29,780.5 cycles)
 W = V.WAITS.astype(np.float64)
 WB, WE = V.WAIT_BASE, V.WAIT_BASE + len(V.WAITS)
 COARSE = W > 10000
