@@ -9,7 +9,8 @@ shorter than 1 ms and the share of such notes. Prints the percentiles of each ov
 (melodic voices and noise apart and together), the share of voice parts each rule's default lets through, and the
 survival curves of note lengths and of rests between notes (``decoding.rules.NOTE_SURVIVAL``,
 ``REST_SURVIVAL``: the share of notes / rests longer than each age) and of melodic cycles
-(``CYCLE_SURVIVAL``: per period P of 1-4 notes, the share of cycles spanning at least each number of notes).
+(``CYCLE_SURVIVAL``: per period P of 1-4 notes, the share of cycles spanning at least each number of notes),
+and how often a voice's inter-onset interval is one it has not used before (``IOI_NOVELTY``).
 Default source: ``../shared/data/nesmdb_midi.tar.gz`` (read straight from the archive).
 """
 
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lakhnes.core.score import SAMPLE_RATE
+from lakhnes.core.score import SAMPLE_RATE, VOICES
 from lakhnes.decoding import rules as C
+from lakhnes.decoding import state as S
 from lakhnes.errors import InvalidInputError
 from lakhnes.evaluation.stats import voice_bounds
 from lakhnes.formats.midi import read_midi
@@ -58,6 +60,28 @@ def cycle_lengths(pitches: np.ndarray, period: int) -> list[int]:
             if period == 1 or len(np.unique(p[a : b + period])) >= 2]
 
 
+def ioi_novelty(score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The song's inter-onset intervals (IOIs: from a voice's note-on to its next) under ``IOI_MAX`` whole
+    frames, in the order their second notes start (voices in order at one instant): for each, its voice,
+    how many IOIs the song made before it, and whether it is new to the song (no earlier IOI rounds to
+    the same frames), as :class:`lakhnes.decoding.rules.Pulse` and :class:`lakhnes.decoding.state.Stream`
+    count them."""
+    at, voice, r = [], [], []
+    for v, name in enumerate(VOICES):
+        st = np.asarray(score.notes[name]["start"], dtype=np.int64)
+        at.append(st[1:])
+        voice.append(np.full(max(len(st) - 1, 0), v))
+        r.append((np.diff(st) + S.IOI_FRAME // 2) // S.IOI_FRAME)
+    at, voice, r = np.concatenate(at), np.concatenate(voice), np.concatenate(r)
+    order = np.lexsort((voice, at))
+    voice, r = voice[order], r[order]
+    keep = np.flatnonzero(r < S.IOI_MAX)
+    _, first = np.unique(r[keep], return_index=True)
+    new = np.zeros(len(keep), dtype=bool)
+    new[first] = True
+    return voice[keep], keep, new
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("source", nargs="?", default=str(DEFAULT), help="NES-MDB MIDI folder or .tar.gz")
@@ -67,6 +91,7 @@ def main() -> None:
     rows, n_songs, failed = [], 0, 0
     lengths = {"note": {"mel": [], "NO": []}, "rest": {"mel": [], "NO": []}}
     cycles: dict[int, list[int]] = {q: [] for q in C.CYCLE_SURVIVAL}
+    novelty = {"mel": ([], []), "NO": ([], [])}
     for name, data in songs(Path(a.source), a.split):
         try:
             score = read_midi(data, name=name)
@@ -76,6 +101,10 @@ def main() -> None:
         if score.end <= 0:
             continue
         n_songs += 1
+        voice, count, new = ioi_novelty(score)
+        for group, pick in (("mel", voice < 3), ("NO", voice == 3)):
+            novelty[group][0].append(count[pick])
+            novelty[group][1].append(new[pick])
         for v, fig in voice_bounds(score).items():
             rows.append((v, fig))
             n = score.notes[v]
@@ -127,6 +156,14 @@ def main() -> None:
         surv = [round(float((x >= n).mean()), 5) for n in C.CYCLE_LENGTHS]
         out[f"cycles/{q}"] = surv
         print(f"period {q} ({len(x)} cycles, median {np.median(x):g} notes): {surv}")
+    print("\nIOI novelty: share of IOIs (under IOI_MAX frames) new to their song, after n earlier IOIs of it")
+    print("n from:", list(C.NOVELTY_COUNTS))
+    for group, (count, new) in novelty.items():
+        count, new = np.concatenate(count), np.concatenate(new)
+        k = np.searchsorted(C.NOVELTY_COUNTS, count, side="right") - 1
+        share = [round(float(new[k == j].mean()), 5) for j in range(len(C.NOVELTY_COUNTS))]
+        out[f"ioi_novelty/{group}"] = share
+        print(f"{group} ({len(new)} IOIs, {int(new.sum())} new): {share}")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
 

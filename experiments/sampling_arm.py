@@ -15,12 +15,17 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--lattice TOL``: events on the NES frame lattice (:mod:`frame_lattice`);
 - ``--cycles S``: the real-cycle-length prior (:class:`lakhnes.decoding.rules.Cycles`) at strength S
   (0: off);
+- ``--pulse S``: the rhythm-vocabulary prior (:class:`lakhnes.decoding.rules.Pulse`, not a default
+  rule) at strength S;
+- ``--max-onsets N``: at most N note starts per voice in any second (:class:`lakhnes.decoding.rules.NoteRate`;
+  a probe of how much the busiest songs give away);
 - ``--allow-reattack``: same-pitch re-attacks not masked (a probe: where their probability went);
 - ``--no-caches``: the network alone;
 - ``--voice-boost F``: the voice cache's odds mu / (1 - mu) multiplied by F (more of the song's own
   melodic turns);
 - ``--mem-len M``: the network's memory while generating (the shipped config's: 512);
 - ``--activity-notes-only``: that prior on held notes only (no push on resting voices);
+- ``--activity-rest P1,P2,TR``: that prior on the rests of these voices only (held notes: all);
 - ``--max-rest X|none``: the longest rest of a voice (``lakhnes generate --max-rest``);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
@@ -73,9 +78,13 @@ def main() -> None:
                     help="with --opening: a wait temperature, or 'shaped'")
     ap.add_argument("--activity", type=float, default=None, help="the Activity prior's strength (0: off)")
     ap.add_argument("--activity-notes-only", action="store_true", help="the Activity prior on held notes only, not on rests")
+    ap.add_argument("--activity-rest", type=lambda x: tuple(x.split(",")), default=None,
+                    help="the Activity prior on the rests of these voices only")
     ap.add_argument("--max-rest", type=lambda x: None if x == "none" else float(x), default=MAX_REST_S)
     ap.add_argument("--lattice", type=float, default=None, help="frame-lattice timing (experiments/frame_lattice.py), tolerance in samples")
     ap.add_argument("--cycles", type=float, default=None, help="the Cycles prior's strength (0: off)")
+    ap.add_argument("--pulse", type=float, default=None, help="add the Pulse prior at this strength")
+    ap.add_argument("--max-onsets", type=int, default=None, help="note starts per voice per second (NoteRate)")
     ap.add_argument("--allow-reattack", action="store_true", help="same-pitch re-attacks not masked (a probe)")
     ap.add_argument("--no-caches", action="store_true", help="the network alone (song, voice and rhythm caches off)")
     ap.add_argument("--voice-boost", type=float, default=1.0)
@@ -88,12 +97,20 @@ def main() -> None:
         frame_lattice.install(a.lattice)
     if a.cycles is not None:
         rules.Cycles.__init__.__defaults__ = (a.cycles,)
+    if a.pulse:  # not a default rule: added to the song's rules
+        import lakhnes.generate as G
+
+        base, pulse = G.default_rules, rules.Pulse(a.pulse)
+        G.default_rules = lambda *args, **kw: base(*args, **kw) + [pulse]
+    if a.max_onsets is not None:
+        rules.NoteRate.__init__.__defaults__ = (a.max_onsets, rules.RATE_WINDOW)
     if a.allow_reattack:
         rules.NoReattack.forbid = lambda self, s: []
-    if a.activity is not None or a.activity_notes_only:  # default_rules passes only the named voices
+    if a.activity is not None or a.activity_notes_only or a.activity_rest:  # default_rules passes the named voices
         init, strength = rules.Activity.__init__, rules.ACTIVITY if a.activity is None else a.activity
+        rest = () if a.activity_notes_only else a.activity_rest
         rules.Activity.__init__ = lambda self, named=rules.VOICES, _=None: init(
-            self, () if a.activity_notes_only else named, strength)  # named (): no push on resting voices
+            self, named if rest is None else [v for v in named if v in rest], strength)  # (): no push on resting voices
     if a.opening is not None:
         import opening
 

@@ -582,3 +582,73 @@ def test_cycles_end_trills_the_model_would_play_on():
     tilted = [_longest_trill(x) for x in song([C.Cycles()])]
     assert min(plain) > 80  # without the prior: trills of 86-139 notes
     assert max(tilted) < 48  # real period-2 cycles of 48 notes or more: 0.08 %
+
+
+def test_stream_keeps_the_songs_iois_and_pulse_tilts_against_new_ones():
+    s = Stream()
+    for _ in range(20):  # P1 strikes every 6 frames (a note-off between)
+        s.update(int(V.noteon_id("P1", 60)))
+        s.update(V.TOKEN_TO_ID["WT_2200"])  # 3 frames - 5 samples
+        s.update(int(V.VOICE_OFF["P1"]))
+        s.update(V.TOKEN_TO_ID["WT_2200"])
+    assert s.n_iois == 19 and s.iois == 1 << 6
+    assert s.t - s.onset[0] == 4400  # 5.99 frames: a note-on now repeats the song's IOI of 6 frames
+    assert C.Pulse(1.0).penalties(s) is None
+    s.update(V.TOKEN_TO_ID["WT_730"])  # 7 frames: new to the song
+    pen = C.Pulse(1.0).penalties(s)
+    p1 = (int(V.noteon_ids("P1")[0]), int(V.noteon_ids("P1")[-1]) + 1)
+    q = C.IOI_NOVELTY["mel"][list(C.NOVELTY_COUNTS).index(16)]  # 19 IOIs so far
+    assert list(pen) == [p1] and pen[p1] == pytest.approx(np.log(q / 0.5))
+    assert C.Pulse(0.5).penalties(s)[p1] == pytest.approx(pen[p1] / 2)
+    # P2, which struck once 6 frames ago, may strike again: that IOI is the song's, if not its own
+    s.update(int(V.noteon_id("P2", 64)))
+    s.update(V.TOKEN_TO_ID["WT_4400"])
+    pen = C.Pulse(1.0).penalties(s)
+    assert list(pen) == [p1] and s.n_iois == 19  # P1 at 13 frames: new
+    s.update(V.TOKEN_TO_ID["WT_100000"])  # over IOI_MAX frames: neither kept as a rhythm nor tilted
+    assert C.Pulse(1.0).penalties(s) is None
+    t = Stream()
+    t.update(int(V.noteon_id("NO", 5)))
+    t.update(V.TOKEN_TO_ID["WT_730"])
+    assert C.Pulse(1.0).penalties(t) is None  # the song's first IOI: every one is new
+
+
+class _Scatter:
+    """A model that favours P1 or P2 striking 60 or 62 and waits of 1 to 9 frames alike."""
+
+    WAITS = [V.TOKEN_TO_ID[f"WT_{w}"] for w in (730, 1500, 2200, 2900, 3700, 4400, 5100, 5900, 6600)]
+
+    def __init__(self, b):
+        self.logits = self._row(b)
+
+    def _row(self, b):
+        x = np.full((b, V.VOCAB_SIZE), -6.0)
+        x[:, [int(V.noteon_id(v, p)) for v in ("P1", "P2") for p in (60, 62)]] = 3.0
+        x[:, self.WAITS] = 3.0
+        return x
+
+    def step(self, ids):
+        return self._row(len(ids))
+
+
+def _p1_iois(ids) -> int:
+    """How many distinct P1 inter-onset intervals (whole frames) the ids make."""
+    t, on = 0, []
+    for i in ids:
+        t += int(V.WAIT_OF[i])
+        if V.IS_NOTEON[i] and V.VOICE_OF[i] == 0:
+            on.append(t)
+    return len(set(((np.diff(on) + SR // 120) // (SR // 60)).tolist()))
+
+
+def test_pulse_keeps_a_voice_to_fewer_iois():
+    from lakhnes.decoding.loop import run
+    from lakhnes.decoding.sampler import Sampler
+
+    def song(rules):
+        con = Constraint(4, limit=20 * SR, rules=rules)
+        return run(_Scatter(4), con, Sampler(temperature=1.0, top_k=None, seed=0))
+
+    plain = [_p1_iois(x) for x in song([])]
+    tilted = [_p1_iois(x) for x in song([C.Pulse(1.0)])]
+    assert sum(tilted) < 0.9 * sum(plain), (plain, tilted)  # 93 against 112 distinct IOIs over 4 songs

@@ -160,8 +160,8 @@ class Masker:
 
 
 def _penalties(rules, s, free: int):
-    """The ``rules``' offsets of single ids for stream ``s`` ({id: offset}, the lowest where two give
-    one; None: none), for the ids of the ``free`` voices (bits) only."""
+    """The ``rules``' offsets of NOTEON ids for stream ``s`` ({id or (lo, hi): offset}, the lowest where
+    two give one key; None: none), for the ids of the ``free`` voices (bits) only."""
     pen = None
     for rule in rules:
         x = rule.penalties(s)
@@ -172,7 +172,7 @@ def _penalties(rules, s, free: int):
                 for i, o in x.items():
                     pen[i] = min(o, pen.get(i, 0.0))
     if pen is not None and free != 0b1111:
-        pen = {i: o for i, o in pen.items() if free >> int(_EVENT_VOICE[i]) & 1} or None
+        pen = {i: o for i, o in pen.items() if free >> int(_EVENT_VOICE[i[0] if type(i) is tuple else i]) & 1} or None
     return pen
 
 
@@ -187,8 +187,8 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
     voices' events, which the model may not emit. And the rules' biases are added
     (:class:`lakhnes.decoding.rules.Activity`): with ``top_k``, only to the ids among the model's
     own ``top_k`` likeliest allowed ones (a push towards a voice never brings in pitches the model
-    itself would not have considered), and their offsets of single ids
-    (:class:`lakhnes.decoding.rules.Cycles`). The caller's logits stay as they are."""
+    itself would not have considered), and their offsets of NOTEON ids
+    (:class:`lakhnes.decoding.rules.Cycles`, :class:`lakhnes.decoding.rules.Pulse`). The caller's logits stay as they are."""
     kept, waits, room, bias, pen = masker.kept_ids, masker.waits, masker.room, masker.bias, masker.pen
     give = [b for b in range(len(waits)) if waits[b] and (kept or room[b] < V.MAX_WAIT)]
     tilt = [b for b in range(len(waits)) if bias[b] is not None]
@@ -208,7 +208,10 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
         row += add
     for b in single:
         for i, o in pen[b].items():
-            x[b, i] += o
+            if type(i) is tuple:
+                x[b, i[0] : i[1]] += o
+            else:
+                x[b, i] += o
     for b in give:
         land = masker.land[b]
         parts = [x[b, land + 1 : _WAIT_END]] + [x[b, k] for k in kept]

@@ -16,6 +16,10 @@ SUB_MS = SAMPLE_RATE / 1000
 
 #: the longest period (in notes) of the cycles a :class:`Stream` counts (trills, repeated notes, short riffs)
 CYCLE_MAX = 4
+#: a :class:`Stream` keeps the song's inter-onset intervals in whole frames of this many samples (60 Hz),
+#: those under :data:`IOI_MAX` frames
+IOI_FRAME = SAMPLE_RATE // 60
+IOI_MAX = 128
 
 NEVER = -(1 << 40)  # a time long before any song
 FAR = 1 << 60  # no deadline
@@ -45,10 +49,13 @@ class Stream:
     how many of those were shorter than 1 ms) and ``oldest``: the earliest of its last ``ring``
     onsets; ``waited``: the last token was a wait shorter than the longest (another wait may not follow);
     ``recent``: its last :data:`CYCLE_MAX` NOTEON ids (latest last) and ``cycle``: for each period P of
-    1 .. :data:`CYCLE_MAX` notes, how many of its note-ons in a row repeated the one P notes before."""
+    1 .. :data:`CYCLE_MAX` notes, how many of its note-ons in a row repeated the one P notes before;
+    and for the whole song: ``n_iois``, how many inter-onset intervals (IOIs: from a voice's note-on to
+    its next) its voices have made, and ``iois``, the set (bit r) of those under :data:`IOI_MAX` frames,
+    in whole frames (:data:`IOI_FRAME`)."""
 
     __slots__ = ("t", "last", "waited", "sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ring",
-                 "ptr", "oldest", "recent", "cycle")
+                 "ptr", "oldest", "recent", "cycle", "iois", "n_iois")
 
     def __init__(self, ring: int = 1):
         self.t, self.last, self.waited = 0, -1, False
@@ -59,6 +66,7 @@ class Stream:
         self.ring = [[NEVER] * max(1, int(ring)) for _ in range(4)]
         self.recent = [[] for _ in range(4)]
         self.cycle = [[0] * CYCLE_MAX for _ in range(4)]
+        self.iois = self.n_iois = 0
 
     @classmethod
     def after(cls, prefix, ring: int = 1) -> Stream:
@@ -73,7 +81,7 @@ class Stream:
 
     def copy(self) -> Stream:
         c = Stream.__new__(Stream)
-        c.t, c.last, c.waited = self.t, self.last, self.waited
+        c.t, c.last, c.waited, c.iois, c.n_iois = self.t, self.last, self.waited, self.iois, self.n_iois
         for k in ("sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
             setattr(c, k, list(getattr(self, k)))
         c.ring = [list(r) for r in self.ring]
@@ -99,6 +107,11 @@ class Stream:
                 self.ended[v] += 1
                 self.subs[v] += short
         if _IS_ON[tok]:
+            if self.played[v]:
+                r = (now - self.onset[v] + IOI_FRAME // 2) // IOI_FRAME
+                self.n_iois += 1
+                if r < IOI_MAX:
+                    self.iois |= 1 << r
             self.sounding[v] = self.played[v] = True
             self.pitch[v] = tok
             self.onset[v] = now
