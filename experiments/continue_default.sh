@@ -11,6 +11,10 @@
 # After a stage the whole valid split is scored (LakhNES protocol); the stage replaces the shipped
 # model only when its valid perplexity is lower (then the test split is scored too and the model
 # card re-written with the stage appended: experiments/ship_model.py). Git is left to you.
+# SHIP=0 never touches the shipped model: each stage becomes a candidate (stage_NNN/candidate, a packaged
+# model with its card and caches fitted, both splits scored), and a new stage trains on from the newest
+# candidate in WORK. Perplexity alone does not make better songs: check a candidate with
+# `python benchmarks/bench_realism.py -m WORK/stage_NNN/candidate` before shipping it by hand.
 #
 # Usage: experiments/continue_default.sh                 (one 60-minute stage)
 #        STAGES=0 nohup experiments/continue_default.sh &   (stage after stage until stopped)
@@ -18,6 +22,7 @@
 #        BF16=1 experiments/continue_default.sh   (bf16 autocast: 1.8x on CPUs with avx512_bf16)
 #        TRAIN_ARGS="--tgt-len 512 --mem-len 2048" WORK=runs/long_memory experiments/continue_default.sh
 #                                                  (more lakhnes train options: a long-memory stage)
+#        SHIP=0 WORK=runs/long_memory experiments/continue_default.sh   (candidates only, see above)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,6 +32,7 @@ NESMDB="${NESMDB:-$ROOT/data/nesmdb}"
 NESMDB_SRC="${NESMDB_SRC:-$ROOT/../shared/data/nesmdb_midi.tar.gz}"
 MINUTES="${MINUTES:-60}"
 LR="${LR:-2e-4}"
+SHIP="${SHIP:-1}"
 WARMUP="${WARMUP:-100}"
 STAGES="${STAGES:-1}"
 THREADS="${THREADS:-1}"
@@ -58,9 +64,12 @@ while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
   if [[ -z $stage ]]; then
     k=$(find "$WORK" -maxdepth 1 -name 'stage_*' -type d | wc -l)
     stage="$WORK/stage_$(printf %03d $((k + 1)))"
+    from="$SHIPPED"  # with SHIP=0: the newest candidate, if any
+    last=$(find "$WORK" -maxdepth 2 -path '*/stage_*/candidate' -type d | sort | tail -1)
+    [[ $SHIP == 0 && -n $last ]] && from="$last"
     mkdir -p "$stage"
-    cp "$SHIPPED/config.json" "$stage/base_config.json"  # the card this stage extends
-    mkdir -p "$stage/init" && cp "$SHIPPED/config.json" "$SHIPPED/model.safetensors" "$stage/init/"
+    cp "$from/config.json" "$stage/base_config.json"  # the card this stage extends
+    mkdir -p "$stage/init" && cp "$from/config.json" "$from/model.safetensors" "$stage/init/"
   fi
   cmd=(lakhnes train --data "$NESMDB" -o "$stage/run" --init "$stage/init" --lr "$LR" --warmup "$WARMUP"
        --schedule time --clock cpu --max-minutes "$MINUTES" --steps 100000000 --eval-every 100000000
@@ -72,7 +81,23 @@ while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
     --results "" --json "$stage/valid.json" --name "$(basename "$stage")" >> "$stage/eval.log" 2>&1
   new=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['ppl'])" "$stage/valid.json")
   old=$(shipped_valid)
-  if python -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$new" "$old"; then
+  if [[ $SHIP == 0 ]]; then
+    [[ -f $stage/test.json ]] || $NICE lakhnes eval "$stage/run" --data "$NESMDB" --split test --threads "$THREADS" \
+      --results "" --json "$stage/test.json" --name "$(basename "$stage")" >> "$stage/eval.log" 2>&1
+    cand="$stage/candidate"
+    python "$ROOT/experiments/ship_model.py" "$stage/run" --base "$stage/base_config.json" --to "$cand.tmp" \
+      --stage "${cmd[*]/#$ROOT\//}" --valid "$stage/valid.json" --test "$stage/test.json" \
+      --name "$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['card'].get('name','lakhnes-small'))" "$stage/base_config.json")"
+    $NICE lakhnes eval "$cand.tmp" --data "$NESMDB" --split valid --fit-song-cache --threads "$THREADS" --results "" \
+      --json "$stage/valid_song_cache.json" >> "$stage/eval.log" 2>&1
+    $NICE lakhnes eval "$cand.tmp" --data "$NESMDB" --split test --threads "$THREADS" --results "" \
+      --json "$stage/test_song_cache.json" >> "$stage/eval.log" 2>&1
+    python "$ROOT/experiments/ship_model.py" --card-only "$cand.tmp" \
+      --song-cache "$stage/valid_song_cache.json" "$stage/test_song_cache.json"
+    rm -rf "$cand" && mv "$cand.tmp" "$cand"
+    echo "candidate: valid $new (shipped $old); check its songs before shipping it" > "$stage/outcome"
+    log "$(basename "$stage"): valid PPL $new (shipped $old): a candidate, $cand"
+  elif python -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$new" "$old"; then
     [[ -f $stage/test.json ]] || $NICE lakhnes eval "$stage/run" --data "$NESMDB" --split test --threads "$THREADS" \
       --results "" --json "$stage/test.json" --name "$(basename "$stage")" >> "$stage/eval.log" 2>&1
     python "$ROOT/experiments/ship_model.py" "$stage/run" --base "$stage/base_config.json" --to "$SHIPPED" \
