@@ -61,12 +61,12 @@ n=0
 while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
   n=$((n + 1))
   stage=$(find "$WORK" -maxdepth 1 -name 'stage_*' -type d ! -exec test -e '{}/outcome' ';' -print | sort | tail -1)
+  from="$SHIPPED"
   if [[ -z $stage ]]; then
     k=$(find "$WORK" -maxdepth 1 -name 'stage_*' -type d | wc -l)
     stage="$WORK/stage_$(printf %03d $((k + 1)))"
-    from="$SHIPPED"  # with SHIP=0: the newest candidate, if any
     last=$(find "$WORK" -maxdepth 2 -path '*/stage_*/candidate' -type d | sort | tail -1)
-    [[ $SHIP == 0 && -n $last ]] && from="$last"
+    [[ $SHIP == 0 && -n $last ]] && from="$last"  # with SHIP=0: the newest candidate, if any
     mkdir -p "$stage"
     cp "$from/config.json" "$stage/base_config.json"  # the card this stage extends
     mkdir -p "$stage/init" && cp "$from/config.json" "$from/model.safetensors" "$stage/init/"
@@ -75,7 +75,7 @@ while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
        --schedule time --clock cpu --max-minutes "$MINUTES" --steps 100000000 --eval-every 100000000
        --threads "$THREADS" --seed "$((10#${stage##*_}))" --no-progress ${BF16:+--bf16} ${TRAIN_ARGS:-})
   if [[ -f $stage/run/latest.json ]]; then log "$(basename "$stage"): resuming"; else
-    log "$(basename "$stage"): $MINUTES CPU-minutes from the shipped model (valid PPL $(shipped_valid))"; fi
+    log "$(basename "$stage"): $MINUTES CPU-minutes from ${from#"$ROOT"/} (the shipped model's valid PPL: $(shipped_valid))"; fi
   $NICE "${cmd[@]}" >> "$stage/train.log" 2>&1
   [[ -f $stage/valid.json ]] || $NICE lakhnes eval "$stage/run" --data "$NESMDB" --split valid --threads "$THREADS" \
     --results "" --json "$stage/valid.json" --name "$(basename "$stage")" >> "$stage/eval.log" 2>&1
