@@ -57,6 +57,22 @@ print(card.get("eval", {}).get("valid", {}).get("ppl", "inf"))
 EOF
 }
 
+package() {  # score $stage on test, package it into $1 with its card, fit the caches on it and score them
+  local to=$1
+  [[ -f $stage/test.json ]] || $NICE lakhnes eval "$stage/run" --data "$NESMDB" --split test --threads "$THREADS" \
+    --results "" --json "$stage/test.json" --name "$(basename "$stage")" >> "$stage/eval.log" 2>&1
+  python "$ROOT/experiments/ship_model.py" "$stage/run" --base "$stage/base_config.json" --to "$to" \
+    --stage "${cmd[*]/#$ROOT\//}" --valid "$stage/valid.json" --test "$stage/test.json" \
+    --name "$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['card'].get('name','lakhnes-small'))" "$stage/base_config.json")"
+  # the song cache's weights belong to the network they were fitted with: fit them again (valid), score test
+  $NICE lakhnes eval "$to" --data "$NESMDB" --split valid --fit-song-cache --threads "$THREADS" --results "" \
+    --json "$stage/valid_song_cache.json" >> "$stage/eval.log" 2>&1
+  $NICE lakhnes eval "$to" --data "$NESMDB" --split test --threads "$THREADS" --results "" \
+    --json "$stage/test_song_cache.json" >> "$stage/eval.log" 2>&1
+  python "$ROOT/experiments/ship_model.py" --card-only "$to" \
+    --song-cache "$stage/valid_song_cache.json" "$stage/test_song_cache.json"
+}
+
 n=0
 while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
   n=$((n + 1))
@@ -82,34 +98,12 @@ while [[ $STAGES == 0 || $n -lt $STAGES ]]; do
   new=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['ppl'])" "$stage/valid.json")
   old=$(shipped_valid)
   if [[ $SHIP == 0 ]]; then
-    [[ -f $stage/test.json ]] || $NICE lakhnes eval "$stage/run" --data "$NESMDB" --split test --threads "$THREADS" \
-      --results "" --json "$stage/test.json" --name "$(basename "$stage")" >> "$stage/eval.log" 2>&1
-    cand="$stage/candidate"
-    python "$ROOT/experiments/ship_model.py" "$stage/run" --base "$stage/base_config.json" --to "$cand.tmp" \
-      --stage "${cmd[*]/#$ROOT\//}" --valid "$stage/valid.json" --test "$stage/test.json" \
-      --name "$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['card'].get('name','lakhnes-small'))" "$stage/base_config.json")"
-    $NICE lakhnes eval "$cand.tmp" --data "$NESMDB" --split valid --fit-song-cache --threads "$THREADS" --results "" \
-      --json "$stage/valid_song_cache.json" >> "$stage/eval.log" 2>&1
-    $NICE lakhnes eval "$cand.tmp" --data "$NESMDB" --split test --threads "$THREADS" --results "" \
-      --json "$stage/test_song_cache.json" >> "$stage/eval.log" 2>&1
-    python "$ROOT/experiments/ship_model.py" --card-only "$cand.tmp" \
-      --song-cache "$stage/valid_song_cache.json" "$stage/test_song_cache.json"
-    rm -rf "$cand" && mv "$cand.tmp" "$cand"
+    package "$stage/candidate.tmp"
+    rm -rf "$stage/candidate" && mv "$stage/candidate.tmp" "$stage/candidate"
     echo "candidate: valid $new (shipped $old); check its songs before shipping it" > "$stage/outcome"
-    log "$(basename "$stage"): valid PPL $new (shipped $old): a candidate, $cand"
+    log "$(basename "$stage"): valid PPL $new (shipped $old): a candidate, $stage/candidate"
   elif python -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$new" "$old"; then
-    [[ -f $stage/test.json ]] || $NICE lakhnes eval "$stage/run" --data "$NESMDB" --split test --threads "$THREADS" \
-      --results "" --json "$stage/test.json" --name "$(basename "$stage")" >> "$stage/eval.log" 2>&1
-    python "$ROOT/experiments/ship_model.py" "$stage/run" --base "$stage/base_config.json" --to "$SHIPPED" \
-      --stage "${cmd[*]/#$ROOT\//}" --valid "$stage/valid.json" --test "$stage/test.json" \
-      --name "$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['card'].get('name','lakhnes-small'))" "$stage/base_config.json")"
-    # the song cache's weights belong to the network they were fitted with: fit them again (valid), score test
-    $NICE lakhnes eval "$SHIPPED" --data "$NESMDB" --split valid --fit-song-cache --threads "$THREADS" --results "" \
-      --json "$stage/valid_song_cache.json" >> "$stage/eval.log" 2>&1
-    $NICE lakhnes eval "$SHIPPED" --data "$NESMDB" --split test --threads "$THREADS" --results "" \
-      --json "$stage/test_song_cache.json" >> "$stage/eval.log" 2>&1
-    python "$ROOT/experiments/ship_model.py" --card-only "$SHIPPED" \
-      --song-cache "$stage/valid_song_cache.json" "$stage/test_song_cache.json"
+    package "$SHIPPED"
     echo shipped > "$stage/outcome"
     log "$(basename "$stage"): valid PPL $new < $old: shipped"
   else
