@@ -17,6 +17,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
   (0: off);
 - ``--pulse S``: the rhythm-vocabulary prior (:class:`lakhnes.decoding.rules.Pulse`, not a default
   rule) at strength S;
+- ``--key S``: the key prior (:class:`lakhnes.decoding.rules.Key`, not a default rule) at strength S;
 - ``--max-onsets N``: at most N note starts per voice in any second (:class:`lakhnes.decoding.rules.NoteRate`;
   a probe of how much the busiest songs give away);
 - ``--allow-reattack``: same-pitch re-attacks not masked (a probe: where their probability went);
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--lattice", type=float, default=None, help="frame-lattice timing (experiments/frame_lattice.py), tolerance in samples")
     ap.add_argument("--cycles", type=float, default=None, help="the Cycles prior's strength (0: off)")
     ap.add_argument("--pulse", type=float, default=None, help="add the Pulse prior at this strength")
+    ap.add_argument("--key", type=float, default=None, help="add the Key prior at this strength")
     ap.add_argument("--max-onsets", type=int, default=None, help="note starts per voice per second (NoteRate)")
     ap.add_argument("--allow-reattack", action="store_true", help="same-pitch re-attacks not masked (a probe)")
     ap.add_argument("--no-caches", action="store_true", help="the network alone (song, voice and rhythm caches off)")
@@ -97,11 +99,12 @@ def main() -> None:
         frame_lattice.install(a.lattice)
     if a.cycles is not None:
         rules.Cycles.__init__.__defaults__ = (a.cycles,)
-    if a.pulse:  # not a default rule: added to the song's rules
+    extra = ([rules.Pulse(a.pulse)] if a.pulse else []) + ([rules.Key(a.key)] if a.key else [])
+    if extra:  # not default rules: added to the song's rules
         import lakhnes.generate as G
 
-        base, pulse = G.default_rules, rules.Pulse(a.pulse)
-        G.default_rules = lambda *args, **kw: base(*args, **kw) + [pulse]
+        base = G.default_rules
+        G.default_rules = lambda *args, **kw: base(*args, **kw) + extra
     if a.max_onsets is not None:
         rules.NoteRate.__init__.__defaults__ = (a.max_onsets, rules.RATE_WINDOW)
     if a.allow_reattack:

@@ -652,3 +652,60 @@ def test_pulse_keeps_a_voice_to_fewer_iois():
     plain = [_p1_iois(x) for x in song([])]
     tilted = [_p1_iois(x) for x in song([C.Pulse(1.0)])]
     assert sum(tilted) < 0.9 * sum(plain), (plain, tilted)  # 93 against 112 distinct IOIs over 4 songs
+
+
+def test_stream_finds_the_songs_key_and_key_tilts_against_other_pitch_classes():
+    s = Stream()
+    _notes(s, [60, 62, 64, 65, 67, 69, 71])  # C major: 7 melodic notes, one short of KEY_NOTES
+    assert s.n_mel == 7 and s.key == 0 and s.in_key[0] == 7
+    assert C.Key().penalties(s) is None
+    _notes(s, [36], voice="TR")
+    pen = C.Key(1.0).penalties(s)
+    assert sorted(k.voice for k in pen) == [0, 1, 2] and set(pen.values()) == {-1.0}
+    assert {int(V.PITCH_OF[i]) % 12 for k in pen for i in k.ids} == {1, 3, 6, 8, 10}
+    assert int(V.noteon_id("P2", 66)) in next(k for k in pen if k.voice == 1).ids.tolist()
+    _notes(s, [5, 5], voice="NO")  # the noise voice has no key
+    assert s.n_mel == 8
+    _notes(s, [66, 61, 66, 61, 66, 61, 66, 61, 66], voice="P2")  # F# and C# overtake: D major (root 2)
+    assert s.key == 2
+    assert C.Key(0.0).penalties(s) is None
+    t = s.copy()
+    _notes(t, [70], voice="P1")
+    assert t.n_mel == s.n_mel + 1 and t.in_key != s.in_key
+
+
+class _Chromatic:
+    """A model that favours P1 striking any of the 12 pitches 60-71 alike, and waiting."""
+
+    def __init__(self, b):
+        self.logits = self._row(b)
+
+    @staticmethod
+    def _row(b):
+        x = np.full((b, V.VOCAB_SIZE), -6.0)
+        x[:, [int(V.noteon_id("P1", p)) for p in range(60, 72)]] = 3.0
+        x[:, V.TOKEN_TO_ID["WT_2200"]] = 3.0
+        return x
+
+    def step(self, ids):
+        return self._row(len(ids))
+
+
+def _in_best_scale(ids) -> float:
+    """The share of P1's notes in the major scale that holds most of them."""
+    pcs = np.bincount([int(V.PITCH_OF[i]) % 12 for i in ids if V.IS_NOTEON[i] and V.VOICE_OF[i] == 0], minlength=12)
+    return max(sum(pcs[(r + k) % 12] for k in (0, 2, 4, 5, 7, 9, 11)) for r in range(12)) / pcs.sum()
+
+
+def test_key_keeps_a_voice_to_its_scale():
+    from lakhnes.decoding.loop import run
+    from lakhnes.decoding.sampler import Sampler
+
+    def song(rules):
+        con = Constraint(4, limit=20 * SR, rules=rules)
+        return run(_Chromatic(4), con, Sampler(temperature=1.0, top_k=None, seed=0))
+
+    plain = [_in_best_scale(x) for x in song([])]
+    tilted = [_in_best_scale(x) for x in song([C.Key(1.0)])]
+    # 7 of 12 alike: 0.61-0.66 in the best-fitting scale; out-of-scale odds at e^-1: 0.76-0.81
+    assert max(plain) < 0.7 < min(tilted), (plain, tilted)

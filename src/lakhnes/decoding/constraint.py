@@ -12,8 +12,18 @@ import numpy as np
 
 from lakhnes.core import vocab as V
 from lakhnes.decoding.forced import KeepPlan, Kept
-from lakhnes.decoding.rules import DUE_WINDOW, NoReattack, Rule
-from lakhnes.decoding.state import _EVENT_VOICE, _OFF_ID, _ON_IDS, _WAIT_END, FAR, SongState, longest_wait
+from lakhnes.decoding.measured import DUE_WINDOW
+from lakhnes.decoding.rules import NoReattack, Rule
+from lakhnes.decoding.state import (
+    _EVENT_VOICE,
+    _OFF_ID,
+    _ON_IDS,
+    _WAIT_END,
+    FAR,
+    IdSet,
+    SongState,
+    longest_wait,
+)
 
 
 class Masker:
@@ -160,8 +170,9 @@ class Masker:
 
 
 def _penalties(rules, s, free: int):
-    """The ``rules``' offsets of NOTEON ids for stream ``s`` ({id or (lo, hi): offset}, the lowest where
-    two give one key; None: none), for the ids of the ``free`` voices (bits) only."""
+    """The ``rules``' offsets of NOTEON ids for stream ``s`` ({id, (lo, hi) or IdSet: offset}, the lowest where
+    two give one key, added where two keys hold one id; None: none), for the ids of the ``free`` voices
+    (bits) only."""
     pen = None
     for rule in rules:
         x = rule.penalties(s)
@@ -172,8 +183,13 @@ def _penalties(rules, s, free: int):
                 for i, o in x.items():
                     pen[i] = min(o, pen.get(i, 0.0))
     if pen is not None and free != 0b1111:
-        pen = {i: o for i, o in pen.items() if free >> int(_EVENT_VOICE[i[0] if type(i) is tuple else i]) & 1} or None
+        pen = {i: o for i, o in pen.items() if free >> _key_voice(i) & 1} or None
     return pen
+
+
+def _key_voice(i) -> int:
+    """The voice of a penalty key: an id, an id range ``(lo, hi)`` or an :class:`IdSet`."""
+    return i.voice if type(i) is IdSet else int(_EVENT_VOICE[i[0] if type(i) is tuple else i])
 
 
 _max, _sum = np.maximum.reduce, np.add.reduce
@@ -210,6 +226,8 @@ def reweight(logits, masker: Masker, top_k: int | None = None):
         for i, o in pen[b].items():
             if type(i) is tuple:
                 x[b, i[0] : i[1]] += o
+            elif type(i) is IdSet:
+                x[b, i.ids] += o
             else:
                 x[b, i] += o
     for b in give:

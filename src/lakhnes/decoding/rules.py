@@ -16,8 +16,9 @@ voice fell silent, its recent onsets) and from its rules:
 - :class:`NoteRate`: at most ``max_onsets`` note starts per voice in any ``window`` (floods);
 - :class:`Cycles`: a soft prior against a melodic voice repeating a cycle of 1-4 notes (a
   trill, a struck pitch) longer than real ones do;
-- :class:`Pulse` (not among the defaults; add it to them): a soft prior against a voice striking
-  after an inter-onset interval the song has not used before, more often than real songs do;
+- :class:`Pulse` and :class:`Key` (not among the defaults; add them to them): soft priors against a voice
+  striking after an inter-onset interval the song has not used before, more often than real songs do, and
+  against melodic notes outside the scale that holds most of the song's;
 - :class:`SubMsRun`: at most ``max_run`` notes shorter than 1 ms in a row per voice, and at most
   ``max_share`` of its notes (floods of sub-millisecond notes; single ones are real legato
   re-attacks).
@@ -54,71 +55,26 @@ import bisect
 import numpy as np
 
 from lakhnes.core.score import SAMPLE_RATE, VOICES
-from lakhnes.decoding.state import _ON_IDS, FAR, IOI_FRAME, IOI_MAX, SUB_MS, Stream
+from lakhnes.core.vocab import PITCH_OF
+from lakhnes.decoding.measured import (  # the bounds and priors measured on NES-MDB; callers read them here too
+    CYCLE_LENGTHS,
+    CYCLE_SURVIVAL,
+    ENTRY_S,
+    IOI_NOVELTY,
+    MAX_HOLD_S,
+    MAX_ONSETS,
+    MAX_REST_S,
+    MAX_SUB_MS_RUN,
+    MAX_SUB_MS_SHARE,
+    NOTE_SURVIVAL,
+    NOVELTY_COUNTS,
+    RATE_WINDOW,
+    REST_SURVIVAL,
+    SURVIVAL_AGES,
+)
+from lakhnes.decoding.state import _ON_IDS, FAR, IOI_FRAME, IOI_MAX, MAJOR, SUB_MS, IdSet, Stream
 from lakhnes.errors import InvalidInputError
 
-# ------------------------------------------------------------------ defaults, measured on NES-MDB
-# `python benchmarks/rule_bounds.py` over the train split (4,502 songs, 15,285 voice parts: the voices
-# that play in each song); "p99" = the 99th percentile over voice parts.
-#: named voices enter within this many seconds (90th percentile of a voice part's first note: 0.80 s)
-ENTRY_S = 1.0
-#: the longest rest of a named voice (p99 of a voice part's longest rest between two notes: 8.37 s)
-MAX_REST_S = 8.4
-#: the longest note (p99 of a voice part's longest note: 7.21 s)
-MAX_HOLD_S = 7.5
-#: note starts per voice in any RATE_WINDOW samples (p99 of a voice part's most in one second: 61)
-MAX_ONSETS = 64
-RATE_WINDOW = SAMPLE_RATE
-#: notes shorter than 1 ms in a row, per voice (p99 of a voice part's longest such run: 2)
-MAX_SUB_MS_RUN = 2
-#: the largest share of a voice's notes (ended since decoding began) that may be shorter than 1 ms
-#: (p99 of a NES-MDB train voice part's share: 0.505; 98.9 % of voice parts have at most 0.5)
-MAX_SUB_MS_SHARE = 0.5
-#: a rule's deadline is due this many samples before it: a wait cut for it lands at most 999 short
-DUE_WINDOW = 1000
-
-#: ages (s) of the survival curves below
-SURVIVAL_AGES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-#: share of notes longer than each age (P1/P2/TR, NO), and of rests between two notes of a voice
-NOTE_SURVIVAL = {  # 2,207,401 melodic notes (median 0.094 s), 837,902 noise notes (median 0.017 s)
-    "mel": (0.84140, 0.73221, 0.65517, 0.42195, 0.16526, 0.09601, 0.04605, 0.02838, 0.01666, 0.00811, 0.00349,
-            0.00132, 0.00049, 0.00020, 0.00012),
-    "NO": (0.85959, 0.49171, 0.31376, 0.09604, 0.02318, 0.01104, 0.00385, 0.00178, 0.00085, 0.00038, 0.00027,
-           0.00019, 0.00015, 0.00008, 0.00004),
-}
-REST_SURVIVAL = {  # 748,892 melodic rests (median 0.050 s), 423,954 noise rests (median 0.083 s)
-    "mel": (0.92982, 0.72870, 0.47774, 0.28202, 0.10952, 0.05506, 0.02448, 0.01359, 0.00893, 0.00468, 0.00245,
-            0.00133, 0.00082, 0.00045, 0.00023),
-    "NO": (0.96813, 0.90912, 0.73933, 0.39357, 0.15381, 0.07353, 0.02428, 0.01098, 0.00627, 0.00253, 0.00117,
-           0.00056, 0.00030, 0.00021, 0.00014),
-}
-#: lengths (notes) of the cycle survival curves below
-CYCLE_LENGTHS = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128)
-#: per period P (1-4 notes): the share of real cycles (a melodic voice's maximal stretch of notes each
-#: repeating the pitch P notes before: P + 1 notes or more, two pitches or more where P > 1) at least as
-#: long as each length; 2,207,397 melodic notes (178,142 / 192,014 / 133,994 / 171,941 such stretches)
-CYCLE_SURVIVAL = {
-    1: (1.0, 0.24473, 0.1271, 0.07893, 0.06096, 0.04028, 0.02355, 0.01869, 0.0102, 0.00552, 0.00438, 0.00239,
-        0.00096, 0.00057, 0.00023, 0.00016),
-    2: (1.0, 1.0, 0.24298, 0.11265, 0.06731, 0.03741, 0.01991, 0.01557, 0.00935, 0.00474, 0.004, 0.00212, 0.00084,
-        0.00044, 0.00014, 0.00005),
-    3: (1.0, 1.0, 1.0, 0.31564, 0.14946, 0.05944, 0.02844, 0.02107, 0.00902, 0.00683, 0.00481, 0.00183, 0.00102,
-        0.0006, 0.00055, 0.0004),
-    4: (1.0, 1.0, 1.0, 1.0, 0.3738, 0.1214, 0.05842, 0.04276, 0.02557, 0.01277, 0.00998, 0.00588, 0.00223, 0.00117,
-        0.00035, 0.0002),
-}
-#: counts of a song's earlier inter-onset intervals from which each share of the table below holds
-NOVELTY_COUNTS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
-#: the share of a song's inter-onset intervals (IOIs: whole 60 Hz frames from a voice's note-on to its next,
-#: under ``IOI_MAX``) that are new to it (no earlier IOI of any of its voices as long), after at least each
-#: count of earlier IOIs, for melodic voices' and noise IOIs; 2,185,237 melodic IOIs (47,342 new), 834,456
-#: noise IOIs (8,822 new)
-IOI_NOVELTY = {
-    "mel": [1.0, 0.4168, 0.38557, 0.23778, 0.13721, 0.08239, 0.05037, 0.0305, 0.02073, 0.0134, 0.00895, 0.0055,
-            0.00158],
-    "NO": [1.0, 0.49446, 0.41667, 0.29142, 0.15336, 0.07595, 0.03454, 0.01952, 0.00978, 0.00501, 0.00303, 0.00221,
-           0.00064],
-}
 #: how strongly :class:`Pulse` tilts against intervals new to the song (1: a plain product of the model and
 #: the real-novelty prior). Not a default rule: over 100 songs of 30 s at 0.5 it cut the distinct intervals
 #: (22.6 to 19.2) and lifted the frame grid (0.545 to 0.559), but notes were held longer (standing still
@@ -128,6 +84,13 @@ PULSE = 0.5
 #: model and the real-length prior). 0.5: chosen with the realism benchmark (100 songs of 30 s at 0.5 and
 #: 0.75, 40 at 1: 0.5 brings the share of notes in cycles closest to real songs' and is told from them least)
 CYCLES = 0.5
+#: how strongly :class:`Key` tilts against melodic notes outside the song's scale (a logit offset). Not a default
+#: rule: over 100 songs of 30 s at 0.5, 91 % of melodic notes kept to the song's scale (82 % without; real songs:
+#: 89 %), but the songs dwelt on fewer pitch classes and went round more cycles, and were told from real songs
+#: more often (0.870 against 0.840); BENCHMARKS.md
+KEY = 0.5
+#: :class:`Key` waits until the song's melodic voices have played this many notes
+KEY_NOTES = 8
 #: how strongly :class:`Activity` tilts the model towards real note and rest lengths (1: a plain
 #: product of the model and the real-length prior)
 ACTIVITY = 1.0
@@ -147,8 +110,8 @@ class Rule:
       the bans say;
     - ``bias(s)`` -> 4 floats or None: added to the logits of each voice's events (a re-weighting:
       the model still ranks the pitches);
-    - ``penalties(s)`` -> {id: float} or None: added to the logits of single NOTEON ids, or of the
-      ids ``lo .. hi - 1`` for a key ``(lo, hi)`` (a voice's NOTEONs);
+    - ``penalties(s)`` -> {id: float} or None: added to the logits of single NOTEON ids, of the
+      ids ``lo .. hi - 1`` for a key ``(lo, hi)`` (a voice's NOTEONs), or of an :class:`IdSet`'s ids;
     - ``may_start``: bit mask of the voices that may ever start a note (default all);
     - ``ring``: how many past onsets per voice the :class:`Stream` must keep for the rule.
     """
@@ -350,6 +313,29 @@ class Pulse(Rule):
         return out
 
 
+class Key(Rule):
+    """The song's key as a soft prior: once its melodic voices have played ``after`` notes (default
+    ``KEY_NOTES``), a melodic NOTEON whose pitch class lies outside the major scale (or its relative minor)
+    that holds the most of them gets ``-strength`` (default ``KEY``). Real songs keep 89 % of their melodic
+    notes in one such scale; sampled ones strayed (82 %): one wrong note makes the key ambiguous and more
+    follow. The model still chooses; notes outside the scale stay possible (passing notes, a raised 7th).
+    Not a default rule (see ``KEY``)."""
+
+    def __init__(self, strength: float = KEY, after: int = KEY_NOTES):
+        self.strength, self.after = float(strength), int(after)
+        self.out = []  # per root: the melodic voices' NOTEON ids outside its scale, one IdSet per voice
+        for r in range(12):
+            keep = {(r + k) % 12 for k in MAJOR}
+            self.out.append([IdSet([i for i in range(sl.start, sl.stop) if PITCH_OF[i] % 12 not in keep], v)
+                             for v, sl in enumerate(_ON_IDS[:3])])
+
+    def penalties(self, s):
+        if s.n_mel < self.after or not self.strength:
+            return None
+        x = -self.strength
+        return {ids: x for ids in self.out[s.key]}
+
+
 def _tilt(survival, strength: float):
     """(ages in samples, logit offsets) of a survival curve: ``strength * ln(0.5 / S)`` where the
     curve is under 0.5, on a fine grid (log-linear between the measured ages)."""
@@ -365,7 +351,7 @@ def default_rules(named=VOICES, *, max_rest: float | None = MAX_REST_S, allowed=
                   entry: float = ENTRY_S) -> list[Rule]:
     """The rules every mode samples under by default: :class:`Ensemble` (``named`` voices enter
     and keep playing; voices outside ``allowed`` stay silent), :class:`Activity`, :class:`Cycles`,
-    :class:`MaxHold`, :class:`NoteRate`, :class:`SubMsRun` (:class:`Pulse` is for the asking)."""
+    :class:`MaxHold`, :class:`NoteRate`, :class:`SubMsRun` (:class:`Pulse` and :class:`Key` are for the asking)."""
     return [Ensemble(named, entry=entry, max_rest=max_rest, allowed=allowed), Activity(named), Cycles(), MaxHold(),
             NoteRate(), SubMsRun()]
 

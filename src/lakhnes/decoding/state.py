@@ -20,6 +20,8 @@ CYCLE_MAX = 4
 #: those under :data:`IOI_MAX` frames
 IOI_FRAME = SAMPLE_RATE // 60
 IOI_MAX = 128
+#: the pitch classes of a major scale on 0 (C); its relative minor has the same ones
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
 
 NEVER = -(1 << 40)  # a time long before any song
 FAR = 1 << 60  # no deadline
@@ -32,6 +34,18 @@ _VOICE_OF = V.VOICE_OF.tolist()
 _WAIT_OF = V.WAIT_OF.tolist()
 _IS_ON = V.IS_NOTEON.tolist()
 _EVENT_VOICE = np.where(V.IS_NOTEON | V.IS_NOTEOFF, V.VOICE_OF, 4)  # an id's voice if a note event, else 4
+_PC_OF = np.where(V.PITCH_OF > 0, V.PITCH_OF % 12, -1).tolist()
+_ROOTS_WITH = [[r for r in range(12) if (pc - r) % 12 in MAJOR] for pc in range(12)]  # the scales holding pc
+
+
+class IdSet:
+    """Some NOTEON ids of one voice (``ids``: a numpy index array), as one key of a rule's penalties:
+    the offset goes to all of them at once."""
+
+    __slots__ = ("ids", "voice")
+
+    def __init__(self, ids, voice: int):
+        self.ids, self.voice = np.asarray(ids, dtype=np.intp), int(voice)
 
 
 def longest_wait(room: int) -> int:
@@ -52,10 +66,12 @@ class Stream:
     1 .. :data:`CYCLE_MAX` notes, how many of its note-ons in a row repeated the one P notes before;
     and for the whole song: ``n_iois``, how many inter-onset intervals (IOIs: from a voice's note-on to
     its next) its voices have made, and ``iois``, the set (bit r) of those under :data:`IOI_MAX` frames,
-    in whole frames (:data:`IOI_FRAME`)."""
+    in whole frames (:data:`IOI_FRAME`); ``n_mel``, how many melodic (P1, P2, TR) notes it has, ``in_key``,
+    how many of those lie in the major scale (:data:`MAJOR`) on each of the 12 roots, and ``key``, the root
+    whose scale holds the most (the earlier one while tied; -1 before any)."""
 
     __slots__ = ("t", "last", "waited", "sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ring",
-                 "ptr", "oldest", "recent", "cycle", "iois", "n_iois")
+                 "ptr", "oldest", "recent", "cycle", "iois", "n_iois", "n_mel", "in_key", "key")
 
     def __init__(self, ring: int = 1):
         self.t, self.last, self.waited = 0, -1, False
@@ -66,7 +82,8 @@ class Stream:
         self.ring = [[NEVER] * max(1, int(ring)) for _ in range(4)]
         self.recent = [[] for _ in range(4)]
         self.cycle = [[0] * CYCLE_MAX for _ in range(4)]
-        self.iois = self.n_iois = 0
+        self.iois = self.n_iois = self.n_mel = 0
+        self.in_key, self.key = [0] * 12, -1
 
     @classmethod
     def after(cls, prefix, ring: int = 1) -> Stream:
@@ -82,6 +99,7 @@ class Stream:
     def copy(self) -> Stream:
         c = Stream.__new__(Stream)
         c.t, c.last, c.waited, c.iois, c.n_iois = self.t, self.last, self.waited, self.iois, self.n_iois
+        c.n_mel, c.in_key, c.key = self.n_mel, list(self.in_key), self.key
         for k in ("sounding", "played", "pitch", "onset", "since", "sub_run", "ended", "subs", "ptr", "oldest"):
             setattr(c, k, list(getattr(self, k)))
         c.ring = [list(r) for r in self.ring]
@@ -126,6 +144,14 @@ class Stream:
             recent.append(tok)
             if n >= CYCLE_MAX:
                 del recent[0]
+            if v < 3:
+                self.n_mel += 1
+                in_key, key = self.in_key, self.key
+                for r in _ROOTS_WITH[_PC_OF[tok]]:  # only these scales gained: only they may overtake
+                    in_key[r] += 1
+                    if key < 0 or in_key[r] > in_key[key]:
+                        key = r
+                self.key = key
         else:
             self.sounding[v] = False
             self.since[v] = now
