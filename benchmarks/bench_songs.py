@@ -297,7 +297,8 @@ def main() -> None:
     ap.add_argument("--nesmdb", default=str(SHARED / "nesmdb_midi.tar.gz"), help="NES-MDB MIDI .tar.gz or folder")
     ap.add_argument("--multitrack", default=str(SHARED / "multitrack_midi.tar.gz"))
     ap.add_argument("--out", default="results/bench_songs", help="writes OUT.json and OUT.md")
-    ap.add_argument("--png", default="docs/bench_songs.png")
+    ap.add_argument("--png", default=None, help="write the picture here, e.g. docs/bench_songs.png (default: none, "
+                    "so that measuring a candidate leaves the shipped model's picture alone)")
     ap.add_argument("--code", default=None, help="generate with the lakhnes under this src folder")
     ap.add_argument("--label", default=None, help="model label in the outputs")
     ap.add_argument("--replot", action="store_true", help="generate nothing: read OUT.json and write the table "
@@ -401,7 +402,7 @@ def report(meta: dict, summary: dict, rows_by_mode: dict, out: Path, a) -> None:
     print(text)
     if a.png:
         plot(rows_by_mode, Path(a.png), before["songs"] if before else None)
-        print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {a.png}")
+    print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}" + (f", {a.png}" if a.png else ""))
 
 
 if __name__ == "__main__":
