@@ -570,16 +570,17 @@ def _longest_trill(ids) -> int:
     return best
 
 
-def test_cycles_end_trills_the_model_would_play_on():
+def _songs(model, rules):
+    """Four 20-s songs from a toy ``model`` class under ``rules`` (temperature 1, no top-k, seed 0)."""
     from lakhnes.decoding.loop import run
     from lakhnes.decoding.sampler import Sampler
 
-    def song(rules):
-        con = Constraint(4, limit=20 * SR, rules=rules)
-        return run(_Trill(4), con, Sampler(temperature=1.0, top_k=None, seed=0))
+    return run(model(4), Constraint(4, limit=20 * SR, rules=rules), Sampler(temperature=1.0, top_k=None, seed=0))
 
-    plain = [_longest_trill(x) for x in song([])]
-    tilted = [_longest_trill(x) for x in song([C.Cycles()])]
+
+def test_cycles_end_trills_the_model_would_play_on():
+    plain = [_longest_trill(x) for x in _songs(_Trill, [])]
+    tilted = [_longest_trill(x) for x in _songs(_Trill, [C.Cycles()])]
     assert min(plain) > 80  # without the prior: trills of 86-139 notes
     assert max(tilted) < 48  # real period-2 cycles of 48 notes or more: 0.08 %
 
@@ -642,15 +643,8 @@ def _p1_iois(ids) -> int:
 
 
 def test_pulse_keeps_a_voice_to_fewer_iois():
-    from lakhnes.decoding.loop import run
-    from lakhnes.decoding.sampler import Sampler
-
-    def song(rules):
-        con = Constraint(4, limit=20 * SR, rules=rules)
-        return run(_Scatter(4), con, Sampler(temperature=1.0, top_k=None, seed=0))
-
-    plain = [_p1_iois(x) for x in song([])]
-    tilted = [_p1_iois(x) for x in song([C.Pulse(1.0)])]
+    plain = [_p1_iois(x) for x in _songs(_Scatter, [])]
+    tilted = [_p1_iois(x) for x in _songs(_Scatter, [C.Pulse(1.0)])]
     assert sum(tilted) < 0.9 * sum(plain), (plain, tilted)  # 93 against 112 distinct IOIs over 4 songs
 
 
@@ -698,14 +692,7 @@ def _in_best_scale(ids) -> float:
 
 
 def test_key_keeps_a_voice_to_its_scale():
-    from lakhnes.decoding.loop import run
-    from lakhnes.decoding.sampler import Sampler
-
-    def song(rules):
-        con = Constraint(4, limit=20 * SR, rules=rules)
-        return run(_Chromatic(4), con, Sampler(temperature=1.0, top_k=None, seed=0))
-
-    plain = [_in_best_scale(x) for x in song([])]
-    tilted = [_in_best_scale(x) for x in song([C.Key(1.0)])]
+    plain = [_in_best_scale(x) for x in _songs(_Chromatic, [])]
+    tilted = [_in_best_scale(x) for x in _songs(_Chromatic, [C.Key(1.0)])]
     # 7 of 12 alike: 0.61-0.66 in the best-fitting scale; out-of-scale odds at e^-1: 0.76-0.81
     assert max(plain) < 0.7 < min(tilted), (plain, tilted)
