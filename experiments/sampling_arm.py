@@ -27,6 +27,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--mem-len M``: the network's memory while generating (the shipped config's: 512);
 - ``--activity-notes-only``: that prior on held notes only (no push on resting voices);
 - ``--activity-rest P1,P2,TR``: that prior on the rests of these voices only (held notes: all);
+- ``--entry S``: the named voices enter within S seconds (:class:`lakhnes.decoding.rules.Ensemble`; default 1);
 - ``--max-rest X|none``: the longest rest of a voice (``lakhnes generate --max-rest``);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
@@ -86,6 +87,7 @@ def main() -> None:
     ap.add_argument("--cycles", type=float, default=None, help="the Cycles prior's strength (0: off)")
     ap.add_argument("--pulse", type=float, default=None, help="add the Pulse prior at this strength")
     ap.add_argument("--key", type=float, default=None, help="add the Key prior at this strength")
+    ap.add_argument("--entry", type=float, default=None, help="seconds within which the named voices enter")
     ap.add_argument("--max-onsets", type=int, default=None, help="note starts per voice per second (NoteRate)")
     ap.add_argument("--allow-reattack", action="store_true", help="same-pitch re-attacks not masked (a probe)")
     ap.add_argument("--no-caches", action="store_true", help="the network alone (song, voice and rhythm caches off)")
@@ -105,6 +107,8 @@ def main() -> None:
 
         base = G.default_rules
         G.default_rules = lambda *args, **kw: base(*args, **kw) + extra
+    if a.entry is not None:
+        rules.default_rules.__kwdefaults__["entry"] = a.entry
     if a.max_onsets is not None:
         rules.NoteRate.__init__.__defaults__ = (a.max_onsets, rules.RATE_WINDOW)
     if a.allow_reattack:
