@@ -543,21 +543,29 @@ def test_stream_counts_cycles_and_cycles_tilt_against_long_ones():
     assert C.Cycles().penalties(u) is None  # the noise voice's patterns are its own
 
 
-class _Trill:
-    """A model that favours P1 playing 60 and 62 and waiting, nothing else."""
+class _Favours:
+    """A toy model: the same logits every step, ``HIGH`` for the ids in ``FAVOURED``, ``LOW`` for the rest."""
+
+    FAVOURED: list[int] = []
+    LOW, HIGH = -6.0, 3.0
 
     def __init__(self, b):
         self.logits = self._row(b)
 
-    @staticmethod
-    def _row(b):
-        x = np.full((b, V.VOCAB_SIZE), -4.0)
-        x[:, [int(V.noteon_id("P1", 60)), int(V.noteon_id("P1", 62))]] = 4.0
-        x[:, V.WAIT_BASE + 99] = 4.0
+    def _row(self, b):
+        x = np.full((b, V.VOCAB_SIZE), self.LOW)
+        x[:, self.FAVOURED] = self.HIGH
         return x
 
     def step(self, ids):
         return self._row(len(ids))
+
+
+class _Trill(_Favours):
+    """A model that favours P1 playing 60 and 62 and waiting, nothing else."""
+
+    FAVOURED = [int(V.noteon_id("P1", 60)), int(V.noteon_id("P1", 62)), V.WAIT_BASE + 99]
+    LOW, HIGH = -4.0, 4.0
 
 
 def _longest_trill(ids) -> int:
@@ -614,22 +622,11 @@ def test_stream_keeps_the_songs_iois_and_pulse_tilts_against_new_ones():
     assert C.Pulse(1.0).penalties(t) is None  # the song's first IOI: every one is new
 
 
-class _Scatter:
+class _Scatter(_Favours):
     """A model that favours P1 or P2 striking 60 or 62 and waits of 1 to 9 frames alike."""
 
     WAITS = [V.TOKEN_TO_ID[f"WT_{w}"] for w in (730, 1500, 2200, 2900, 3700, 4400, 5100, 5900, 6600)]
-
-    def __init__(self, b):
-        self.logits = self._row(b)
-
-    def _row(self, b):
-        x = np.full((b, V.VOCAB_SIZE), -6.0)
-        x[:, [int(V.noteon_id(v, p)) for v in ("P1", "P2") for p in (60, 62)]] = 3.0
-        x[:, self.WAITS] = 3.0
-        return x
-
-    def step(self, ids):
-        return self._row(len(ids))
+    FAVOURED = [int(V.noteon_id(v, p)) for v in ("P1", "P2") for p in (60, 62)] + WAITS
 
 
 def _p1_iois(ids) -> int:
@@ -668,21 +665,10 @@ def test_stream_finds_the_songs_key_and_key_tilts_against_other_pitch_classes():
     assert t.n_mel == s.n_mel + 1 and t.in_key != s.in_key
 
 
-class _Chromatic:
+class _Chromatic(_Favours):
     """A model that favours P1 striking any of the 12 pitches 60-71 alike, and waiting."""
 
-    def __init__(self, b):
-        self.logits = self._row(b)
-
-    @staticmethod
-    def _row(b):
-        x = np.full((b, V.VOCAB_SIZE), -6.0)
-        x[:, [int(V.noteon_id("P1", p)) for p in range(60, 72)]] = 3.0
-        x[:, V.TOKEN_TO_ID["WT_2200"]] = 3.0
-        return x
-
-    def step(self, ids):
-        return self._row(len(ids))
+    FAVOURED = [int(V.noteon_id("P1", p)) for p in range(60, 72)] + [V.TOKEN_TO_ID["WT_2200"]]
 
 
 def _in_best_scale(ids) -> float:
