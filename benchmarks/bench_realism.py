@@ -2,7 +2,7 @@
 
     python benchmarks/bench_realism.py [--songs DIR | -m MODEL --num 100 --seconds 30 --seed 0
         [--temperature T] [--top-k K] [--top-p P] [--gen-args "..."] [--gen-batch B]]
-        [--real nesmdb_midi.tar.gz] [--json R.json] [--md R.md] [--png R.png] [--name NAME]
+        [--real nesmdb_midi.tar.gz] [--real-voices P1,P2,TR] [--json R.json] [--md R.md] [--png R.png] [--name NAME]
     python benchmarks/bench_realism.py --compare A.json B.json ...
 
 It reads songs itself (MIDI through ``symusic``; TX1 text parsed here) and never imports
@@ -10,7 +10,8 @@ It reads songs itself (MIDI through ``symusic``; TX1 text parsed here) and never
 
 Three sets are compared, each cropped to the generated length:
 
-- *real*: NES-MDB test songs of at least 20 s;
+- *real*: NES-MDB test songs of at least 20 s (with ``--real-voices``: only those whose cropped
+  part plays exactly these voices, to judge songs written for fewer voices);
 - *real through the vocabulary* (``vocab``): the same songs with their event times re-quantised
   as the TX1 vocabulary does (the waits between distinct event times snapped to the nearest of
   the 370 vocabulary waits, times rebuilt by summing them): what a perfect model could at best write;
@@ -138,6 +139,12 @@ def crop(song: Song, seconds: float | None) -> Song:
         k = s < lim
         out[v] = (s[k], np.minimum(e[k], lim), p[k])
     return Song(song.name, min(song.length, lim), {v: x for v, x in out.items() if len(x[0])})
+
+
+def of_voices(songs: list[Song], voices: str, seconds: float | None) -> list[Song]:
+    """The songs whose first ``seconds`` play exactly ``voices`` (e.g. "P1,P2,TR")."""
+    want = {v.strip().lower() for v in voices.split(",")}
+    return [s for s in songs if set(crop(s, seconds).notes) == want]
 
 
 def song_seconds(song: Song) -> float:
@@ -1021,6 +1028,8 @@ def parse_args(argv=None):
     ap.add_argument("--real", default=DEFAULT_REAL, help="NES-MDB MIDI tarball or extracted folder")
     ap.add_argument("--real-split", default="test")
     ap.add_argument("--train-split", default="train", help="split for originality and real-vs-real")
+    ap.add_argument("--real-voices", default=None,
+                    help="only real songs whose first SECONDS use exactly these voices, e.g. P1,P2,TR")
     ap.add_argument("--min-real-seconds", type=float, default=20.0)
     ap.add_argument("--songs", help="folder of generated .mid / .tx1.txt songs (else generate them)")
     ap.add_argument("-m", "--model", help="passed to lakhnes generate")
@@ -1090,6 +1099,11 @@ def main(argv=None) -> dict | None:
     for s in read_real(a.real, a.real_split, skips, f"read {a.real_split}"):
         if song_seconds(s) >= a.min_real_seconds:
             real_full.append(s)
+    if a.real_voices:  # real songs of one voice set (to judge songs asked for with those voices)
+        real_full = of_voices(real_full, a.real_voices, sec)
+        train_long = of_voices(train_long, a.real_voices, sec)
+        if not real_full or not train_long:
+            sys.exit(f"--real-voices {a.real_voices}: no real song of at least {a.min_real_seconds} s uses exactly these voices")
     sets = {
         "real": [crop(s, sec) for s in real_full],
         "vocab": [crop(through_vocab(s), sec) for s in real_full],
@@ -1117,6 +1131,7 @@ def main(argv=None) -> dict | None:
         "python": platform.python_version(),
         "real": a.real,
         "real_split": a.real_split,
+        "real_voices": a.real_voices,
         "generated": str(gen_dir),
         "n": {s: len(v) for s, v in sets.items()}
         | {

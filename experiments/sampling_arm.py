@@ -29,6 +29,11 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--activity-rest P1,P2,TR``: that prior on the rests of these voices only (held notes: all);
 - ``--entry S``: the named voices enter within S seconds (:class:`lakhnes.decoding.rules.Ensemble`; default 1);
 - ``--max-rest X|none``: the longest rest of a voice (``lakhnes generate --max-rest``);
+- ``--voices P1,P2,TR``: as in ``lakhnes generate``;
+- ``--voice-sets real``: each song's voices drawn from the train split's voice sets (songs of at
+  least 20 s, the voices that play in their first 30 s); the others stay silent;
+- ``--mute`` (with ``--voices`` or ``--voice-sets``): the model writes all four voices (the songs of
+  the same command without them) and the song leaves the others out;
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
@@ -39,6 +44,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -93,6 +99,10 @@ def main() -> None:
     ap.add_argument("--no-caches", action="store_true", help="the network alone (song, voice and rhythm caches off)")
     ap.add_argument("--voice-boost", type=float, default=1.0)
     ap.add_argument("--mem-len", type=int, default=None, help="generation memory (default: the config's)")
+    ap.add_argument("--voices", default=None, help="the voices the songs use (lakhnes generate --voices)")
+    ap.add_argument("--voice-sets", choices=["real"], default=None, help="each song's voices drawn like the train split's")
+    ap.add_argument("--mute", action="store_true",
+                    help="with --voices or --voice-sets: write all four voices, then leave the others out of the song")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.lattice is not None:
@@ -151,13 +161,52 @@ def main() -> None:
     model.rhythm_boost = a.rhythm_boost
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    kw = dict(seconds=a.seconds, temperature=a.temperature, top_k=a.top_k or None,
+              wait_temperature=a.wait_temperature, max_rest=a.max_rest, voices=a.voices)
+    sets = _draw_voice_sets(a.num, a.seed) if a.voice_sets else [a.voices] * a.num
+    if a.mute:  # the songs of the plain command (all four voices), the others' notes left out
+        kw["voices"] = None
+    elif a.voice_sets:
+        for k, vs in enumerate(sorted(set(sets))):  # one batch per voice set, songs keep their numbers
+            idx = [i for i, s in enumerate(sets) if s == vs]
+            for first in range(0, len(idx), 8):
+                part = idx[first:first + 8]
+                songs = sample(model, seed=a.seed + 1000 * k + first, num=len(part), **(kw | {"voices": vs}))
+                for i, song in zip(part, songs, strict=True):
+                    write_midi(song, out / f"song_{i + 1:03d}.mid")
+            print(f"{vs}: {len(idx)} songs", flush=True)
+        return
     for first in range(0, a.num, 8):
         n = min(8, a.num - first)
-        songs = sample(model, seconds=a.seconds, seed=a.seed + (first // 8 if a.command_seeds else first), num=n, temperature=a.temperature,
-                       top_k=a.top_k or None, wait_temperature=a.wait_temperature, max_rest=a.max_rest)
+        songs = sample(model, seed=a.seed + (first // 8 if a.command_seeds else first), num=n, **kw)
         for k, song in enumerate(songs):
+            keep = sets[first + k]
+            if a.mute and keep:
+                song = replace(song, notes={v: x if v in keep.split(",") else x[:0] for v, x in song.notes.items()})
             write_midi(song, out / f"song_{first + k + 1:03d}.mid")
         print(f"{first + n}/{a.num}", flush=True)
+
+
+def _draw_voice_sets(num: int, seed: int) -> list[str]:
+    """``num`` voice sets drawn from those of the train split's songs of at least 20 s (the voices
+    that start a note in their first 30 s)."""
+    from collections import Counter
+
+    import numpy as np
+
+    from lakhnes.core.vocab import IS_NOTEON, IS_WAIT, VOICE_OF, VOICES, WAIT_OF
+
+    ids, off = np.load("data/nesmdb/train.npy"), np.load("data/nesmdb/train.offsets.npy")
+    count = Counter()
+    for a, b in zip(off[:-1], off[1:], strict=True):
+        s = ids[a:b]
+        t = np.cumsum(np.where(IS_WAIT[s], WAIT_OF[s], 0))
+        if t[-1] < 20 * 44100:
+            continue
+        s = s[(t < 30 * 44100) & IS_NOTEON[s]]
+        count[",".join(v for k, v in enumerate(VOICES) if np.any(VOICE_OF[s] == k))] += 1
+    sets, n = list(count), np.array(list(count.values()), dtype=float)
+    return [sets[i] for i in np.random.default_rng(seed).choice(len(sets), size=num, p=n / n.sum())]
 
 
 if __name__ == "__main__":

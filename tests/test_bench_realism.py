@@ -127,6 +127,15 @@ def test_crop():
     assert c.voice("p1")[1].tolist() == [SR, 2 * SR]
 
 
+def test_of_voices_keeps_songs_of_one_voice_set_in_the_crop():
+    trio = song({"p1": [(0, SR, 60)], "p2": [(0, SR, 64)], "tr": [(0, SR, 48)]}, length=4 * SR)
+    late_drums = song({"p1": [(0, SR, 60)], "p2": [(0, SR, 64)], "tr": [(0, SR, 48)],
+                       "no": [(3 * SR, 4 * SR, 5)]}, length=4 * SR)
+    duo = song({"p1": [(0, SR, 60)], "p2": [(0, SR, 64)]}, length=4 * SR)
+    assert [s is trio for s in br.of_voices([trio, late_drums, duo], "P1,P2,TR", 2)] == [True, False]
+    assert br.of_voices([trio, late_drums, duo], "P1, P2,TR", None) == [trio]
+
+
 def test_monophonic_voices():
     s = song({"p1": [(0, 1000, 60), (500, 1500, 62), (500, 900, 64)]})
     st, en, p = s.voice("p1")
