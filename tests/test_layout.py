@@ -17,7 +17,7 @@ LAYERS = [
     {"formats", "synth"},
     {"data", "models"},
     {"decoding", "evaluation"},
-    {"training", "generate"},
+    {"training", "generate", "runtime"},
     {"listen", "studio"},
     {"cli", "__main__", "__init__"},
 ]
