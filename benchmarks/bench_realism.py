@@ -144,6 +144,9 @@ def crop(song: Song, seconds: float | None) -> Song:
 def of_voices(songs: list[Song], voices: str, seconds: float | None) -> list[Song]:
     """The songs whose first ``seconds`` play exactly ``voices`` (e.g. "P1,P2,TR")."""
     want = {v.strip().lower() for v in voices.split(",")}
+    if not want <= set(VOICES):
+        raise ValueError(f"--real-voices {voices}: unknown voice {sorted(want - set(VOICES))[0]!r} "
+                         f"(voices are {', '.join(v.upper() for v in VOICES)})")
     return [s for s in songs if set(crop(s, seconds).notes) == want]
 
 
@@ -1100,6 +1103,10 @@ def main(argv=None) -> dict | None:
         if song_seconds(s) >= a.min_real_seconds:
             real_full.append(s)
     if a.real_voices:  # real songs of one voice set (to judge songs asked for with those voices)
+        try:
+            of_voices([], a.real_voices, sec)
+        except ValueError as e:
+            sys.exit(str(e))
         real_full = of_voices(real_full, a.real_voices, sec)
         train_long = of_voices(train_long, a.real_voices, sec)
         if not real_full or not train_long:

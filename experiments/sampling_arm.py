@@ -194,17 +194,17 @@ def _draw_voice_sets(num: int, seed: int) -> list[str]:
 
     import numpy as np
 
-    from lakhnes.core.vocab import IS_NOTEON, IS_WAIT, VOICE_OF, VOICES, WAIT_OF
+    from lakhnes.core.score import SAMPLE_RATE
+    from lakhnes.core.vocab import IS_WAIT, WAIT_OF
+    from lakhnes.generate import voices_of
 
     ids, off = np.load("data/nesmdb/train.npy"), np.load("data/nesmdb/train.offsets.npy")
     count = Counter()
     for a, b in zip(off[:-1], off[1:], strict=True):
         s = ids[a:b]
         t = np.cumsum(np.where(IS_WAIT[s], WAIT_OF[s], 0))
-        if t[-1] < 20 * 44100:
-            continue
-        s = s[(t < 30 * 44100) & IS_NOTEON[s]]
-        count[",".join(v for k, v in enumerate(VOICES) if np.any(VOICE_OF[s] == k))] += 1
+        if t[-1] >= 20 * SAMPLE_RATE:
+            count[",".join(voices_of(s[t < 30 * SAMPLE_RATE]))] += 1
     sets, n = list(count), np.array(list(count.values()), dtype=float)
     return [sets[i] for i in np.random.default_rng(seed).choice(len(sets), size=num, p=n / n.sum())]
 

@@ -134,6 +134,8 @@ def test_of_voices_keeps_songs_of_one_voice_set_in_the_crop():
     duo = song({"p1": [(0, SR, 60)], "p2": [(0, SR, 64)]}, length=4 * SR)
     assert [s is trio for s in br.of_voices([trio, late_drums, duo], "P1,P2,TR", 2)] == [True, False]
     assert br.of_voices([trio, late_drums, duo], "P1, P2,TR", None) == [trio]
+    with pytest.raises(ValueError, match="unknown voice 'p3'"):
+        br.of_voices([trio], "P1,P3", None)
 
 
 def test_monophonic_voices():
