@@ -81,7 +81,8 @@ def stage_record(run: Path, command: str, hardware: str, ckpt: Path | None = Non
     return {"command": command, "data": _rel(cfg["data"]), "init": _rel(cfg.get("init")), "steps": steps,
             "tokens": tokens, "seconds": seconds, "clock": cfg.get("clock", "wall"),
             "threads": cfg.get("threads") or None, "augment": cfg["augment"],
-            "augment_drop": cfg.get("augment_drop", 0.5) if cfg["augment"] else None, "lr": cfg["lr"],
+            "augment_drop": cfg.get("augment_drop", 0.5) if cfg["augment"] else None,
+            "augment_swap": cfg.get("augment_swap", 0.5) if cfg["augment"] else None, "lr": cfg["lr"],
             "batch": cfg["batch_size"], "tgt_len": cfg.get("tgt_len") or cfg["model"].get("tgt_len"),
             "mem_len": cfg.get("mem_len") or cfg["model"].get("mem_len"),
             "augment_speed": cfg.get("augment_speed", "free") if cfg["augment"] else None, "hardware": hardware}
@@ -173,7 +174,7 @@ def card_markdown(meta: dict, name: str) -> str:
               "| # | command | data | steps | tokens | hours | clock | augmentation | peak lr | hardware |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for i, s in enumerate(stages, 1):
-        aug = f"on, voice drop p {s['augment_drop']}" if s.get("augment") else "off"
+        aug = f"on, voice drop p {s['augment_drop']}, swap p {s.get('augment_swap', 0.5)}" if s.get("augment") else "off"
         hours = f"{s['seconds'] / 3600:.2f}" if s.get("seconds") else "—"
         lines.append(f"| {i} | `{s['command']}` | `{s['data']}` | {s['steps']:,} | {s['tokens']:,} | "
                      f"{hours} | {s.get('clock', 'wall')} | {aug} | {s['lr']:g} | {s['hardware']} |")

@@ -52,6 +52,20 @@ def test_identity_settings_round_trip_exactly(songs):
         assert np.array_equal(augment_ids(s, np.random.default_rng(1), AugmentConfig(**OFF)), s)
 
 
+def test_voice_swap_moves_parts_only_when_asked(songs):
+    s = songs[1]  # all four voices, each with its own part
+    before = notes_of(s)
+    swap = dict(OFF, swap_voices=True)
+    moved = 0
+    for seed in range(8):
+        out = notes_of(augment_ids(s, np.random.default_rng(seed), AugmentConfig(**swap, p_swap=1.0)))
+        moved += not np.array_equal(out["P1"], before["P1"])
+        assert np.array_equal(out["NO"], before["NO"])
+        kept = notes_of(augment_ids(s, np.random.default_rng(seed), AugmentConfig(**swap, p_swap=0.0)))
+        assert all(np.array_equal(kept[v], before[v]) for v in VOICES)
+    assert moved >= 4  # 2 of the 3! orders keep P1 on P1
+
+
 def test_seeded_and_varied(songs):
     s = songs[1]
     a = augment_ids(s, np.random.default_rng(7))

@@ -174,7 +174,8 @@ def test_cpu_clock_budget_and_bad_options(tmp_path, data):
     s = train(micro_config(data, max_minutes=1e-6, schedule="time", clock="cpu", steps=10**6), tmp_path / "c",
               progress=False)
     assert s["stopped"] == "time" and s["step"] == 1
-    for bad in (dict(schedule="time"), dict(schedule="epochs"), dict(clock="gpu"), dict(augment_drop=1.5)):
+    for bad in (dict(schedule="time"), dict(schedule="epochs"), dict(clock="gpu"), dict(augment_drop=1.5),
+                dict(augment_swap=-0.1)):
         with pytest.raises(InvalidInputError):
             Trainer(micro_config(data, **bad), tmp_path / "bad", progress=False)
 
@@ -211,16 +212,28 @@ def test_voice_drop_rate_reaches_the_augmentation(tmp_path, data):
     assert t.streams.augment.drop_voices and t.streams.augment.p_drop == 0.2
 
 
+def test_voice_swap_rate_reaches_the_augmentation(tmp_path, data):
+    """--aug-swap 0 keeps every part on its voice: the P1 of each augmented song is the original P1's
+    notes (transposed, sped up or dropped, never another voice's); LakhNES' 0.5 moves parts."""
+    t = Trainer(micro_config(data, augment_swap=0.0), tmp_path / "s0", progress=False)
+    assert t.streams.augment.swap_voices is False and t.streams.augment.drop_voices
+    t = Trainer(micro_config(data, augment_swap=0.3), tmp_path / "s3", progress=False)
+    assert t.streams.augment.swap_voices and t.streams.augment.p_swap == 0.3
+    assert Trainer(micro_config(data), tmp_path / "s5", progress=False).streams.augment.p_swap == 0.5
+
+
 def test_cli_set_model_options(tmp_path, data, capsys):
     run = tmp_path / "set"
     args = ["train", "--config", "tiny", "--data", str(data), "-o", str(run), "--steps", "2", "--eval-every", "2",
             "--batch", "2", "--no-progress", "--threads", "1", "--set", "n_head=4", "--set", "tie_weights=false",
-            "--set", "d_model=48", "--schedule", "time", "--max-minutes", "5", "--clock", "cpu", "--aug-drop", "0"]
+            "--set", "d_model=48", "--schedule", "time", "--max-minutes", "5", "--clock", "cpu", "--aug-drop", "0",
+            "--aug-swap", "0"]
     assert main(args) == 0
     m = load_model(run)
     assert (m.config.n_head, m.config.d_head, m.config.d_model) == (4, 12, 48) and m.out_weight is not None
     stored = json.loads((run / "train_config.json").read_text())
-    assert (stored["schedule"], stored["clock"], stored["augment_drop"]) == ("time", "cpu", 0.0)
+    assert (stored["schedule"], stored["clock"], stored["augment_drop"], stored["augment_swap"]) == (
+        "time", "cpu", 0.0, 0.0)
     for bad, msg in ((["--set", "n_heads=4"], "not a model config key"), (["--set", "n_head"], "KEY=VALUE")):
         assert main(args[:5] + ["-o", str(tmp_path / "bad")] + bad) == 2
         assert msg in capsys.readouterr().err

@@ -39,6 +39,9 @@ def register(sub) -> None:
                    help="LakhNES data augmentation (default on)")
     p.add_argument("--aug-drop", type=float, metavar="P",
                    help="chance of the voice-dropping augmentation (default 0.5, LakhNES; 0: never)")
+    p.add_argument("--aug-swap", type=float, metavar="P",
+                   help="chance of the voice-swap augmentation, which moves the melodic parts between P1, P2 and "
+                        "TR (default 0.5, LakhNES; 0: every part stays on its own voice)")
     p.add_argument("--aug-speed", choices=["grid", "free", "off"],
                    help="speed augmentation: whole 60 Hz frames scaled, times keep their offset from the frame "
                         "grid (grid, default); every tick scaled (free, LakhNES); none (off)")
@@ -65,7 +68,8 @@ OPTION_KEYS = {"steps": "steps", "lr": "lr", "batch": "batch_size", "accum": "ac
                "warmup": "warmup_steps", "eval_every": "eval_every", "eval_segments": "eval_segments",
                "patience": "patience", "augment": "augment", "seed": "seed", "max_minutes": "max_minutes",
                "threads": "threads", "bf16": "bf16",
-               "aug_drop": "augment_drop", "aug_speed": "augment_speed", "schedule": "schedule", "keep_last": "keep_last", "clock": "clock"}
+               "aug_drop": "augment_drop", "aug_swap": "augment_swap",
+               "aug_speed": "augment_speed", "schedule": "schedule", "keep_last": "keep_last", "clock": "clock"}
 
 
 #: options that must be at least 1 (or 0) when given

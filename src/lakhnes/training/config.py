@@ -31,6 +31,7 @@ class TrainConfig:
     grad_clip: float = 0.25
     augment: bool = True
     augment_drop: float = 0.5  # chance of the voice-subset augmentation (0: never drop voices)
+    augment_swap: float = 0.5  # chance of the voice-swap augmentation (0: every part stays on its voice)
     augment_speed: str = "grid"  # speed augmentation: "grid" (whole frames), "free" (LakhNES), "off"
     seed: int = 0
     eval_every: int = 250
@@ -83,8 +84,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"schedule {cfg.schedule!r}: 'steps', or 'time' with a --max-minutes budget")
     if cfg.clock not in ("wall", "cpu"):
         raise InvalidInputError(f"clock {cfg.clock!r}: 'wall' or 'cpu'")
-    if not 0 <= cfg.augment_drop <= 1:
-        raise InvalidInputError(f"augment_drop must lie in [0, 1] (got {cfg.augment_drop})")
+    for name in ("augment_drop", "augment_swap"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise InvalidInputError(f"{name} must lie in [0, 1] (got {getattr(cfg, name)})")
     if cfg.augment_speed not in SPEED_MODES:
         raise InvalidInputError(f"augment_speed {cfg.augment_speed!r}: one of {', '.join(SPEED_MODES)}")
 

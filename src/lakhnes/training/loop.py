@@ -143,6 +143,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 def make_streams(cfg: TrainConfig, split, tgt_len: int, rank: int, world: int, device: torch.device) -> SongStreams:
     """This process's share of the training streams, augmented as ``cfg`` says."""
     aug = AugmentConfig(drop_voices=cfg.augment_drop > 0, p_drop=cfg.augment_drop,
+                        swap_voices=cfg.augment_swap > 0, p_swap=cfg.augment_swap,
                         speed_mode=cfg.augment_speed) if cfg.augment else None
     return SongStreams(split, cfg.batch_size, tgt_len, seed=cfg.seed, augment=aug, rank=rank, world_size=world,
                        prefetch=device.type == "cuda")  # augment the next epoch meanwhile
