@@ -75,6 +75,23 @@ def test_same_seed_same_songs(model):
     assert all(s.end == SR for s in a)  # exactly the requested length
 
 
+def test_new_songs_sit_on_whole_frames(model):
+    """Each wait that a whole number of NES frames rounds to is written as that many frames; the rest
+    stay vocabulary waits; the TX1 of the song is the sampled one."""
+    from lakhnes.core.frames import FRAME_OF
+    from lakhnes.generate import sample, sample_tokens
+
+    song = sample(model, seconds=4.0, seed=3)[0]
+    ids = sample_tokens(model, seconds=4.0, seed=3)[0]
+    ev = tx1.score_to_events(song)
+    waits = -ev[ev < 0][:-1]  # the last one is cut at the song's end
+    framed = np.isin(waits, FRAME_OF[FRAME_OF > 0])
+    assert framed.any() and (framed | np.isin(waits, V.WAITS[FRAME_OF == 0])).all()
+    written, drawn = tx1.events_to_ids(ev), tx1.events_to_ids(tx1.ids_to_events(ids))
+    n = len(written) - 8  # the end differs: notes cut at the song's end
+    assert n > 20 and np.array_equal(written[:n], drawn[:n])
+
+
 def test_tokens_mode_counts_tokens(model):
     from lakhnes.generate import sample_tokens
 

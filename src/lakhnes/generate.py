@@ -26,6 +26,7 @@ import numpy as np
 
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
+from lakhnes.core.frames import on_frames
 from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.decoding import loop
 from lakhnes.decoding.constraint import Constraint
@@ -70,8 +71,10 @@ def _prompt(model, prefix, num: int) -> np.ndarray:
 
 
 def _song(events: np.ndarray, end: int, name: str) -> NesScore:
-    """Events cut at ``end`` (the last wait shortened), as a score ending at ``end``."""
-    ev = np.asarray(events, dtype=np.int64)
+    """Events moved onto whole 60 Hz frames where the vocabulary's rounding explains their waits
+    (:func:`lakhnes.core.frames.on_frames`), cut at ``end`` (the last wait shortened), as a score
+    ending at ``end``."""
+    ev = on_frames(events)
     waits = np.where(ev < 0, -ev, 0)
     time = np.cumsum(waits)
     over = np.flatnonzero(time > end)

@@ -34,6 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from lakhnes.core.frames import FRAME as NTSC_FRAME
 from lakhnes.core.score import CTRL_DTYPE, VOICES, NesScore, make_notes
 
 NTSC_CLOCK = 1789772
@@ -42,7 +43,7 @@ LENGTH_LOAD = 0x08
 #: Samples (44.1 kHz) between two driver updates: one NTSC video frame (29780.5 CPU cycles,
 #: 60.0988 Hz), when a game's driver runs. (A grid of exactly 735 samples drifts from the frames of
 #: NES-MDB songs by a frame every ~10 s and played them less faithfully: see BENCHMARKS.md.)
-FRAME = 44100 * 29780.5 / 1789772.5
+FRAME = NTSC_FRAME
 
 
 #: Choosing a song's grid (:func:`frame_phase`): an event within this many samples of a grid line
