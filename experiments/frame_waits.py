@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_realism as br  # noqa: E402
 
 from lakhnes.core import tx1  # noqa: E402
-from lakhnes.core.frames import on_frames  # noqa: E402
+from lakhnes.core.frames import FRAME_OF, frame_table, on_frames  # noqa: E402
 from lakhnes.formats.midi import read_midi  # noqa: E402
 
 MEASURES = ("grid_share", "distinct_iois", "top3_ioi", "ioi_entropy", "note_len_entropy")
@@ -71,7 +71,10 @@ def main(argv=None) -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--json", help="write the table here too")
+    ap.add_argument("--frame", type=float, help="frame length in samples (default: the NTSC frame, 733.8)")
     a = ap.parse_args(argv)
+    if a.frame:
+        FRAME_OF[:] = frame_table(a.frame)  # on_frames reads this table
     skips = br.Skips()
     scores = []
     for name, data in br.iter_real(a.real, a.split):

@@ -23,9 +23,9 @@ from lakhnes.core.vocab import MAX_WAIT, WAITS, snap_wait
 FRAME = 44100 * 29780.5 / 1789772.5
 
 
-def _frame_table() -> np.ndarray:
+def frame_table(frame: float = FRAME) -> np.ndarray:
     """For each vocabulary wait, the whole-frame length nearest to it that rounds to it (else 0)."""
-    length = np.round(np.arange(1, int(MAX_WAIT / FRAME) + 1) * FRAME).astype(np.int64)
+    length = np.round(np.arange(1, int(MAX_WAIT / frame) + 1) * frame).astype(np.int64)
     table = np.zeros(len(WAITS), dtype=np.int64)
     for i, t in zip(snap_wait(length), length, strict=True):
         if not table[i] or abs(t - WAITS[i]) < abs(table[i] - WAITS[i]):
@@ -34,7 +34,7 @@ def _frame_table() -> np.ndarray:
 
 
 #: vocabulary wait index -> the whole-frame length it stands for (0: none rounds to it)
-FRAME_OF = _frame_table()
+FRAME_OF = frame_table()
 
 
 def frame_wait(total: int) -> int:
