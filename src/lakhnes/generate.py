@@ -26,7 +26,7 @@ import numpy as np
 
 from lakhnes.core import tx1
 from lakhnes.core import vocab as V
-from lakhnes.core.frames import on_frames
+from lakhnes.core.frames import SHRINK, on_frames
 from lakhnes.core.score import SAMPLE_RATE, VOICES, NesScore
 from lakhnes.decoding import loop
 from lakhnes.decoding.constraint import Constraint
@@ -71,10 +71,8 @@ def _prompt(model, prefix, num: int) -> np.ndarray:
 
 
 def _song(events: np.ndarray, end: int, name: str) -> NesScore:
-    """Events moved onto whole 60 Hz frames where the vocabulary's rounding explains their waits
-    (:func:`lakhnes.core.frames.on_frames`), cut at ``end`` (the last wait shortened), as a score
-    ending at ``end``."""
-    ev = on_frames(events)
+    """Events cut at ``end`` (the last wait shortened), as a score ending at ``end``."""
+    ev = np.asarray(events, dtype=np.int64)
     waits = np.where(ev < 0, -ev, 0)
     time = np.cumsum(waits)
     over = np.flatnonzero(time > end)
@@ -145,16 +143,23 @@ def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: in
 
 
 def _songs(new, prefix_events, limit: int | None, name: str) -> list[NesScore]:
-    """Scores of ``prefix_events`` + each stream's ids, cut at ``limit`` samples of new music."""
+    """Scores of ``prefix_events`` + each stream's ids, cut at ``limit`` samples of new music. The new
+    music's waits are read as whole NES frames where the vocabulary's rounding explains them
+    (:func:`lakhnes.core.frames.on_frames`); the prefix keeps its exact times."""
     start = int(-prefix_events[prefix_events < 0].sum())
     songs = []
     for b, ids in enumerate(new):
-        ev = tx1.ids_to_events(ids)
+        ev = on_frames(tx1.ids_to_events(ids))
         gen_len = int(-ev[ev < 0].sum())
         end = start + (gen_len if limit is None else min(limit, gen_len))
         label = f"{name}_{b + 1}" if len(new) > 1 else name
         songs.append(_song(np.concatenate([prefix_events, ev]).astype(np.int64), end, label))
     return songs
+
+
+def _token_seconds(seconds: float) -> float:
+    """Seconds of tokens to sample so that, on frames (up to ``SHRINK`` shorter), they last ``seconds``."""
+    return seconds / (1 - SHRINK) if seconds > 0 else seconds
 
 
 def sample(model, *, seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
@@ -164,10 +169,10 @@ def sample(model, *, seconds: float = 30.0, tokens: int | None = None, temperatu
     """``num`` new songs from ``<S>``: ``seconds`` of music each (or ``tokens`` tokens).
     ``voices``: the voices the songs use (default all four), each entering near the start and
     resting at most ``max_rest`` seconds (see :func:`song_rules`)."""
-    new = sample_tokens(model, seconds=seconds, tokens=tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, seed=seed, num=num, progress=progress, voices=voices, max_rest=max_rest,
-                        rules=rules, wait_temperature=wait_temperature)
     limit = _length_args(seconds, tokens)[0]
+    new = sample_tokens(model, seconds=_token_seconds(seconds), tokens=tokens, temperature=temperature,
+                        top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress, voices=voices,
+                        max_rest=max_rest, rules=rules, wait_temperature=wait_temperature)
     return _songs(new, np.zeros(0, dtype=np.int64), limit, "sample")
 
 
@@ -205,7 +210,7 @@ def continue_song(model, prime: NesScore, *, prime_seconds: float | None = None,
     """
     ev, cut = prime_events(prime, prime_seconds)
     ids = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
-    new = sample_tokens(model, prefix=ids, seconds=seconds, tokens=tokens, temperature=temperature,
+    new = sample_tokens(model, prefix=ids, seconds=_token_seconds(seconds), tokens=tokens, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress, voices=voices,
                         max_rest=max_rest, rules=rules, wait_temperature=wait_temperature)
     songs = _songs(new, ev, _length_args(seconds, tokens)[0], (prime.name or "prime") + "_cont")

@@ -35,6 +35,9 @@ def frame_table(frame: float = FRAME) -> np.ndarray:
 
 #: vocabulary wait index -> the whole-frame length it stands for (0: none rounds to it)
 FRAME_OF = frame_table()
+_ratio = (FRAME_OF - WAITS)[FRAME_OF > 0] / WAITS[FRAME_OF > 0]
+#: the most any stretch of time shrinks (0.0216) or grows (0.0273) on frames, as a share of its length
+SHRINK, STRETCH = float(-_ratio.min()), float(_ratio.max())
 
 
 def frame_wait(total: int) -> int:
