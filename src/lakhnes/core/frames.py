@@ -2,8 +2,8 @@
 
 NES sound drivers update the APU once a video frame (60.0988 Hz on NTSC machines: 733.8 samples at
 44100 Hz), so the note times of NES music sit on that grid. The TX1 vocabulary rounds every wait to
-one of its 370 values and moves them off it: 2 frames (1468 samples) are written ``WT_1500``, 16
-frames (11741) ``WT_12000``, 24 frames (17611) ``WT_18000``, half a frame late.
+one of its 370 values and moves them off it, by up to half a frame: 2 frames (1468 samples) are
+written ``WT_1500``, 16 frames (11741) ``WT_12000``, 24 frames (17611) ``WT_18000``.
 
 :func:`on_frames` undoes the rounding where a whole number of frames explains a wait: a wait that
 some whole number of frames rounds to becomes that number of frames (the nearest one when two do);
