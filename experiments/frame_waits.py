@@ -64,27 +64,39 @@ def measure(songs: list[br.Song], real_X: np.ndarray | None, names, paired: bool
     return out, X, names
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def song_args(doc: str) -> argparse.ArgumentParser:
+    """The options these song-set experiments share: generated folders, the real split, the length."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("folders", nargs="*", help="folders of generated NES-MDB MIDI")
     ap.add_argument("--real", default="data/nesmdb_midi.tar.gz", help="NES-MDB MIDI tarball or folder")
     ap.add_argument("--split", default="test")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--json", help="write the table here too")
+    return ap
+
+
+def real_scores(path: str, split: str, skips: br.Skips) -> list:
+    """The split's real NES-MDB songs of at least 20 s (unreadable ones counted in ``skips``)."""
+    scores = []
+    for name, data in br.iter_real(path, split):
+        try:
+            s = read_midi(data, name)
+        except Exception as e:  # noqa: BLE001 - unreadable real songs are counted and skipped
+            skips(split, name, e)
+            continue
+        if s.end >= 20 * br.SR:
+            scores.append(s)
+    return scores
+
+
+def main(argv=None) -> None:
+    ap = song_args(__doc__)
     ap.add_argument("--frame", type=float, help="frame length in samples (default: the NTSC frame, 733.8)")
     a = ap.parse_args(argv)
     if a.frame:
         FRAME_OF[:] = frame_table(a.frame)  # on_frames reads this table
     skips = br.Skips()
-    scores = []
-    for name, data in br.iter_real(a.real, a.split):
-        try:
-            s = read_midi(data, name)
-        except Exception as e:  # noqa: BLE001 - unreadable real songs are counted and skipped
-            skips(a.split, name, e)
-            continue
-        if s.end >= 20 * br.SR:
-            scores.append(s)
+    scores = real_scores(a.real, a.split, skips)
     crop = lambda songs: [br.crop(s, a.seconds) for s in songs]  # noqa: E731
     rows = {}
     real_songs = crop([as_song(s, s.name) for s in scores])

@@ -11,7 +11,6 @@ each folder of generated MIDI as written.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -22,10 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_realism as br  # noqa: E402
-from frame_waits import as_song, through  # noqa: E402
+from frame_waits import as_song, real_scores, song_args, through  # noqa: E402
 
 from lakhnes.data.augment import AugmentConfig, augment_score  # noqa: E402
-from lakhnes.formats.midi import read_midi  # noqa: E402
 
 
 def units(songs: list[br.Song]) -> dict:
@@ -44,22 +42,11 @@ def units(songs: list[br.Song]) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("folders", nargs="*", help="folders of generated NES-MDB MIDI")
-    ap.add_argument("--real", default="data/nesmdb_midi.tar.gz", help="NES-MDB MIDI tarball or folder")
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--seconds", type=float, default=30.0)
+    ap = song_args(__doc__)
     ap.add_argument("--seed", type=int, default=0, help="seeds the speed factors")
-    ap.add_argument("--json", help="write the table here too")
     a = ap.parse_args(argv)
-    scores = []
-    for name, data in br.iter_real(a.real, a.split):
-        try:
-            s = read_midi(data, name)
-        except Exception:  # noqa: BLE001 - unreadable real songs are left out
-            continue
-        if s.end >= 20 * br.SR:
-            scores.append(s)
+    skips = br.Skips()
+    scores = real_scores(a.real, a.split, skips)
     speed_only = dict(swap_voices=False, transpose=False, drop_voices=False, speed=True)
     rows = {}
     for label, mode in (("as they are", None), ("speed augmentation, grid (whole frames scaled)", "grid"),
@@ -69,7 +56,6 @@ def main(argv=None) -> None:
                for s in scores]
         rows[f"real {a.split} songs through TX1, {label}"] = units(
             [br.crop(as_song(through(s, False), s.name), a.seconds) for s in aug])
-    skips = br.Skips()
     for folder in a.folders:
         rows[folder] = units([br.crop(s, a.seconds) for s in br.load_folder(Path(folder), skips)])
     print("| songs | n | distinct IOIs | multiple of the unit | distinct odd IOIs >= 5 frames |")

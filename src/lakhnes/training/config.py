@@ -84,9 +84,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise InvalidInputError(f"schedule {cfg.schedule!r}: 'steps', or 'time' with a --max-minutes budget")
     if cfg.clock not in ("wall", "cpu"):
         raise InvalidInputError(f"clock {cfg.clock!r}: 'wall' or 'cpu'")
-    for name in ("augment_drop", "augment_swap"):
+    for name, option in (("augment_drop", "--aug-drop"), ("augment_swap", "--aug-swap")):
         if not 0 <= getattr(cfg, name) <= 1:
-            raise InvalidInputError(f"{name} must lie in [0, 1] (got {getattr(cfg, name)})")
+            raise InvalidInputError(f"{option} ({name}) must lie in [0, 1] (got {getattr(cfg, name)})")
     if cfg.augment_speed not in SPEED_MODES:
         raise InvalidInputError(f"augment_speed {cfg.augment_speed!r}: one of {', '.join(SPEED_MODES)}")
 
