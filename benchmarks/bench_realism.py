@@ -705,11 +705,13 @@ def two_sample_test(
     l2: float = 1.0,
     paired: bool = False,
     top: int = 8,
+    repeats: int = 1,
 ) -> dict:
     """Classifier two-sample test: balanced sets (min(na, nb) each, subsampled with the seed), k-fold
     stratified cross-validation accuracy of L2 logistic regression on standardised features. With
-    ``paired`` row i of Xa and of Xb are the same song (kept in one fold). 0.5 = indistinguishable."""
-    rng = np.random.default_rng(seed)
+    ``paired`` row i of Xa and of Xb are the same song (kept in one fold). 0.5 = indistinguishable.
+    ``repeats`` > 1: the mean over that many subsamples and fold splits (seeds ``seed``, ``seed + 1``, ...);
+    ``accuracy_std`` is the spread of all their folds, ``repeat_acc`` each repeat's accuracy."""
     n = min(len(Xa), len(Xb))
     if n < folds:
         return {
@@ -717,8 +719,31 @@ def two_sample_test(
             "accuracy": float("nan"),
             "accuracy_std": float("nan"),
             "fold_acc": [],
+            "repeat_acc": [],
+            "repeats": repeats,
             "top_features": [],
         }
+    runs = [_cv_accuracy(*_balanced(Xa, Xb, seed + r, folds, paired), folds, l2) for r in range(max(1, int(repeats)))]
+    fold_acc = [a for run in runs for a in run]
+    X, y, _ = _balanced(Xa, Xb, seed, folds, paired)  # the weights: fitted on the first subsample
+    Xs, _ = standardize(X, X)
+    w = logreg_fit(Xs, y, l2)[:-1]
+    order = np.argsort(-np.abs(w))[:top]
+    return {
+        "n_per_class": int(n),
+        "accuracy": float(np.mean(fold_acc)),
+        "accuracy_std": float(np.std(fold_acc)),
+        "fold_acc": fold_acc,
+        "repeat_acc": [float(np.mean(run)) for run in runs],
+        "repeats": len(runs),
+        "top_features": [[names[i], float(w[i])] for i in order],  # + = more like the second set
+    }
+
+
+def _balanced(Xa, Xb, seed: int, folds: int, paired: bool):
+    """One balanced subsample (features, labels) and its stratified fold numbers (seed ``seed``)."""
+    rng = np.random.default_rng(seed)
+    n = min(len(Xa), len(Xb))
     if paired:
         ia = ib = np.sort(rng.choice(len(Xa), n, replace=False))
     else:
@@ -732,23 +757,18 @@ def two_sample_test(
         fb[rng.permutation(n)] = np.arange(n) % folds
     X = np.vstack([A, B])
     y = np.concatenate([np.zeros(n), np.ones(n)])
-    fold = np.concatenate([fa, fb])
+    return X, y, np.concatenate([fa, fb])
+
+
+def _cv_accuracy(X, y, fold, folds: int, l2: float) -> list[float]:
+    """Each fold's accuracy of L2 logistic regression trained on the other folds."""
     accs = []
     for k in range(folds):
         te = fold == k
         Xtr, Xte = standardize(X[~te], X[te])
         w = logreg_fit(Xtr, y[~te], l2)
         accs.append(float((logreg_predict(w, Xte) == y[te]).mean()))
-    Xs, _ = standardize(X, X)
-    w = logreg_fit(Xs, y, l2)[:-1]
-    order = np.argsort(-np.abs(w))[:top]
-    return {
-        "n_per_class": int(n),
-        "accuracy": float(np.mean(accs)),
-        "accuracy_std": float(np.std(accs)),
-        "fold_acc": accs,
-        "top_features": [[names[i], float(w[i])] for i in order],  # + = more like the second set
-    }
+    return accs
 
 
 # --------------------------------------------------------------------------------------------- generation
@@ -875,7 +895,8 @@ def markdown(res: dict) -> str:
         ("vocab_vs_real", "classifier accuracy, real through vocabulary vs real"),
     ):
         r = c[key]
-        cell = f"{fmt(r['accuracy'])} ± {fmt(r['accuracy_std'])} (n={r['n_per_class']}+{r['n_per_class']})"
+        cv = f", {r['repeats']}x{len(r['fold_acc']) // r['repeats']}-fold" if r.get("repeats", 1) > 1 else ""
+        cell = f"{fmt(r['accuracy'])} ± {fmt(r['accuracy_std'])} (n={r['n_per_class']}+{r['n_per_class']}{cv})"
         out.append(
             f"| {lab} | {cell if key == 'real_train_vs_test' else ''} | "
             f"{cell if key == 'vocab_vs_real' else ''} | {cell if key == 'gen_vs_real' else ''} |"
@@ -1063,11 +1084,16 @@ def parse_args(argv=None):
     )
     ap.add_argument("--l2", type=float, default=1.0, help="logistic regression L2 penalty")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--cv-repeats", type=int, default=10,
+                    help="classifier accuracy: mean over this many subsamples and fold splits (1: one, as before)")
     ap.add_argument("--json")
     ap.add_argument("--md")
     ap.add_argument("--png")
     ap.add_argument("--compare", nargs="+", metavar="JSON", help="print earlier runs side by side and exit")
-    return ap.parse_args(argv)
+    a = ap.parse_args(argv)
+    if a.cv_repeats < 1 or a.folds < 2:
+        ap.error(f"--cv-repeats must be >= 1 and --folds >= 2 (got {a.cv_repeats}, {a.folds})")
+    return a
 
 
 def main(argv=None) -> dict | None:
@@ -1166,7 +1192,7 @@ def main(argv=None) -> dict | None:
 
     X = {s: feature_matrix(feats[s])[0] for s in SETS}
     Xtr, names = feature_matrix(feats_train)
-    kw = {"names": names, "seed": a.seed, "folds": a.folds, "l2": a.l2}
+    kw = {"names": names, "seed": a.seed, "folds": a.folds, "l2": a.l2, "repeats": a.cv_repeats}
     res["classifier"] = {
         "gen_vs_real": two_sample_test(X["real"], X["gen"], **kw),
         "real_train_vs_test": two_sample_test(Xtr, X["real"], **kw),

@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--voice-sets", choices=["real"], default=None, help="each song's voices drawn like the train split's")
     ap.add_argument("--mute", action="store_true",
                     help="with --voices or --voice-sets: write all four voices, then leave the others out of the song")
+    ap.add_argument("--keep-pace", action="store_true", help="the wait temperature keeps the mean wait (wait_pace.py)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.lattice is not None:
@@ -136,6 +137,10 @@ def main() -> None:
         from class_calibrated import install
 
         install(a.class_temp)
+    if a.keep_pace:
+        import wait_pace
+
+        wait_pace.install()
     if a.floor:  # the general path reshapes through _rescale_waits (the one-row fast path does not)
         S._rescale_waits = partial(S._rescale_waits, waits=IS_WAIT & (WAIT_OF >= a.floor))
         S._pick_row = lambda *args: None

@@ -229,6 +229,20 @@ def test_classifier_two_sample_test():
     assert again["fold_acc"] == sep["fold_acc"]  # deterministic
 
 
+def test_classifier_repeats_average_the_splits():
+    rng = np.random.default_rng(1)
+    names = [f"x{i}" for i in range(4)]
+    a, b = rng.normal(0, 1, (60, 4)), rng.normal(0, 1, (90, 4))
+    b[:, 0] += 0.8
+    one = [br.two_sample_test(a, b, names, seed=s) for s in range(4)]
+    four = br.two_sample_test(a, b, names, seed=0, repeats=4)
+    assert four["repeats"] == 4 and len(four["fold_acc"]) == 20
+    assert four["repeat_acc"] == pytest.approx([x["accuracy"] for x in one])  # repeat r = seed + r alone
+    assert four["accuracy"] == pytest.approx(np.mean(four["repeat_acc"]))
+    assert four["top_features"] == one[0]["top_features"]  # weights of the first subsample
+    assert len({round(x, 6) for x in four["repeat_acc"]}) > 1  # the splits differ
+
+
 def test_feature_matrix_is_key_independent():
     s = song({"p1": seq_notes([60, 62, 64, 65, 67, 69, 71, 72]), "tr": seq_notes([48, 55])}, length=3 * SR)
     t = song(
