@@ -36,7 +36,8 @@ at 44.1 kHz, one 60 Hz frame = 735 samples):
    share of songs with a 32-note run found in a training song;
 6. overlapping area (Gaussian KDE, Scott's bandwidth) of each scalar feature, real vs the others;
 7. a classifier two-sample test: L2 logistic regression (numpy, Newton) on standardised
-   key-independent features, 5-fold stratified cross-validation accuracy on balanced sets;
+   key-independent features, 5-fold stratified cross-validation accuracy on balanced sets, the
+   mean over ``--cv-repeats`` (default 10) subsamples and splits (one split alone moves it by a few points);
    calibrated with real train vs real test and real-through-vocabulary vs real.
 
 Reading the numbers: compare generated with *both* real columns. In NES-MDB's MIDI a same-pitch

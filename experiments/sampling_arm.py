@@ -34,6 +34,7 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
   least 20 s, the voices that play in their first 30 s); the others stay silent;
 - ``--mute`` (with ``--voices`` or ``--voice-sets``): the model writes all four voices (the songs of
   the same command without them) and the song leaves the others out;
+- ``--keep-pace``: the wait temperature also keeps the mean wait (:mod:`wait_pace`);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
