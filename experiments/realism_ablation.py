@@ -37,7 +37,7 @@ def main() -> None:
     Xg, _ = B.feature_matrix([B.song_features(x, None) for x in gen])
 
     def acc(cols):
-        return B.two_sample_test(Xr[:, cols], Xg[:, cols], [names[c] for c in cols], seed=0)["accuracy"]
+        return B.two_sample_test(Xr[:, cols], Xg[:, cols], [names[c] for c in cols], seed=0, repeats=10)["accuracy"]
 
     every = list(range(len(names)))
     print(f"all features: {acc(every):.3f} ({len(gen)} generated, {len(real)} real songs)")
