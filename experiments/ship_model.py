@@ -170,11 +170,14 @@ def card_markdown(meta: dict, name: str) -> str:
                   "  (`lakhnes prepare lakh`)."]
     lines += ["- On-the-fly augmentation as LakhNES (transpose -6..+5, speed ±5 %, voice swap, voice dropping), at",
               "  the rates each stage lists; from the long-memory stages on, the speed change scales whole 60 Hz",
-              "  frames and keeps each time's offset from the frame grid (`--aug-speed grid`).", "", "## Training procedure", "",
+              "  frames and keeps each time's offset from the frame grid (`--aug-speed grid`); stages marked \"no speed",
+              "  change\" train without it (`--aug-speed off`).", "", "## Training procedure", "",
               "| # | command | data | steps | tokens | hours | clock | augmentation | peak lr | hardware |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for i, s in enumerate(stages, 1):
-        aug = f"on, voice drop p {s['augment_drop']}, swap p {s.get('augment_swap', 0.5)}" if s.get("augment") else "off"
+        speed = {"off": ", no speed change", "free": ", speed free"}.get(s.get("augment_speed"), "")
+        aug = (f"on, voice drop p {s['augment_drop']}, swap p {s.get('augment_swap', 0.5)}{speed}" if s.get("augment")
+               else "off")
         hours = f"{s['seconds'] / 3600:.2f}" if s.get("seconds") else "—"
         lines.append(f"| {i} | `{s['command']}` | `{s['data']}` | {s['steps']:,} | {s['tokens']:,} | "
                      f"{hours} | {s.get('clock', 'wall')} | {aug} | {s['lr']:g} | {s['hardware']} |")
