@@ -724,9 +724,10 @@ def two_sample_test(
             "repeats": repeats,
             "top_features": [],
         }
-    runs = [_cv_accuracy(*_balanced(Xa, Xb, seed + r, folds, paired), folds, l2) for r in range(max(1, int(repeats)))]
+    subsamples = [_balanced(Xa, Xb, seed + r, folds, paired) for r in range(max(1, int(repeats)))]
+    runs = [_cv_accuracy(*sub, folds, l2) for sub in subsamples]
     fold_acc = [a for run in runs for a in run]
-    X, y, _ = _balanced(Xa, Xb, seed, folds, paired)  # the weights: fitted on the first subsample
+    X, y, _ = subsamples[0]  # the weights: fitted on the first subsample
     Xs, _ = standardize(X, X)
     w = logreg_fit(Xs, y, l2)[:-1]
     order = np.argsort(-np.abs(w))[:top]
