@@ -34,7 +34,8 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
   least 20 s, the voices that play in their first 30 s); the others stay silent;
 - ``--mute`` (with ``--voices`` or ``--voice-sets``): the model writes all four voices (the songs of
   the same command without them) and the song leaves the others out;
-- ``--keep-pace``: the wait temperature also keeps the mean wait (:mod:`wait_pace`);
+- ``--wait-top-p P``: as in ``lakhnes generate`` (1: every wait, sharpened with the tempo kept: the
+  ``--keep-pace`` arm of before the nucleus);
 - ``--temperature``, ``--wait-temperature``, ``--top-k``: as in ``lakhnes generate``.
 
     python experiments/sampling_arm.py --floor 44 --num 40 --out runs/arms/floor44
@@ -104,7 +105,7 @@ def main() -> None:
     ap.add_argument("--voice-sets", choices=["real"], default=None, help="each song's voices drawn like the train split's")
     ap.add_argument("--mute", action="store_true",
                     help="with --voices or --voice-sets: write all four voices, then leave the others out of the song")
-    ap.add_argument("--keep-pace", action="store_true", help="the wait temperature keeps the mean wait (wait_pace.py)")
+    ap.add_argument("--wait-top-p", type=float, default=S.WAIT_TOP_P)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.lattice is not None:
@@ -138,10 +139,6 @@ def main() -> None:
         from class_calibrated import install
 
         install(a.class_temp)
-    if a.keep_pace:
-        import wait_pace
-
-        wait_pace.install()
     if a.floor:  # the general path reshapes through _rescale_waits (the one-row fast path does not)
         S._rescale_waits = partial(S._rescale_waits, waits=IS_WAIT & (WAIT_OF >= a.floor))
         S._pick_row = lambda *args: None
@@ -168,7 +165,7 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     kw = dict(seconds=a.seconds, temperature=a.temperature, top_k=a.top_k or None,
-              wait_temperature=a.wait_temperature, max_rest=a.max_rest, voices=a.voices)
+              wait_temperature=a.wait_temperature, wait_top_p=a.wait_top_p, max_rest=a.max_rest, voices=a.voices)
     sets = _draw_voice_sets(a.num, a.seed) if a.voice_sets else [a.voices] * a.num
     if a.mute:  # the songs of the plain command (all four voices), the others' notes left out
         kw["voices"] = None

@@ -37,7 +37,8 @@ HOSTILE = [
     (["--seed", "-1"], "--seed -1 is outside"), (["--device", "bogus"], "--device bogus: not a torch device"),
     (["--device", "cuda:99"], "--device cuda:99"), (["--num", "10000"], "--num 10000 is outside 1-1000"),
     (["--tokens", "1"], "--tokens 1: ask for at least"), (["--seconds", "1e-9"], "--seconds 1e-09: ask for at least"),
-    (["--map", "A=P1"], "--map applies to the file of"),
+    (["--map", "A=P1"], "--map applies to the file of"), (["--wait-top-p", "0"], "--wait-top-p 0 is outside (0, 1]"),
+    (["--wait-top-p", "nan"], "--wait-top-p nan is outside"),
 ]
 
 

@@ -32,7 +32,7 @@ from lakhnes.decoding import loop
 from lakhnes.decoding.constraint import Constraint
 from lakhnes.decoding.forced import Rhythm, keep_plan, parse_keep, quantize
 from lakhnes.decoding.rules import MAX_REST_S, Rule, default_rules, parse_voices
-from lakhnes.decoding.sampler import WAIT_TEMPERATURE, Sampler, check_sampling
+from lakhnes.decoding.sampler import WAIT_TEMPERATURE, WAIT_TOP_P, Sampler, check_sampling
 from lakhnes.errors import InvalidInputError
 from lakhnes.runtime import (  # noqa: F401  (re-exported: callers load models from here)
     RUNTIMES,
@@ -58,10 +58,10 @@ MAX_TOKEN_RATE = 400
 
 
 def _run(model, prompt: np.ndarray, rules, *, temperature, top_k, top_p, seed, progress: Progress,
-         cache: bool = True, wait_temperature: float | None = None):
+         cache: bool = True, wait_temperature: float | None = None, wait_top_p: float | None = None):
     """Feed ``prompt`` [B, T] to the model, then :func:`lakhnes.decoding.loop.run` under ``rules``."""
     sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                      wait_temperature=wait_temperature)
+                      wait_temperature=wait_temperature, wait_top_p=wait_top_p)
     return loop.run(_stepper(model, prompt, cache=cache), rules, sampler, progress)
 
 
@@ -124,12 +124,13 @@ def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: in
                   temperature: float = 0.95, top_k: int | None = 32, top_p: float | None = None,
                   seed: int | None = None, num: int = 1, progress: Progress = None,
                   cache: bool = True, voices=None, max_rest: float | None = MAX_REST_S,
-                  rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[np.ndarray]:
+                  rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE,
+                  wait_top_p: float | None = WAIT_TOP_P) -> list[np.ndarray]:
     """The token ids ``num`` streams sample after the ids ``prefix`` (fed to the model first):
     until ``seconds`` of waits (the last wait may overshoot) or ``tokens`` ids. ``voices`` and
     ``max_rest``: see :func:`song_rules` (implied: all four after ``<S>`` alone, else the prefix's
     voices when it has two or more); ``rules`` replaces those rules (``[]``: validity only)."""
-    check_sampling(temperature, top_k, top_p, num, wait_temperature)
+    check_sampling(temperature, top_k, top_p, num, wait_temperature, wait_top_p)
     limit, max_tokens = _length_args(seconds, tokens)
     prefix = np.asarray(prefix, dtype=np.int64)
     if rules is None:
@@ -139,7 +140,7 @@ def sample_tokens(model, *, prefix=(V.START,), seconds: float = 30.0, tokens: in
     con = Constraint(num, limit=limit, max_tokens=max_tokens, budget=budget, prefix=prefix,
                      rules=rules, song_start=len(prefix) == 1 and prefix[0] == V.START)
     return _run(model, _prompt(model, prefix, num), con, temperature=temperature, top_k=top_k, top_p=top_p,
-                seed=seed, progress=progress, cache=cache, wait_temperature=wait_temperature)
+                seed=seed, progress=progress, cache=cache, wait_temperature=wait_temperature, wait_top_p=wait_top_p)
 
 
 def _songs(new, prefix_events, limit: int | None, name: str) -> list[NesScore]:
@@ -165,14 +166,15 @@ def _token_seconds(seconds: float) -> float:
 def sample(model, *, seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
            top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
            progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
-           rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[NesScore]:
+           rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE,
+           wait_top_p: float | None = WAIT_TOP_P) -> list[NesScore]:
     """``num`` new songs from ``<S>``: ``seconds`` of music each (or ``tokens`` tokens).
     ``voices``: the voices the songs use (default all four), each entering near the start and
     resting at most ``max_rest`` seconds (see :func:`song_rules`)."""
     limit = _length_args(seconds, tokens)[0]
     new = sample_tokens(model, seconds=_token_seconds(seconds), tokens=tokens, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress, voices=voices,
-                        max_rest=max_rest, rules=rules, wait_temperature=wait_temperature)
+                        max_rest=max_rest, rules=rules, wait_temperature=wait_temperature, wait_top_p=wait_top_p)
     return _songs(new, np.zeros(0, dtype=np.int64), limit, "sample")
 
 
@@ -200,7 +202,8 @@ def continue_song(model, prime: NesScore, *, prime_seconds: float | None = None,
                   seconds: float = 30.0, tokens: int | None = None, temperature: float = 0.95,
                   top_k: int | None = 32, top_p: float | None = None, seed: int | None = None, num: int = 1,
                   progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
-                  rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[NesScore]:
+                  rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE,
+                  wait_top_p: float | None = WAIT_TOP_P) -> list[NesScore]:
     """Continue the first ``prime_seconds`` of ``prime`` by ``seconds`` of music.
 
     The model reads the prime (its waits snapped to the vocabulary) through its memory; each song
@@ -212,7 +215,7 @@ def continue_song(model, prime: NesScore, *, prime_seconds: float | None = None,
     ids = np.concatenate([[V.START], tx1.events_to_ids(ev)]).astype(np.int64)
     new = sample_tokens(model, prefix=ids, seconds=_token_seconds(seconds), tokens=tokens, temperature=temperature,
                         top_k=top_k, top_p=top_p, seed=seed, num=num, progress=progress, voices=voices,
-                        max_rest=max_rest, rules=rules, wait_temperature=wait_temperature)
+                        max_rest=max_rest, rules=rules, wait_temperature=wait_temperature, wait_top_p=wait_top_p)
     songs = _songs(new, ev, _length_args(seconds, tokens)[0], (prime.name or "prime") + "_cont")
     if only_new:
         songs = [NesScore(s.slice(cut, s.end).notes, s.end - cut, name=s.name) for s in songs]
@@ -243,7 +246,8 @@ def accompany_rhythm(model, rhythm: NesScore, *, temperature: float = 0.95, top_
 def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95, top_k: int | None = 32,
                      top_p: float | None = None, seed: int | None = None, num: int = 1,
                      progress: Progress = None, voices=None, max_rest: float | None = MAX_REST_S,
-                     rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE) -> list[NesScore]:
+                     rules: list[Rule] | None = None, wait_temperature: float | None = WAIT_TEMPERATURE,
+                     wait_top_p: float | None = WAIT_TOP_P) -> list[NesScore]:
     """Keep voices ``keep`` (e.g. ``["P1", "NO"]`` or ``"P1,NO"``) of ``source`` exactly as written
     (on the vocabulary's time grid) and let the model write the other voices around them.
 
@@ -252,7 +256,7 @@ def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95
     the voices the song uses (default: the kept ones plus the others the source uses, or all four
     if it uses only the kept ones) and ``max_rest``: see :func:`song_rules`.
     """
-    check_sampling(temperature, top_k, top_p, num, wait_temperature)
+    check_sampling(temperature, top_k, top_p, num, wait_temperature, wait_top_p)
     kept = parse_keep(keep)
     plan = keep_plan(source, kept)
     if plan.end <= 0:
@@ -264,7 +268,7 @@ def accompany_voices(model, source: NesScore, keep, *, temperature: float = 0.95
     budget = 2 * len(plan.times) + MAX_TOKEN_RATE * plan.end // SAMPLE_RATE + 64
     con = Constraint(num, plan=plan, budget=budget, rules=rules)
     new = _run(model, _prompt(model, [V.START], num), con, temperature=temperature, top_k=top_k, top_p=top_p,
-               seed=seed, progress=progress, wait_temperature=wait_temperature)
+               seed=seed, progress=progress, wait_temperature=wait_temperature, wait_top_p=wait_top_p)
     base = (source.name or "source") + "_with_" + "".join(v.lower() for v in plan.keep)
     names = [base + (f"_{b + 1}" if num > 1 else "") for b in range(num)]
     return [tx1.events_to_score(tx1.ids_to_events(ids), end=plan.end, name=n)

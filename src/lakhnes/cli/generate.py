@@ -15,7 +15,7 @@ from lakhnes.cli.common import (
     unwritable,
     usage_error,
 )
-from lakhnes.decoding.sampler import WAIT_TEMPERATURE
+from lakhnes.decoding.sampler import WAIT_TEMPERATURE, WAIT_TOP_P
 
 OUT_SUFFIXES = (".wav", ".mid", ".midi", ".tx1.txt", ".png", ".vgm", ".vgz", ".famitracker.txt")
 #: new music a song may ask for: without --long, and with it (every song file is capped at one hour)
@@ -48,8 +48,12 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.95,
                    help="softmax temperature (default 0.95; 0 = greedy)")
     p.add_argument("--wait-temperature", type=float, default=WAIT_TEMPERATURE, metavar="T",
-                   help=f"temperature of the wait tokens (the timing) alone: a wait stays as likely as at "
-                        f"--temperature, which wait sharper below it (default {WAIT_TEMPERATURE:g}; not with --rhythm)")
+                   help=f"temperature of the wait tokens (the timing) alone: a wait stays as likely, and the mean "
+                        f"wait as long, as at --temperature; which wait, sharper below it (default "
+                        f"{WAIT_TEMPERATURE:g}; not with --rhythm)")
+    p.add_argument("--wait-top-p", type=float, default=WAIT_TOP_P, metavar="P",
+                   help=f"the waits alone: only the likeliest holding P of their probability stay, so the song "
+                        f"keeps to fewer note lengths (default {WAIT_TOP_P:g}; 1 = all; not with --rhythm)")
     p.add_argument("--top-k", type=int, default=32,
                    help="sample among the k likeliest ids (default 32; 0 = off)")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass (default off)")
@@ -153,6 +157,8 @@ def _check(args) -> str | None:
     wt = args.wait_temperature
     if wt is not None and not MIN_TEMPERATURE <= wt <= MAX_TEMPERATURE:
         return f"--wait-temperature {wt:g} is outside {MIN_TEMPERATURE:g}-{MAX_TEMPERATURE:g}"
+    if not 0 < args.wait_top_p <= 1:
+        return f"--wait-top-p {args.wait_top_p:g} is outside (0, 1]"
     if args.seed is not None and not 0 <= args.seed < 2**63:
         return f"--seed {args.seed} is outside 0-{2**63 - 1}"
     if args.top_k < 0:
@@ -291,7 +297,7 @@ def run(args) -> int:
         opts = dict(kw, seed=seed, num=n, progress=progress)
         if args.rhythm:  # the rhythm's waits are given: no wait temperature
             return G.accompany_rhythm(model, source, **opts)
-        opts["wait_temperature"] = args.wait_temperature
+        opts["wait_temperature"], opts["wait_top_p"] = args.wait_temperature, args.wait_top_p
         if args.prime:
             return G.continue_song(model, source, prime_seconds=args.prime_seconds, only_new=args.only_new,
                                    seconds=seconds, tokens=args.tokens, **ensemble, **opts)
