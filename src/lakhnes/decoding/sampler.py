@@ -79,9 +79,8 @@ def _shape_waits(w: np.ndarray, ld: np.ndarray, factor: float, top_p: float | No
     themselves: sharpened by ``factor`` (a temperature ratio), cut to the smallest head holding ``top_p``
     of their probability (None or 1: all), then tilted by ``length ** lam`` within what is left, with
     ``lam`` solved (Newton) so that the mean wait is the one before, where the waits left can reach it (the
-    tempo stays the model's: sharpening
-    alone favours the likeliest, short waits and every voice would strike more often). The waits' total
-    probability is kept; a new array."""
+    tempo stays the model's: sharpening alone favours the likeliest, short waits, and every voice would
+    strike more often). The waits' total probability is kept; a new array."""
     fin = w > -np.inf
     if not fin.any():
         return w.copy()
