@@ -94,7 +94,7 @@ def register(sub) -> None:
     p.add_argument("--no-rhythm-cache", dest="rhythm_cache", action="store_false",
                    help="without the rhythm cache that keeps the song's tempo, drum patterns and rhythms")
     p.add_argument("--rhythm-boost", type=float, default=None, metavar="FACTOR",
-                   help="how strongly the rhythm cache keeps the song's rhythms: its odds times FACTOR (default 2)")
+                   help="how strongly the rhythm cache keeps the song's rhythms: its odds times FACTOR (default 3)")
     p.add_argument("--cache-boost", type=float, default=None, metavar="FACTOR",
                    help="how strongly the song cache brings the song's own phrases back: its odds times FACTOR "
                         "(default 1: as fitted for perplexity; 2-3: more repetition, fewer pitches)")

@@ -28,9 +28,9 @@ __all__ = ["N_BUCKETS", "ORDERS", "RHYTHM_BOOST", "RHYTHM_OF", "RhythmCachedStep
            "merge_tables", "mix", "mixed", "read_rho", "stream_scores"]
 
 #: generation only: the rhythm cache's odds rho / (1 - rho) multiplied by this (``--rhythm-boost``; the
-#: table is fitted for perplexity). 2: the realism benchmark's choice over 100 songs (BENCHMARKS.md,
-#: "The rhythm cache"); evaluation never boosts
-RHYTHM_BOOST = 2.0
+#: table is fitted for perplexity). 3: the realism benchmark's choice over 100 songs, two seeds, with the
+#: waits' nucleus (BENCHMARKS.md, "The wait nucleus at the network's tempo"; 2 before it); evaluation never boosts
+RHYTHM_BOOST = 3.0
 
 _SPANS = [(int(noteon_ids(v)[0]), int(noteon_ids(v)[-1]) + 1) for v in VOICES[:3]]
 #: each id's rhythm token: a melodic voice's note-ons become its first note-on id; the rest stay
