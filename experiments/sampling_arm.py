@@ -15,8 +15,8 @@ one way, into a folder for ``benchmarks/bench_realism.py --songs DIR``.
 - ``--lattice TOL``: events on the NES frame lattice (:mod:`frame_lattice`);
 - ``--cycles S``: the real-cycle-length prior (:class:`lakhnes.decoding.rules.Cycles`) at strength S
   (0: off);
-- ``--pulse S``: the rhythm-vocabulary prior (:class:`lakhnes.decoding.rules.Pulse`, not a default
-  rule) at strength S;
+- ``--pulse S``: the rhythm-vocabulary prior (:class:`lakhnes.decoding.rules.Pulse`) at strength S
+  (0: off);
 - ``--key S``: the key prior (:class:`lakhnes.decoding.rules.Key`, not a default rule) at strength S;
 - ``--max-onsets N``: at most N note starts per voice in any second (:class:`lakhnes.decoding.rules.NoteRate`;
   a probe of how much the busiest songs give away);
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--max-rest", type=lambda x: None if x == "none" else float(x), default=MAX_REST_S)
     ap.add_argument("--lattice", type=float, default=None, help="frame-lattice timing (experiments/frame_lattice.py), tolerance in samples")
     ap.add_argument("--cycles", type=float, default=None, help="the Cycles prior's strength (0: off)")
-    ap.add_argument("--pulse", type=float, default=None, help="add the Pulse prior at this strength")
+    ap.add_argument("--pulse", type=float, default=None, help="the Pulse prior's strength (0: off)")
     ap.add_argument("--key", type=float, default=None, help="add the Key prior at this strength")
     ap.add_argument("--entry", type=float, default=None, help="seconds within which the named voices enter")
     ap.add_argument("--max-onsets", type=int, default=None, help="note starts per voice per second (NoteRate)")
@@ -114,7 +114,9 @@ def main() -> None:
         frame_lattice.install(a.lattice)
     if a.cycles is not None:
         rules.Cycles.__init__.__defaults__ = (a.cycles,)
-    extra = ([rules.Pulse(a.pulse)] if a.pulse else []) + ([rules.Key(a.key)] if a.key else [])
+    if a.pulse is not None:
+        rules.Pulse.__init__.__defaults__ = (a.pulse,)
+    extra = [rules.Key(a.key)] if a.key else []
     if extra:  # not default rules: added to the song's rules
         import lakhnes.generate as G
 

@@ -648,6 +648,10 @@ def test_pulse_keeps_a_voice_to_fewer_iois():
     plain = [_p1_iois(x) for x in _songs(_Scatter, [])]
     tilted = [_p1_iois(x) for x in _songs(_Scatter, [C.Pulse(1.0)])]
     assert sum(tilted) < 0.9 * sum(plain), (plain, tilted)  # 93 against 112 distinct IOIs over 4 songs
+    # a default rule, at the strength the realism benchmark chose; Key stays for the asking
+    pulses = [r for r in C.default_rules() if isinstance(r, C.Pulse)]
+    assert [r.strength for r in pulses] == [C.PULSE] == [0.5]
+    assert not any(isinstance(r, C.Key) for r in C.default_rules())
 
 
 def test_stream_finds_the_songs_key_and_key_tilts_against_other_pitch_classes():

@@ -16,9 +16,10 @@ voice fell silent, its recent onsets) and from its rules:
 - :class:`NoteRate`: at most ``max_onsets`` note starts per voice in any ``window`` (floods);
 - :class:`Cycles`: a soft prior against a melodic voice repeating a cycle of 1-4 notes (a
   trill, a struck pitch) longer than real ones do;
-- :class:`Pulse` and :class:`Key` (not among the defaults; add them to them): soft priors against a voice
-  striking after an inter-onset interval the song has not used before, more often than real songs do, and
-  against melodic notes outside the scale that holds most of the song's;
+- :class:`Pulse`: a soft prior against a voice striking after an inter-onset interval the song has not
+  used before, more often than real songs do;
+- :class:`Key` (not among the defaults; add it to them): a soft prior against melodic notes outside the
+  scale that holds most of the song's;
 - :class:`SubMsRun`: at most ``max_run`` notes shorter than 1 ms in a row per voice, and at most
   ``max_share`` of its notes (floods of sub-millisecond notes; single ones are real legato
   re-attacks).
@@ -76,9 +77,9 @@ from lakhnes.decoding.state import _ON_IDS, FAR, IOI_FRAME, IOI_MAX, MAJOR, SUB_
 from lakhnes.errors import InvalidInputError
 
 #: how strongly :class:`Pulse` tilts against intervals new to the song (1: a plain product of the model and
-#: the real-novelty prior). Not a default rule: over 100 songs of 30 s at 0.5 it cut the distinct intervals
-#: (22.6 to 19.2) and lifted the frame grid (0.545 to 0.559), but notes were held longer (standing still
-#: 2.06 s to 2.81 s in the median song) and the classifier did not move (0.840, 0.830); BENCHMARKS.md
+#: the real-novelty prior). 0.5: the realism benchmark's choice with the waits' nucleus (100 songs of 30 s, two
+#: seeds: a classifier told them from real songs 0.755 / 0.750 of the time, 0.793 / 0.786 without; 1: 0.760).
+#: Before the nucleus it did not move the classifier (0.830 against 0.840); BENCHMARKS.md
 PULSE = 0.5
 #: how strongly :class:`Cycles` tilts against cycles longer than real ones (1: a plain product of the
 #: model and the real-length prior). 0.5: chosen with the realism benchmark (100 songs of 30 s at 0.5 and
@@ -283,8 +284,8 @@ class Pulse(Rule):
     ``q(n)`` the share of real IOIs that are new to their song after ``n`` (``IOI_NOVELTY``), where it
     is under one half. A real song keeps to a few IOIs shared by its voices (about 10 under 64 frames in
     30 s); sampled voices strike at one another's instants and scatter over twice as many. The model
-    still chooses when; a voice just waits more readily for an interval the song uses. Not a default
-    rule (see ``PULSE``)."""
+    still chooses when; a voice just waits more readily for an interval the song uses (default strength
+    ``PULSE``)."""
 
     def __init__(self, strength: float = PULSE):
         self.strength = float(strength)
@@ -351,9 +352,9 @@ def default_rules(named=VOICES, *, max_rest: float | None = MAX_REST_S, allowed=
                   entry: float = ENTRY_S) -> list[Rule]:
     """The rules every mode samples under by default: :class:`Ensemble` (``named`` voices enter
     and keep playing; voices outside ``allowed`` stay silent), :class:`Activity`, :class:`Cycles`,
-    :class:`MaxHold`, :class:`NoteRate`, :class:`SubMsRun` (:class:`Pulse` and :class:`Key` are for the asking)."""
-    return [Ensemble(named, entry=entry, max_rest=max_rest, allowed=allowed), Activity(named), Cycles(), MaxHold(),
-            NoteRate(), SubMsRun()]
+    :class:`Pulse`, :class:`MaxHold`, :class:`NoteRate`, :class:`SubMsRun` (:class:`Key` is for the asking)."""
+    return [Ensemble(named, entry=entry, max_rest=max_rest, allowed=allowed), Activity(named), Cycles(), Pulse(),
+            MaxHold(), NoteRate(), SubMsRun()]
 
 
 def parse_voices(spec, option: str = "voices") -> tuple[str, ...]:
