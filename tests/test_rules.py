@@ -648,10 +648,13 @@ def test_pulse_keeps_a_voice_to_fewer_iois():
     plain = [_p1_iois(x) for x in _songs(_Scatter, [])]
     tilted = [_p1_iois(x) for x in _songs(_Scatter, [C.Pulse(1.0)])]
     assert sum(tilted) < 0.9 * sum(plain), (plain, tilted)  # 93 against 112 distinct IOIs over 4 songs
-    # a default rule, at the strength the realism benchmark chose; Key stays for the asking
+
+
+def test_default_rules_carry_the_priors_at_the_realism_benchmarks_strengths():
     pulses = [r for r in C.default_rules() if isinstance(r, C.Pulse)]
     assert [r.strength for r in pulses] == [C.PULSE] == [0.5]
-    assert not any(isinstance(r, C.Key) for r in C.default_rules())
+    assert [r.strength for r in C.default_rules() if isinstance(r, C.Cycles)] == [C.CYCLES] == [0.75]
+    assert not any(isinstance(r, C.Key) for r in C.default_rules())  # the Key prior is for the asking
 
 
 def test_stream_finds_the_songs_key_and_key_tilts_against_other_pitch_classes():
