@@ -652,7 +652,7 @@ def test_pulse_keeps_a_voice_to_fewer_iois():
 
 def test_default_rules_carry_the_priors_at_the_realism_benchmarks_strengths():
     pulses = [r for r in C.default_rules() if isinstance(r, C.Pulse)]
-    assert [r.strength for r in pulses] == [C.PULSE] == [0.5]
+    assert [r.strength for r in pulses] == [C.PULSE] == [0.75]
     assert [r.strength for r in C.default_rules() if isinstance(r, C.Cycles)] == [C.CYCLES] == [0.75]
     assert not any(isinstance(r, C.Key) for r in C.default_rules())  # the Key prior is for the asking
 

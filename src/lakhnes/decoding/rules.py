@@ -77,14 +77,15 @@ from lakhnes.decoding.state import _ON_IDS, FAR, IOI_FRAME, IOI_MAX, MAJOR, SUB_
 from lakhnes.errors import InvalidInputError
 
 #: how strongly :class:`Pulse` tilts against intervals new to the song (1: a plain product of the model and
-#: the real-novelty prior). 0.5: the realism benchmark's choice with the waits' nucleus (100 songs of 30 s, two
-#: seeds: a classifier told them from real songs 0.755 / 0.750 of the time, 0.793 / 0.786 without; 1: 0.760).
-#: Before the nucleus it did not move the classifier (0.830 against 0.840); BENCHMARKS.md
-PULSE = 0.5
+#: the real-novelty prior). 0.75: the realism benchmark's choice with the waits' nucleus and ``CYCLES`` 0.75
+#: (100 songs of 30 s, two seeds: a classifier told them from real songs 0.702 / 0.701 of the time; 0.751 /
+#: 0.741 at 0.5, 0.735 at 1; 0.793 / 0.786 without it). Before the nucleus it did not move the classifier
+#: (0.830 against 0.840); BENCHMARKS.md
+PULSE = 0.75
 #: how strongly :class:`Cycles` tilts against cycles longer than real ones (1: a plain product of the
-#: model and the real-length prior). 0.75: the realism benchmark's choice with the Pulse prior (100 songs of
-#: 30 s, two seeds: classifier 0.751 / 0.741, mean overlapping area 0.818 / 0.809, against 0.755 / 0.750 and
-#: 0.781 / 0.779 at 0.5; at 1: 0.754, 0.798); 0.5 before the Pulse prior
+#: model and the real-length prior). 0.75: the realism benchmark's choice with the Pulse prior (at Pulse 0.5,
+#: 100 songs of 30 s, two seeds: classifier 0.751 / 0.741, mean overlapping area 0.818 / 0.809, against 0.755 /
+#: 0.750 and 0.781 / 0.779 at 0.5; at 1: 0.754, 0.798); 0.5 before the Pulse prior
 CYCLES = 0.75
 #: how strongly :class:`Key` tilts against melodic notes outside the song's scale (a logit offset). Not a default
 #: rule: over 100 songs of 30 s at 0.5, 91 % of melodic notes kept to the song's scale (82 % without; real songs:
