@@ -7,6 +7,8 @@ probes beside ``benchmarks/bench_realism.py``:
   how many pitch classes each melodic voice uses (entropy, bits), real and generated;
 - ``voices DIR``: per voice, the share of the song it sounds, songs where it never plays, note and rest
   lengths, and how often a note follows the last one without a rest;
+- ``tails DIR``: the share of songs in the tails of the pulse and repetition features (no 8-interval phrase
+  repeated, under 0.3 or over 0.95 of the IOIs on the frame grid, 25 distinct IOIs or more);
 - ``calibration MODEL``: teacher-forced on the first N test songs (``--songs``), the network's summed
   probability of each voice's NOTEOFF against the real count, and the share of a sounding voice's note-on
   probability that goes to the pitch it already sounds (a same-pitch re-attack).
@@ -14,6 +16,7 @@ probes beside ``benchmarks/bench_realism.py``:
     python experiments/song_tells.py greedy runs/arms/NAME [--steps 8]
     python experiments/song_tells.py keys runs/arms/NAME
     python experiments/song_tells.py voices runs/arms/NAME
+    python experiments/song_tells.py tails runs/arms/NAME
     python experiments/song_tells.py calibration src/lakhnes/assets/default [--data data/nesmdb --songs 30]
 """
 
@@ -111,6 +114,17 @@ def voices(folder: str) -> None:
                   f"{np.median(gaps):.3f} / {np.quantile(gaps, 0.9):.3f} | {(gaps <= 0).mean():.2f} |")
 
 
+def tails(folder: str) -> None:
+    real, gen = _songs(folder)
+    print("| songs | repetition share under 0.05 | frame grid under 0.3 | frame grid over 0.95 | 25+ distinct IOIs |")
+    print("|---|---|---|---|---|")
+    for name, songs in (("real", real), ("generated", gen)):
+        f = [B.song_features(x, None)["scalars"] for x in songs]
+        rep, grid, iois = (np.array([x[k] for x in f]) for k in ("rep8", "grid_share", "distinct_iois"))
+        print(f"| {name} | {(rep < 0.05).mean():.3f} | {(grid < 0.3).mean():.3f} | {(grid > 0.95).mean():.3f} | "
+              f"{(iois >= 25).mean():.3f} |")
+
+
 def calibration(model_dir: str, data: str, n_songs: int) -> None:
     import torch
 
@@ -159,7 +173,7 @@ def calibration(model_dir: str, data: str, n_songs: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=("greedy", "keys", "voices", "calibration"))
+    ap.add_argument("probe", choices=("greedy", "keys", "voices", "tails", "calibration"))
     ap.add_argument("target", help="folder of generated songs (calibration: a model folder)")
     ap.add_argument("--steps", type=int, default=8, help="greedy: groups to leave out")
     ap.add_argument("--data", default="data/nesmdb", help="calibration: prepared NES-MDB")
@@ -171,6 +185,8 @@ def main() -> None:
         keys(a.target)
     elif a.probe == "voices":
         voices(a.target)
+    elif a.probe == "tails":
+        tails(a.target)
     else:
         calibration(a.target, a.data, a.songs)
 
