@@ -483,6 +483,13 @@ def key_of(pc_counts: np.ndarray) -> tuple[int, int]:
     return arg
 
 
+def scale_share(pc_counts: np.ndarray) -> float:
+    """The share of notes in the major scale (or its relative minor) that holds the most of them."""
+    member = np.zeros(12, bool)
+    member[MAJOR] = True
+    return max(_div(pc_counts[np.roll(member, t)].sum(), pc_counts.sum()) for t in range(12))
+
+
 def song_features(song: Song, index: TrainIndex | None = None) -> dict:
     """All per-song measures: ``scalars`` (name -> float) and ``hists`` (name -> normalised array)."""
     L = max(song.length, 1)
@@ -498,9 +505,7 @@ def song_features(song: Song, index: TrainIndex | None = None) -> dict:
     tonic, mode = key_of(pc)
     pc_tonic = _norm(np.roll(pc, -tonic))
     f["minor_key"] = float(mode)
-    member = np.zeros(12, bool)
-    member[MAJOR] = True
-    f["scale_share"] = max(_div(pc[np.roll(member, t)].sum(), pc.sum()) for t in range(12))
+    f["scale_share"] = scale_share(pc)
     ivs = np.concatenate([np.diff(x[2]) for x in mel]) if len(pitches) else np.zeros(0, np.int64)
     ivc = np.clip(ivs, -12, 12)
     iv_hist = _norm(np.bincount(ivc + 12, minlength=25))

@@ -18,6 +18,8 @@ probes beside ``benchmarks/bench_realism.py``:
     python experiments/song_tells.py voices runs/arms/NAME
     python experiments/song_tells.py tails runs/arms/NAME
     python experiments/song_tells.py calibration src/lakhnes/assets/default [--data data/nesmdb --songs 30]
+
+``--real``: the NES-MDB MIDI tarball or folder (default: ``bench_realism.py``'s).
 """
 
 from __future__ import annotations
@@ -31,21 +33,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_realism as B  # noqa: E402
 
-MELODIC = ("p1", "p2", "tr")
-SR = 44100
-_MAJOR = np.zeros(12, bool)
-_MAJOR[list(B.MAJOR)] = True
+MELODIC, SR = B.MELODIC, B.SR
 
 
-def _songs(folder: str) -> tuple[list, list]:
+def _songs(folder: str, real_src: str) -> tuple[list, list]:
     sk = B.Skips()
-    real = [B.crop(s, 30.0) for s in B.read_real(B.DEFAULT_REAL, "test", sk, "real") if B.song_seconds(s) >= 20]
+    real = [B.crop(s, 30.0) for s in B.read_real(real_src, "test", sk, "real") if B.song_seconds(s) >= 20]
     gen = [B.crop(s, 30.0) for s in B.load_folder(Path(folder), sk)]
     return real, gen
 
 
-def greedy(folder: str, steps: int) -> None:
-    real, gen = _songs(folder)
+def _header(*columns: str) -> None:
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+
+
+def greedy(folder: str, real_src: str, steps: int) -> None:
+    real, gen = _songs(folder, real_src)
     Xr, names = B.feature_matrix([B.song_features(x, None) for x in real])
     Xg, _ = B.feature_matrix([B.song_features(x, None) for x in gen])
 
@@ -65,18 +69,18 @@ def greedy(folder: str, steps: int) -> None:
         print(f"without {g:24s} {scores[g]:.3f}")
 
 
+def _pcs(p: np.ndarray) -> np.ndarray:
+    return np.bincount(p % 12, minlength=12).astype(float)
+
+
 def _scale_share(p: np.ndarray) -> float:
-    if not len(p):
-        return np.nan
-    pc = np.bincount(p % 12, minlength=12).astype(float)
-    return max(pc[np.roll(_MAJOR, k)].sum() for k in range(12)) / pc.sum()
+    return B.scale_share(_pcs(p)) if len(p) else np.nan
 
 
-def keys(folder: str) -> None:
-    real, gen = _songs(folder)
-    print("| songs | scale share: whole song | in 5-s windows | each voice alone (8+ notes) | "
-          "pitch-class entropy P1 / P2 / TR |")
-    print("|---|---|---|---|---|")
+def keys(folder: str, real_src: str) -> None:
+    real, gen = _songs(folder, real_src)
+    _header("songs", "scale share: whole song", "in 5-s windows", "each voice alone (8+ notes)",
+            "pitch-class entropy P1 / P2 / TR")
     for name, songs in (("real", real), ("generated", gen)):
         whole, win, alone, ent = [], [], [], {v: [] for v in MELODIC}
         for s in songs:
@@ -90,16 +94,15 @@ def keys(folder: str) -> None:
             alone.append(np.mean(own) if own else np.nan)
             for v, x in zip(MELODIC, parts, strict=True):
                 if len(x[2]) >= 5:
-                    ent[v].append(B._entropy(np.bincount(x[2] % 12, minlength=12).astype(float)))
+                    ent[v].append(B._entropy(_pcs(x[2])))
         e = " / ".join(f"{np.mean(ent[v]):.2f}" for v in MELODIC)
         print(f"| {name} | {np.nanmean(whole):.3f} | {np.nanmean(win):.3f} | {np.nanmean(alone):.3f} | {e} |")
 
 
-def voices(folder: str) -> None:
-    real, gen = _songs(folder)
-    print("| songs | voice | sounding (mean) | songs without it | note length, s (median / p90) | "
-          "rest, s (median / p90) | notes without a rest before |")
-    print("|---|---|---|---|---|---|---|")
+def voices(folder: str, real_src: str) -> None:
+    real, gen = _songs(folder, real_src)
+    _header("songs", "voice", "sounding (mean)", "songs without it", "note length, s (median / p90)",
+            "rest, s (median / p90)", "notes without a rest before")
     for name, songs in (("real", real), ("generated", gen)):
         for v in ("p1", "p2", "tr", "no"):
             occ, lens, gaps = [], [], []
@@ -114,10 +117,9 @@ def voices(folder: str) -> None:
                   f"{np.median(gaps):.3f} / {np.quantile(gaps, 0.9):.3f} | {(gaps <= 0).mean():.2f} |")
 
 
-def tails(folder: str) -> None:
-    real, gen = _songs(folder)
-    print("| songs | repetition share under 0.05 | frame grid under 0.3 | frame grid over 0.95 | 25+ distinct IOIs |")
-    print("|---|---|---|---|---|")
+def tails(folder: str, real_src: str) -> None:
+    real, gen = _songs(folder, real_src)
+    _header("songs", "repetition share under 0.05", "frame grid under 0.3", "frame grid over 0.95", "25+ distinct IOIs")
     for name, songs in (("real", real), ("generated", gen)):
         f = [B.song_features(x, None)["scalars"] for x in songs]
         rep, grid, iois = (np.array([x[k] for x in f]) for k in ("rep8", "grid_share", "distinct_iois"))
@@ -148,24 +150,23 @@ def calibration(model_dir: str, data: str, n_songs: int) -> None:
             for a in range(0, x.shape[1], 512):
                 logits, state = model(x[:, a:a + 512], state)
                 parts.append(torch.softmax(logits[0].float(), -1).numpy())
-        P = np.concatenate(parts)
-        sounding = [-1] * 4
-        for t in range(len(seq) - 1):
-            y, nxt = int(seq[t]), int(seq[t + 1])
-            v = int(V.VOICE_OF[y])
-            if v >= 0:
-                sounding[v] = y if V.PITCH_OF[y] > 0 else -1
-            for u in range(4):
-                if sounding[u] >= 0:
-                    exp_off[u] += P[t, off_id[u]]
-                    act_off[u] += nxt == off_id[u]
-                    same[u] += P[t, sounding[u]]
-                    legato[u] += P[t, on_ids[u]].sum()
-                    act_legato[u] += V.VOICE_OF[nxt] == u and V.PITCH_OF[nxt] > 0
+        P = np.concatenate(parts)  # P[t]: the odds of seq[t + 1]
+        x_ids, nxt = seq[:-1].astype(np.int64), seq[1:].astype(np.int64)
+        steps = np.arange(len(x_ids))
+        for u in range(4):
+            # the voice's last event up to each step (forward-filled): its note-on id, or -1 once it ended
+            last = np.maximum.accumulate(np.where(V.VOICE_OF[x_ids] == u, steps, -1))
+            held = np.where(last >= 0, x_ids[np.maximum(last, 0)], -1)
+            on = (last >= 0) & (V.PITCH_OF[held] > 0)
+            rows = steps[on]
+            exp_off[u] += P[rows, off_id[u]].sum()
+            act_off[u] += (nxt[on] == off_id[u]).sum()
+            same[u] += P[rows, held[on]].sum()
+            legato[u] += P[rows][:, on_ids[u]].sum()
+            act_legato[u] += ((V.VOICE_OF[nxt[on]] == u) & (V.PITCH_OF[nxt[on]] > 0)).sum()
     print(f"{model_dir}, teacher-forced on {min(n_songs, len(offs) - 1)} test songs")
-    print("| voice | NOTEOFF: summed probability / real count | note-on while sounding: summed / real | "
-          "of it, the sounding pitch |")
-    print("|---|---|---|---|")
+    _header("voice", "NOTEOFF: summed probability / real count", "note-on while sounding: summed / real",
+            "of it, the sounding pitch")
     for u, v in enumerate(names):
         print(f"| {v} | {exp_off[u]:.0f} / {act_off[u]:.0f} ({exp_off[u] / max(act_off[u], 1):.3f}) | "
               f"{legato[u]:.0f} / {act_legato[u]:.0f} | {same[u] / max(legato[u], 1e-9):.3f} |")
@@ -178,17 +179,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="greedy: groups to leave out")
     ap.add_argument("--data", default="data/nesmdb", help="calibration: prepared NES-MDB")
     ap.add_argument("--songs", type=int, default=30, help="calibration: test songs")
+    ap.add_argument("--real", default=B.DEFAULT_REAL, help="NES-MDB MIDI tarball or folder (real songs)")
     a = ap.parse_args()
-    if a.probe == "greedy":
-        greedy(a.target, a.steps)
-    elif a.probe == "keys":
-        keys(a.target)
-    elif a.probe == "voices":
-        voices(a.target)
-    elif a.probe == "tails":
-        tails(a.target)
-    else:
+    if a.probe == "calibration":
         calibration(a.target, a.data, a.songs)
+    elif a.probe == "greedy":
+        greedy(a.target, a.real, a.steps)
+    else:
+        {"keys": keys, "voices": voices, "tails": tails}[a.probe](a.target, a.real)
 
 
 if __name__ == "__main__":
